@@ -1,0 +1,291 @@
+//! Direct-I/O appender for one segment file.
+//!
+//! O_DIRECT demands 4 KiB-aligned positions, lengths and buffers, but batches have any
+//! size. So the appender copies batches into an aligned 1 MiB chunk buffer and:
+//! - writes a chunk as soon as it is full (write-behind, up to [`WRITES_IN_FLIGHT_MAX`]
+//!   in flight, which is what reaches the disk's sequential bandwidth);
+//! - on flush, writes the partly filled pages of the current chunk (the tail page padded
+//!   with zeros) and keeps the tail page in memory, so the next flush rewrites it with
+//!   more data;
+//! - pre-allocates the file in [`PREALLOCATE_STEP_BYTES`] steps so writes do not wait for
+//!   block allocation. The logical end is tracked here, apart from the file size; closing
+//!   trims the file to it.
+//!
+//! Two writes that cover the same page must reach the disk in issue order, or an older
+//! zero-padded tail could land over newer data. Only partial-page writes overlap later
+//! writes, so every write waits for the previous partial write before it is issued.
+//!
+//! The appender is synchronous: it returns futures ([`WriteHandle`]) for the caller to
+//! await, so the owning log never holds a `RefCell` borrow across an await.
+
+use crate::error::{EngineError, Result};
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use glommio::io::{DmaBuffer, DmaFile};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// O_DIRECT alignment used for every write and read.
+pub const PAGE_BYTES: u64 = 4096;
+/// Size of one write-behind chunk.
+pub const CHUNK_BYTES: usize = 1 << 20;
+/// Bound on concurrent chunk writes per segment; appends wait beyond it (back-pressure).
+pub const WRITES_IN_FLIGHT_MAX: usize = 8;
+/// Pre-allocation step.
+pub const PREALLOCATE_STEP_BYTES: u64 = 32 << 20;
+
+/// A spawned write or flush that several waiters can await.
+pub type WriteHandle = Shared<LocalBoxFuture<'static, Result<()>>>;
+
+/// Rounds down to a page boundary.
+pub fn page_down(position: u64) -> u64 {
+    position & !(PAGE_BYTES - 1)
+}
+
+/// Rounds up to a page boundary.
+pub fn page_up(position: u64) -> u64 {
+    page_down(position + PAGE_BYTES - 1)
+}
+
+/// Writes batches to one segment file through O_DIRECT.
+pub struct Appender {
+    file: Rc<DmaFile>,
+    path: PathBuf,
+    /// Aligned buffer covering file range `[chunk_start, chunk_start + CHUNK_BYTES)`.
+    chunk: DmaBuffer,
+    chunk_start: u64,
+    /// Logical end of the data.
+    end: u64,
+    /// Data below this position has been handed to a write (the last page maybe partly).
+    issued: u64,
+    /// Unfinished writes with the file position each starts at.
+    in_flight: VecDeque<(u64, WriteHandle)>,
+    /// The newest partial-page write; the next write must not overtake it.
+    last_partial: Option<WriteHandle>,
+    /// File size reserved with fallocate.
+    preallocated: u64,
+    /// The first write error; after it, nothing is written.
+    failed: Option<EngineError>,
+}
+
+impl Appender {
+    /// Takes over a segment file whose valid data ends at `end`. The caller has already
+    /// trimmed the file to `end` (so nothing stale lies beyond it) and read the bytes of
+    /// the page holding `end` into `tail_page` (empty when `end` is page-aligned).
+    pub fn new(file: Rc<DmaFile>, path: &Path, end: u64, tail_page: &[u8]) -> Self {
+        let chunk_start = page_down(end);
+        assert_eq!(tail_page.len() as u64, end - chunk_start, "tail page covers [page, end)");
+        let mut chunk = file.alloc_dma_buffer(CHUNK_BYTES);
+        chunk.as_bytes_mut()[..tail_page.len()].copy_from_slice(tail_page);
+        Appender {
+            file,
+            path: path.to_path_buf(),
+            chunk,
+            chunk_start,
+            end,
+            issued: end,
+            in_flight: VecDeque::new(),
+            last_partial: None,
+            preallocated: end,
+            failed: None,
+        }
+    }
+
+    /// The file this appender writes.
+    pub fn file(&self) -> &Rc<DmaFile> {
+        &self.file
+    }
+
+    /// Logical end of the data, in bytes.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The first write error, if any.
+    pub fn failure(&self) -> Option<&EngineError> {
+        self.failed.as_ref()
+    }
+
+    /// If appending `additional` bytes would pass the pre-allocated size, returns the new
+    /// size to pre-allocate; the caller awaits `file.pre_allocate` and then calls
+    /// [`Appender::set_preallocated`].
+    pub fn preallocation_needed(&self, additional: u64) -> Option<u64> {
+        let needed = self.end + additional;
+        (needed > self.preallocated).then(|| page_up(needed).max(self.preallocated + PREALLOCATE_STEP_BYTES))
+    }
+
+    /// Records a finished pre-allocation.
+    pub fn set_preallocated(&mut self, size: u64) {
+        self.preallocated = self.preallocated.max(size);
+    }
+
+    /// Copies `data` after the current end, issuing a write for each chunk it fills.
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        while !data.is_empty() {
+            let at = (self.end - self.chunk_start) as usize;
+            let n = data.len().min(CHUNK_BYTES - at);
+            self.chunk.as_bytes_mut()[at..at + n].copy_from_slice(&data[..n]);
+            self.end += n as u64;
+            data = &data[n..];
+            if at + n == CHUNK_BYTES {
+                self.issue_full_chunk();
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns a write to wait for when too many are in flight.
+    pub fn backpressure(&mut self) -> Option<WriteHandle> {
+        self.prune_finished();
+        (self.in_flight.len() > WRITES_IN_FLIGHT_MAX).then(|| self.in_flight[0].1.clone())
+    }
+
+    /// Position below which every byte is on disk (written, not necessarily fsynced):
+    /// reads below it may go to the file; above it they must be served from memory.
+    pub fn readable_on_disk(&mut self) -> u64 {
+        self.prune_finished();
+        self.in_flight
+            .iter()
+            .map(|(start, _)| *start)
+            .fold(self.issued, u64::min)
+    }
+
+    /// Issues the write of everything not yet issued and returns a future that completes
+    /// once all writes issued so far are done and an `fdatasync` has covered them.
+    pub fn begin_flush(&mut self) -> WriteHandle {
+        if let Some(error) = &self.failed {
+            let error = error.clone();
+            return async move { Err(error) }.boxed_local().shared();
+        }
+        if self.end > self.issued {
+            self.issue_partial();
+        }
+        let writes: Vec<WriteHandle> = self.in_flight.iter().map(|(_, w)| w.clone()).collect();
+        let file = self.file.clone();
+        let path = self.path.clone();
+        spawn_shared(async move {
+            for write in writes {
+                write.await?;
+            }
+            file.fdatasync()
+                .await
+                .map_err(|e| EngineError::io("fdatasync", &path, e))
+        })
+    }
+
+    /// Waits for every issued write (used before truncation and close, so that no late
+    /// write lands over a trimmed file). Returns a future to await outside any borrow.
+    pub fn drain(&mut self) -> impl std::future::Future<Output = Result<()>> + 'static {
+        let writes: Vec<WriteHandle> = self.in_flight.iter().map(|(_, w)| w.clone()).collect();
+        async move {
+            for write in writes {
+                write.await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Marks the appender failed: used by the log when a flush future reports an error.
+    pub fn fail(&mut self, error: EngineError) {
+        self.failed.get_or_insert(error);
+    }
+
+    fn issue_full_chunk(&mut self) {
+        let chunk_end = self.chunk_start + CHUNK_BYTES as u64;
+        debug_assert_eq!(self.end, chunk_end);
+        let next = self.file.alloc_dma_buffer(CHUNK_BYTES);
+        let full = std::mem::replace(&mut self.chunk, next);
+        let write_start = page_down(self.issued);
+        let buffer = if write_start == self.chunk_start {
+            full
+        } else {
+            // Part of this chunk went out with an earlier flush: write only the rest.
+            self.copy_to_buffer(&full, write_start, chunk_end)
+        };
+        let _chunk_write = self.issue(buffer, write_start);
+        // This write waited for the last partial one and covers everything after it, so
+        // later writes only need to wait for partial writes issued from now on.
+        self.last_partial = None;
+        self.chunk_start = chunk_end;
+        self.issued = chunk_end;
+    }
+
+    fn issue_partial(&mut self) {
+        let write_start = page_down(self.issued);
+        let write_end = page_up(self.end);
+        let mut buffer = self.copy_to_buffer(&self.chunk, write_start, self.end);
+        let data_len = (self.end - write_start) as usize;
+        buffer.as_bytes_mut()[data_len..].fill(0);
+        assert_eq!(buffer.len() as u64, write_end - write_start);
+        let handle = self.issue(buffer, write_start);
+        self.last_partial = Some(handle);
+        self.issued = self.end;
+    }
+
+    /// Copies file range `[from, to)` of `chunk` into a new page-rounded buffer.
+    fn copy_to_buffer(&self, chunk: &DmaBuffer, from: u64, to: u64) -> DmaBuffer {
+        assert!(from >= self.chunk_start && from % PAGE_BYTES == 0);
+        let len = (to - from) as usize;
+        let mut buffer = self.file.alloc_dma_buffer(page_up(len as u64) as usize);
+        let at = (from - self.chunk_start) as usize;
+        buffer.as_bytes_mut()[..len].copy_from_slice(&chunk.as_bytes()[at..at + len]);
+        buffer
+    }
+
+    fn issue(&mut self, buffer: DmaBuffer, position: u64) -> WriteHandle {
+        assert!(position % PAGE_BYTES == 0 && buffer.len() as u64 % PAGE_BYTES == 0);
+        let previous = self.last_partial.clone();
+        let file = self.file.clone();
+        let path = self.path.clone();
+        let expected = buffer.len();
+        let handle = spawn_shared(async move {
+            if let Some(previous) = previous {
+                previous.await?;
+            }
+            let written = file
+                .write_at(buffer, position)
+                .await
+                .map_err(|e| EngineError::io("write", &path, e))?;
+            if written != expected {
+                return Err(EngineError::io(
+                    "short write",
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::WriteZero, format!("{written} of {expected} bytes at {position}")),
+                ));
+            }
+            Ok(())
+        });
+        self.in_flight.push_back((position, handle.clone()));
+        handle
+    }
+
+    fn prune_finished(&mut self) {
+        let mut index = 0;
+        while index < self.in_flight.len() {
+            match self.in_flight[index].1.peek() {
+                Some(Ok(())) => {
+                    self.in_flight.remove(index);
+                }
+                Some(Err(error)) => {
+                    let error = error.clone();
+                    self.fail(error);
+                    self.in_flight.remove(index);
+                }
+                None => index += 1,
+            }
+        }
+    }
+}
+
+/// Spawns `future` on the current executor so it makes progress even when nobody polls
+/// the returned handle, and lets several waiters share its result.
+pub fn spawn_shared<F>(future: F) -> WriteHandle
+where
+    F: std::future::Future<Output = Result<()>> + 'static,
+{
+    let task = glommio::spawn_local(future);
+    async move { task.await }.boxed_local().shared()
+}

@@ -1,0 +1,95 @@
+//! Per-log settings, named after Kafka's topic configs where Kafka has one.
+
+use crate::error::{EngineError, Result};
+use std::time::Duration;
+
+/// When appended data is forced to disk with `fdatasync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Every append waits for an fsync that covers it (group-committed: one fsync covers
+    /// every batch written before it started). The high watermark is the fsynced end, so
+    /// consumers never see data a crash could take back. The default.
+    EveryAppend,
+    /// fsync once this many bytes are unflushed (Kafka's `flush.messages` in bytes).
+    /// Appends are acknowledged once written; a crash may lose up to this many bytes.
+    Bytes(u64),
+    /// fsync at least this often (Kafka's `flush.ms`), driven by the shard's timer.
+    /// A crash may lose the last interval.
+    Interval(Duration),
+    /// fsync only when a segment rolls or the log closes; the OS and device decide.
+    Never,
+}
+
+impl FlushPolicy {
+    /// Whether an append must wait for its fsync before it is acknowledged.
+    pub fn syncs_every_append(&self) -> bool {
+        matches!(self, FlushPolicy::EveryAppend)
+    }
+}
+
+/// Settings of one partition log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll the active segment once it holds this many bytes (`segment.bytes`).
+    pub segment_bytes: u64,
+    /// Roll the active segment once it is this old (`segment.ms`).
+    pub segment_ms: Option<Duration>,
+    /// Delete closed segments whose newest record is older than this (`retention.ms`).
+    pub retention_ms: Option<Duration>,
+    /// Delete oldest closed segments while the log is larger than this (`retention.bytes`).
+    pub retention_bytes: Option<u64>,
+    /// Bytes between sparse index entries (`index.interval.bytes`).
+    pub index_interval_bytes: u64,
+    /// Largest batch accepted (`max.message.bytes`).
+    pub max_message_bytes: usize,
+    /// When to fsync.
+    pub flush: FlushPolicy,
+    /// Stamp batches with the broker's clock (`message.timestamp.type=LogAppendTime`).
+    pub log_append_time: bool,
+    /// Recent batches kept in memory for zero-copy reads, per partition.
+    pub tail_cache_bytes: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 128 << 20,
+            segment_ms: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_ms: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1 << 20,
+            flush: FlushPolicy::EveryAppend,
+            log_append_time: false,
+            tail_cache_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Segment positions are stored as u32 in the index, so a segment stays below 2 GiB.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
+
+impl LogConfig {
+    /// Checks ranges that the on-disk format depends on.
+    pub fn validate(&self) -> Result<()> {
+        if self.segment_bytes < 1024 || self.segment_bytes > SEGMENT_BYTES_MAX {
+            return Err(EngineError::Config(format!(
+                "segment.bytes = {} must be in [1024, {SEGMENT_BYTES_MAX}]",
+                self.segment_bytes
+            )));
+        }
+        if self.max_message_bytes as u64 > self.segment_bytes.max(SEGMENT_BYTES_MAX / 2) {
+            return Err(EngineError::Config(format!(
+                "max.message.bytes = {} is larger than a segment can hold",
+                self.max_message_bytes
+            )));
+        }
+        if self.max_message_bytes < crate::batch::BATCH_HEADER_BYTES {
+            return Err(EngineError::Config("max.message.bytes is smaller than a batch header".into()));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err(EngineError::Config("index.interval.bytes must be > 0".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! Small-file and directory helpers: index files, checkpoints, directory fsync, and the
+//! DMA probe. None of these are on the produce/fetch path; blocking file calls run on
+//! glommio's blocking thread pool so the shard's reactor keeps serving.
+
+use crate::error::{EngineError, Result};
+use crate::index::SegmentIndex;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Name of the file opened first by every shard, see [`ensure_dma_probe`].
+pub const PROBE_FILE_NAME: &str = ".probe";
+
+/// Works around glommio 0.9's polled-I/O misdetection (DESIGN.md §6): if the first DMA
+/// file an executor opens on a disk is new and empty, glommio decides the disk supports
+/// polled I/O and later reads fail with EOPNOTSUPP. Opening a non-empty file first makes
+/// the probe see real data. Cheap enough to call before every log open.
+pub async fn ensure_dma_probe(dir: &Path) -> Result<()> {
+    let path = dir.join(PROBE_FILE_NAME);
+    let needs_content = std::fs::metadata(&path).map(|m| m.len() < 4096).unwrap_or(true);
+    if needs_content {
+        std::fs::write(&path, [0u8; 4096]).map_err(|e| EngineError::io("write", &path, e))?;
+    }
+    let file = glommio::io::DmaFile::open(&path)
+        .await
+        .map_err(|e| EngineError::io("open", &path, e))?;
+    file.close().await.map_err(|e| EngineError::io("close", &path, e))
+}
+
+/// fsyncs a directory so that files created or removed in it survive a crash.
+pub async fn sync_dir(dir: &Path) -> Result<()> {
+    let directory = glommio::io::Directory::open(dir)
+        .await
+        .map_err(|e| EngineError::io("open directory", dir, e))?;
+    directory.sync().await.map_err(|e| EngineError::io("fsync directory", dir, e))?;
+    directory.close().await.map_err(|e| EngineError::io("close directory", dir, e))
+}
+
+/// Paths of the `.index` and `.timeindex` files next to a segment's `.log`.
+pub fn index_paths(log_path: &Path) -> (PathBuf, PathBuf) {
+    (log_path.with_extension("index"), log_path.with_extension("timeindex"))
+}
+
+/// Reads a closed segment's index files; `None` when either is missing or unreadable.
+pub fn read_index_files(log_path: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (offsets, times) = index_paths(log_path);
+    Some((std::fs::read(offsets).ok()?, std::fs::read(times).ok()?))
+}
+
+/// Writes a segment's index files durably (off the reactor thread).
+pub async fn write_index_files(log_path: &Path, index: &SegmentIndex) -> Result<()> {
+    let (offsets_path, times_path) = index_paths(log_path);
+    let (offsets, times) = index.encode();
+    run_blocking(move || {
+        write_durably(&offsets_path, &offsets)?;
+        write_durably(&times_path, &times)
+    })
+    .await
+}
+
+/// Replaces `path` atomically with `contents`: write a temporary file, fsync it, rename,
+/// fsync the directory. A crash leaves either the old or the new contents.
+pub async fn write_checkpoint(path: &Path, contents: Vec<u8>) -> Result<()> {
+    let path = path.to_path_buf();
+    run_blocking(move || {
+        let temporary = path.with_extension("tmp");
+        write_durably(&temporary, &contents)?;
+        std::fs::rename(&temporary, &path).map_err(|e| EngineError::io("rename", &path, e))?;
+        let dir = path.parent().expect("checkpoint files live in a directory");
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| EngineError::io("fsync directory", dir, e))
+    })
+    .await
+}
+
+/// Removes files (deleted segments) off the reactor thread; a file already gone is fine.
+pub async fn remove_files(paths: Vec<PathBuf>) -> Result<()> {
+    run_blocking(move || {
+        for path in paths {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io("remove", &path, e)),
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn write_durably(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut file = std::fs::File::create(path).map_err(|e| EngineError::io("create", path, e))?;
+    file.write_all(contents).map_err(|e| EngineError::io("write", path, e))?;
+    file.sync_all().map_err(|e| EngineError::io("fsync", path, e))
+}
+
+async fn run_blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(work).await
+}

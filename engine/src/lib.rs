@@ -1,0 +1,32 @@
+//! sluice's storage engine: each partition is a segmented, append-only log of Kafka v2
+//! record batches, written with direct I/O (O_DIRECT) through glommio, one shard per core.
+//!
+//! Map of the crate (see docs/ARCHITECTURE.md for the whole picture):
+//! - [`batch`]: the v2 batch header view, validation and in-place offset assignment;
+//!   [`batch_builder`] encodes batches for tools and tests.
+//! - [`appender`]: aligned write-behind with the in-memory tail page.
+//! - [`index`], [`segment`], [`scan`]: one segment file, its sparse indexes, and the walk
+//!   over its batches used by recovery and reads.
+//! - [`log`]: a partition log — append, read, flush (group commit), truncate, retention.
+//! - [`tail_cache`]: recent batches served without disk reads.
+//! - [`epochs`]: leader epoch history.
+//! - [`shard`]: the executors and the partitions each owns.
+//! - [`fs`]: small files (indexes, checkpoints) and directory fsync.
+
+pub mod appender;
+pub mod batch;
+pub mod batch_builder;
+pub mod config;
+pub mod epochs;
+pub mod error;
+pub mod fs;
+pub mod index;
+pub mod log;
+pub mod scan;
+pub mod segment;
+pub mod shard;
+pub mod tail_cache;
+
+pub use config::{FlushPolicy, LogConfig};
+pub use error::{EngineError, Result};
+pub use log::{AppendInfo, LogRead, PartitionLog, ReadLimit, RecoveryReport, RetentionReport};

@@ -1,0 +1,744 @@
+//! A partition log: ordered segments, the tail cache, offsets, flushing and retention.
+//!
+//! Concurrency model: a log belongs to one shard and is used by many tasks of that shard.
+//! Mutable state sits in a `RefCell` that is borrowed only in synchronous sections, never
+//! across an `.await`; I/O is awaited through handles that own what they need (the file,
+//! the buffer). Appends, rolls, truncation and retention take a one-unit semaphore so
+//! they happen one at a time in arrival order; flushes do not, so appends keep flowing
+//! into the buffer while an fsync is in flight (group commit).
+
+use crate::appender::WriteHandle;
+use crate::batch::{assign_offsets, into_mut, BatchHeader};
+use crate::config::{FlushPolicy, LogConfig};
+use crate::epochs::LeaderEpochs;
+use crate::error::{EngineError, Result};
+use crate::fs;
+use crate::segment::{parse_log_file_name, Segment, TornTail};
+use crate::tail_cache::TailCache;
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// File in the partition directory holding the log start offset.
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
+/// File in the partition directory holding the leader epoch history.
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+/// Where a successful append put the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The broker time stamped into the batch when the log uses `LogAppendTime`.
+    pub log_append_time_ms: Option<i64>,
+}
+
+/// Which end bounds a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLimit {
+    /// Up to the high watermark: what consumers see.
+    HighWatermark,
+    /// Up to the log end: what a follower replicates.
+    LogEnd,
+}
+
+/// Batches returned by [`PartitionLog::read`], with the offsets at the time of the read.
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    /// Whole batches in offset order; empty when nothing is available yet.
+    pub batches: Vec<Bytes>,
+    /// High watermark when the read was served.
+    pub high_watermark: i64,
+    /// Log start offset when the read was served.
+    pub log_start_offset: i64,
+    /// Log end offset when the read was served.
+    pub log_end_offset: i64,
+}
+
+/// What opening the log found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Segments opened.
+    pub segments: usize,
+    /// A torn or garbage tail cut off the active segment.
+    pub torn_tail: Option<TornTail>,
+    /// Closed segments with a corrupt batch: file, position, reason.
+    pub corrupt_segments: Vec<EngineError>,
+}
+
+/// What [`PartitionLog::apply_retention`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes freed.
+    pub bytes_deleted: u64,
+}
+
+struct LogState {
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    /// Offsets below this are fsynced.
+    durable_end: i64,
+    /// The fsync in flight and the log end it will make durable.
+    flush_in_progress: Option<(i64, WriteHandle)>,
+    unflushed_bytes: u64,
+    last_flush: Instant,
+    tail: TailCache,
+    epochs: LeaderEpochs,
+    failed: Option<EngineError>,
+}
+
+/// One partition's log. See the module docs for the concurrency model.
+pub struct PartitionLog {
+    name: String,
+    dir: PathBuf,
+    state: RefCell<LogState>,
+    append_permit: Semaphore,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl LogState {
+    fn active(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+    fn log_end(&self) -> i64 {
+        self.segments.values().next_back().expect("a log always has a segment").next_offset()
+    }
+    fn high_watermark(&self) -> i64 {
+        if self.config.flush.syncs_every_append() {
+            self.durable_end.min(self.log_end())
+        } else {
+            self.log_end()
+        }
+    }
+    fn check_failed(&self) -> Result<()> {
+        self.failed.as_ref().map_or(Ok(()), |e| Err(e.clone()))
+    }
+    fn evict_tail_cache(&mut self) {
+        let budget = self.config.tail_cache_bytes;
+        let active_base = self.segments.keys().next_back().copied().expect("active segment");
+        let readable = self.active().appender_mut().map_or(u64::MAX, |a| a.readable_on_disk());
+        self.tail.evict(budget, |segment_base, end_position| {
+            segment_base != active_base || end_position <= readable
+        });
+    }
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in directory `dir` (named `<topic>-<partition>`),
+    /// recovering from whatever a crash left: the active segment is walked batch by batch
+    /// and cut at the first torn, zeroed or corrupt batch; closed segments load their
+    /// indexes (rebuilt when missing or inconsistent).
+    pub async fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, RecoveryReport)> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create directory", dir, e))?;
+        fs::ensure_dma_probe(dir.parent().unwrap_or(dir)).await?;
+        let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+            .map_err(|e| EngineError::io("list", dir, e))?
+            .filter_map(|entry| entry.ok()?.file_name().to_str().and_then(parse_log_file_name))
+            .collect();
+        bases.sort_unstable();
+        let checkpointed_start = read_i64_file(&dir.join(LOG_START_CHECKPOINT)).unwrap_or(0);
+
+        let mut report = RecoveryReport::default();
+        let mut segments = BTreeMap::new();
+        let last = bases.pop();
+        for base in bases {
+            let segment = Segment::open_closed(dir, base, &config).await?;
+            if let Some((position, reason)) = segment.corruption() {
+                report.corrupt_segments.push(EngineError::Corrupt {
+                    file: segment.path().to_path_buf(),
+                    position: *position,
+                    reason: reason.clone(),
+                });
+            }
+            segments.insert(base, segment);
+        }
+        let active = match last {
+            Some(base) => {
+                let (segment, torn) = Segment::open_active(dir, base, &config, None).await?;
+                if let Some(torn) = &torn {
+                    tracing::warn!(partition = %name, file = %segment.path().display(), position = torn.position,
+                        discarded = torn.discarded_bytes, reason = %torn.reason, "cut torn tail during recovery");
+                }
+                report.torn_tail = torn;
+                // What recovery read back may still sit in the device cache only.
+                segment.sync().await?;
+                segment
+            }
+            None => Segment::create(dir, checkpointed_start.max(0)).await?,
+        };
+        segments.insert(active.base_offset(), active);
+        report.segments = segments.len();
+
+        let first_base = *segments.keys().next().expect("at least the active segment");
+        let log_end = segments.values().next_back().expect("active").next_offset();
+        let mut epochs = std::fs::read_to_string(dir.join(LEADER_EPOCH_CHECKPOINT))
+            .map(|text| LeaderEpochs::decode(&text))
+            .unwrap_or_default();
+        epochs.truncate_from(log_end);
+        let state = LogState {
+            log_start_offset: checkpointed_start.max(first_base).min(log_end),
+            durable_end: log_end,
+            flush_in_progress: None,
+            unflushed_bytes: 0,
+            last_flush: Instant::now(),
+            tail: TailCache::default(),
+            epochs,
+            failed: None,
+            segments,
+            config,
+        };
+        let log = PartitionLog {
+            name,
+            dir: dir.to_path_buf(),
+            state: RefCell::new(state),
+            append_permit: Semaphore::new(1),
+        };
+        Ok((log, report))
+    }
+
+    /// The partition directory's name (`topic-N`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// First offset still held.
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+    /// Offset the next append gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.borrow().log_end()
+    }
+    /// Offsets below this are visible to consumers: the fsynced end when every append is
+    /// fsynced, else the log end (on one node; replication will lower it to what the
+    /// in-sync replicas hold).
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark()
+    }
+    /// Bytes stored, over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.values().map(Segment::size).sum()
+    }
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+    /// Current settings.
+    pub fn config(&self) -> LogConfig {
+        self.state.borrow().config.clone()
+    }
+    /// Changes settings at runtime (topic config change). Takes effect from the next
+    /// append, roll or retention pass.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.state.borrow_mut().config = config;
+        Ok(())
+    }
+    /// OffsetsForLeaderEpoch for this log.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let state = self.state.borrow();
+        state.epochs.end_offset_for(epoch, state.log_end())
+    }
+
+    /// Appends one batch as sent by a producer: validates it (magic 2, length, CRC,
+    /// in-batch offsets), assigns offsets, stamps the leader epoch, and writes it. Returns
+    /// once the batch is durable when the flush policy is [`FlushPolicy::EveryAppend`],
+    /// else once it is written to the appender.
+    pub async fn append(&self, batch: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
+        let max_bytes = self.state.borrow().config.max_message_bytes;
+        self.validate_batch(&batch, max_bytes)?;
+        let mut batch = into_mut(batch);
+        let info = {
+            let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+            self.state.borrow().check_failed()?;
+            if self.state.borrow_mut().should_roll(batch.len()) {
+                self.roll_locked().await?;
+            }
+            self.preallocate_locked(batch.len() as u64).await?;
+            let epoch_changed = {
+                let mut state = self.state.borrow_mut();
+                let start = state.log_end();
+                state.epochs.is_new_epoch(leader_epoch).then(|| {
+                    state.epochs.push(leader_epoch, start);
+                    state.epochs.encode()
+                })
+            };
+            if let Some(contents) = epoch_changed {
+                // Written before the batch: a crash leaves an epoch starting past the log
+                // end, which recovery drops, never a batch with an unrecorded epoch.
+                fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await?;
+            }
+            let (info, backpressure) = {
+                let mut state = self.state.borrow_mut();
+                let base_offset = state.log_end();
+                let log_append_time_ms = state.config.log_append_time.then(now_ms);
+                assign_offsets(&mut batch, base_offset, leader_epoch, log_append_time_ms);
+                let batch = batch.freeze();
+                let header = BatchHeader::parse(&batch, usize::MAX).expect("validated above");
+                let interval = state.config.index_interval_bytes;
+                let active = state.active();
+                active.append(&batch, &header, interval)?;
+                let (segment_base, end_position) = (active.base_offset(), active.size());
+                let backpressure = active.appender_mut().expect("active").backpressure();
+                let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
+                state.unflushed_bytes += batch.len() as u64;
+                state.tail.push(base_offset, info.last_offset, batch, segment_base, end_position);
+                state.evict_tail_cache();
+                (info, backpressure)
+            };
+            if let Some(write) = backpressure {
+                write.await?;
+            }
+            info
+        };
+        let must_flush = {
+            let state = self.state.borrow();
+            match state.config.flush {
+                FlushPolicy::EveryAppend => true,
+                FlushPolicy::Bytes(limit) => state.unflushed_bytes >= limit,
+                FlushPolicy::Interval(_) | FlushPolicy::Never => false,
+            }
+        };
+        if must_flush {
+            self.flush_to(info.last_offset + 1).await?;
+        }
+        Ok(info)
+    }
+
+    fn validate_batch(&self, batch: &[u8], max_bytes: usize) -> Result<()> {
+        if batch.len() > max_bytes {
+            return Err(EngineError::BatchTooLarge { partition: self.name.clone(), size: batch.len(), max: max_bytes });
+        }
+        let invalid = |reason| EngineError::InvalidBatch { partition: self.name.clone(), reason };
+        let header = BatchHeader::parse_verified(batch, max_bytes).map_err(invalid)?;
+        if header.size() != batch.len() {
+            return Err(invalid(crate::batch::BatchError::Truncated { available: batch.len(), needed: header.size() }));
+        }
+        if header.last_offset_delta() != header.record_count() - 1 {
+            return Err(invalid(crate::batch::BatchError::InvalidCounts {
+                record_count: header.record_count(),
+                last_offset_delta: header.last_offset_delta(),
+            }));
+        }
+        Ok(())
+    }
+
+    async fn preallocate_locked(&self, additional: u64) -> Result<()> {
+        let needed = {
+            let mut state = self.state.borrow_mut();
+            let appender = state.active().appender_mut().expect("active");
+            appender.preallocation_needed(additional).map(|size| (appender.file().clone(), size))
+        };
+        if let Some((file, size)) = needed {
+            let path = self.state.borrow_mut().active().path().to_path_buf();
+            file.pre_allocate(size, false).await.map_err(|e| EngineError::io("fallocate", &path, e))?;
+            self.state.borrow_mut().active().appender_mut().expect("active").set_preallocated(size);
+        }
+        Ok(())
+    }
+
+    /// Waits until everything appended so far is fsynced.
+    pub async fn flush(&self) -> Result<()> {
+        let end = self.log_end_offset();
+        self.flush_to(end).await
+    }
+
+    /// Waits until offsets below `target` are fsynced. Group commit: if an fsync is in
+    /// flight, wait for it and start another only if it did not cover `target`; one
+    /// fsync thus covers every batch written before it started.
+    async fn flush_to(&self, target: i64) -> Result<()> {
+        loop {
+            let (end, flush) = {
+                let mut state = self.state.borrow_mut();
+                state.check_failed()?;
+                if state.durable_end >= target {
+                    return Ok(());
+                }
+                match &state.flush_in_progress {
+                    Some((end, flush)) => (*end, flush.clone()),
+                    None => {
+                        let end = state.log_end();
+                        let flush = state.active().appender_mut().expect("active").begin_flush();
+                        state.unflushed_bytes = 0;
+                        state.flush_in_progress = Some((end, flush.clone()));
+                        (end, flush)
+                    }
+                }
+            };
+            let result = flush.clone().await;
+            self.complete_flush(end, &flush, result)?;
+        }
+    }
+
+    /// Records the outcome of a flush; any waiter may do it, only the first one counts.
+    fn complete_flush(&self, end: i64, flush: &WriteHandle, result: Result<()>) -> Result<()> {
+        let mut state = self.state.borrow_mut();
+        let current = state.flush_in_progress.as_ref().is_some_and(|(_, f)| f.ptr_eq(flush));
+        if current {
+            state.flush_in_progress = None;
+            state.last_flush = Instant::now();
+            match &result {
+                Ok(()) => state.durable_end = state.durable_end.max(end.min(state.log_end())),
+                Err(error) => self.fail(&mut state, error.clone()),
+            }
+        }
+        result
+    }
+
+    fn fail(&self, state: &mut LogState, error: EngineError) {
+        tracing::error!(partition = %self.name, %error, "log failed; appends refused until reopened");
+        if let Some(appender) = state.active().appender_mut() {
+            appender.fail(error.clone());
+        }
+        state.failed.get_or_insert(EngineError::Failed { partition: self.name.clone(), cause: error.to_string() });
+    }
+
+    /// For [`FlushPolicy::Interval`]: flushes if the interval has passed since the last
+    /// flush and there is unflushed data. The shard's timer calls this.
+    pub async fn flush_if_due(&self) -> Result<()> {
+        let due = {
+            let state = self.state.borrow();
+            match state.config.flush {
+                FlushPolicy::Interval(interval) => state.unflushed_bytes > 0 && state.last_flush.elapsed() >= interval,
+                _ => false,
+            }
+        };
+        if due {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches from `from`, up to `max_bytes` (at least one batch if any is
+    /// available), bounded by the high watermark or the log end. Recent data comes from
+    /// the tail cache without a copy; older data from disk, CRC-checked.
+    pub async fn read(&self, from: i64, max_bytes: usize, limit: ReadLimit) -> Result<LogRead> {
+        let mut offset = from;
+        loop {
+            let (plan, mut result, max_offset) = {
+                let mut state = self.state.borrow_mut();
+                let log_end = state.log_end();
+                let max_offset = match limit {
+                    ReadLimit::HighWatermark => state.high_watermark(),
+                    ReadLimit::LogEnd => log_end,
+                };
+                let result = LogRead {
+                    batches: Vec::new(),
+                    high_watermark: state.high_watermark(),
+                    log_start_offset: state.log_start_offset,
+                    log_end_offset: log_end,
+                };
+                if offset < state.log_start_offset || offset > log_end {
+                    return Err(EngineError::OffsetOutOfRange {
+                        partition: self.name.clone(),
+                        offset,
+                        log_start: state.log_start_offset,
+                        log_end,
+                    });
+                }
+                if offset >= max_offset {
+                    return Ok(result);
+                }
+                if let Some(batches) = state.tail.read(offset, max_offset, max_bytes) {
+                    return Ok(LogRead { batches, ..result });
+                }
+                let segment = state
+                    .segments
+                    .range_mut(..=offset)
+                    .next_back()
+                    .map(|(_, s)| s)
+                    .expect("offset >= log start lies in a segment");
+                if offset >= segment.next_offset() {
+                    // A gap after this segment (truncation or compaction): move on.
+                    let next = state.segments.range(offset + 1..).next().map(|(base, _)| *base);
+                    match next {
+                        Some(next) => {
+                            offset = next;
+                            continue;
+                        }
+                        None => return Ok(result),
+                    }
+                }
+                (segment.plan_read(offset), result, max_offset)
+            };
+            // The tail cache holds everything not yet readable from disk, and `offset` is
+            // older than the cache, so the disk has it.
+            result.batches = plan.read(offset, max_offset, max_bytes).await?.batches;
+            return Ok(result);
+        }
+    }
+
+    /// The earliest offset whose record timestamp is `>= timestamp`, with that timestamp
+    /// (Kafka's ListOffsets by time). `None` if every record is older.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let plans: Vec<_> = {
+            let mut state = self.state.borrow_mut();
+            let log_start = state.log_start_offset;
+            state
+                .segments
+                .values_mut()
+                .filter(|s| s.next_offset() > log_start && s.max_timestamp().is_some_and(|max| max >= timestamp))
+                .map(|s| s.plan_time_lookup(timestamp))
+                .collect()
+        };
+        let log_start = self.log_start_offset();
+        for plan in plans {
+            // The active segment's unwritten tail is not in the plan: fall back to the cache.
+            if let Some((offset, ts)) = plan.find_timestamp(timestamp).await? {
+                return Ok(Some((offset.max(log_start), ts)));
+            }
+        }
+        let state = self.state.borrow();
+        let cached = state.tail.read(log_start, state.log_end(), usize::MAX).unwrap_or_default();
+        Ok(cached.iter().find_map(|batch| {
+            let header = BatchHeader::parse(batch, usize::MAX).ok()?;
+            (header.max_timestamp() >= timestamp)
+                .then(|| crate::segment::first_record_at_or_after(&header, timestamp))
+        }))
+    }
+
+    /// Closes the active segment and starts a new one at the log end.
+    pub async fn roll(&self) -> Result<()> {
+        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        self.state.borrow().check_failed()?;
+        self.roll_locked().await
+    }
+
+    async fn roll_locked(&self) -> Result<()> {
+        let Some((path, end, next_base)) = self.seal_active().await? else {
+            return Ok(()); // empty active segment: nothing to roll
+        };
+        let index = self.state.borrow_mut().active().mark_closed().clone();
+        fs::write_index_files(&path, &index).await?;
+        let segment = Segment::create(&self.dir, next_base).await?;
+        tracing::debug!(partition = %self.name, closed = %path.display(), bytes = end, next_base, "rolled segment");
+        let mut state = self.state.borrow_mut();
+        state.durable_end = state.durable_end.max(next_base);
+        state.segments.insert(next_base, segment);
+        Ok(())
+    }
+
+    /// Flushes the active segment and trims its file to the logical size. Returns its
+    /// path, size and next offset, or `None` if it is empty.
+    async fn seal_active(&self) -> Result<Option<(PathBuf, u64, i64)>> {
+        let (flush, file, path, end, next_offset) = {
+            let mut state = self.state.borrow_mut();
+            let active = state.active();
+            if active.size() == 0 {
+                return Ok(None);
+            }
+            let (path, next_offset) = (active.path().to_path_buf(), active.next_offset());
+            let appender = active.appender_mut().expect("active");
+            (appender.begin_flush(), appender.file().clone(), path, appender.end(), next_offset)
+        };
+        let result = async {
+            flush.await?;
+            file.truncate(end).await.map_err(|e| EngineError::io("truncate", &path, e))?;
+            file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))
+        }
+        .await;
+        if let Err(error) = result {
+            self.fail(&mut self.state.borrow_mut(), error.clone());
+            return Err(error);
+        }
+        let mut state = self.state.borrow_mut();
+        state.durable_end = state.durable_end.max(next_offset);
+        Ok(Some((path, end, next_offset)))
+    }
+
+    /// Removes every batch at or after `offset` (a follower diverged from its leader).
+    /// If `offset` falls inside a batch, that whole batch goes: the log end becomes its
+    /// base offset. Durable before it returns.
+    pub async fn truncate_to(&self, offset: i64) -> Result<()> {
+        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let (in_flight, drain) = {
+            let mut state = self.state.borrow_mut();
+            let (log_start, log_end) = (state.log_start_offset, state.log_end());
+            if offset >= log_end {
+                return Ok(());
+            }
+            if offset < log_start {
+                return Err(EngineError::OffsetOutOfRange { partition: self.name.clone(), offset, log_start, log_end });
+            }
+            let in_flight = state.flush_in_progress.as_ref().map(|(_, f)| f.clone());
+            (in_flight, state.active().appender_mut().expect("active").drain())
+        };
+        // No write may land after the file is trimmed.
+        if let Some(flush) = in_flight {
+            let _ = flush.await;
+        }
+        drain.await?;
+        let (doomed, keep) = {
+            let mut state = self.state.borrow_mut();
+            let keep_base = *state.segments.range(..=offset).next_back().expect("offset >= log start").0;
+            let doomed: Vec<Segment> = state.segments.split_off(&(keep_base + 1)).into_values().collect();
+            (doomed, state.segments.remove(&keep_base).expect("found above"))
+        };
+        let mut doomed_paths = Vec::new();
+        for segment in &doomed {
+            let (index, timeindex) = fs::index_paths(segment.path());
+            doomed_paths.extend([segment.path().to_path_buf(), index, timeindex]);
+        }
+        // Remove later segments first: a crash in between leaves a shorter log, never
+        // a hole followed by stale data.
+        fs::remove_files(doomed_paths).await?;
+        let cut = position_of_batch_containing(&keep, offset).await?;
+        let keep_base = keep.base_offset();
+        drop(keep);
+        let (segment, _) = Segment::open_active(&self.dir, keep_base, &self.config(), Some(cut)).await?;
+        let (index, timeindex) = fs::index_paths(segment.path());
+        fs::remove_files(vec![index, timeindex]).await?;
+        let mut state = self.state.borrow_mut();
+        let new_end = segment.next_offset();
+        state.segments.insert(keep_base, segment);
+        state.tail.truncate_from(new_end);
+        state.durable_end = state.durable_end.min(new_end);
+        state.epochs.truncate_from(new_end);
+        state.flush_in_progress = None;
+        let contents = state.epochs.encode();
+        drop(state);
+        fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await
+    }
+
+    /// Raises the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
+    /// closed segments wholly below it. Returns the new log start offset.
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let (log_start, high_watermark) = {
+            let state = self.state.borrow();
+            (state.log_start_offset, state.high_watermark())
+        };
+        if offset > high_watermark {
+            return Err(EngineError::OffsetOutOfRange {
+                partition: self.name.clone(),
+                offset,
+                log_start,
+                log_end: high_watermark,
+            });
+        }
+        if offset > log_start {
+            self.move_log_start(offset).await?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes closed segments past `retention.ms` (by their newest timestamp) or beyond
+    /// `retention.bytes` (oldest first). The active segment is never deleted.
+    pub async fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
+        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let new_start = {
+            let state = self.state.borrow();
+            let config = &state.config;
+            let mut total: u64 = state.segments.values().map(Segment::size).sum();
+            let mut new_start = None;
+            let closed = state.segments.values().take(state.segments.len() - 1);
+            let next_bases = state.segments.keys().skip(1);
+            for (segment, next_base) in closed.zip(next_bases) {
+                let expired = config.retention_ms.is_some_and(|retention| {
+                    segment.max_timestamp().is_none_or(|max| max < now_ms - retention.as_millis() as i64)
+                });
+                let oversized = config.retention_bytes.is_some_and(|limit| total - segment.size() >= limit);
+                if !(expired || oversized) {
+                    break;
+                }
+                total -= segment.size();
+                new_start = Some(*next_base);
+            }
+            new_start
+        };
+        match new_start {
+            Some(offset) if offset > self.log_start_offset() => self.move_log_start(offset).await,
+            _ => Ok(RetentionReport::default()),
+        }
+    }
+
+    /// Moves the log start forward (caller holds the permit), checkpoints it, then deletes
+    /// the segments wholly below it.
+    async fn move_log_start(&self, offset: i64) -> Result<RetentionReport> {
+        fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), offset.to_string().into_bytes()).await?;
+        let doomed: Vec<Segment> = {
+            let mut state = self.state.borrow_mut();
+            state.log_start_offset = offset;
+            state.tail.drop_before(offset);
+            let bases: Vec<i64> = state
+                .segments
+                .iter()
+                .zip(state.segments.keys().skip(1))
+                .filter(|((_, segment), next_base)| !segment.is_active() && **next_base <= offset)
+                .map(|((base, _), _)| *base)
+                .collect();
+            bases.into_iter().filter_map(|base| state.segments.remove(&base)).collect()
+        };
+        let mut report = RetentionReport::default();
+        let mut paths = Vec::new();
+        for segment in &doomed {
+            report.segments_deleted += 1;
+            report.bytes_deleted += segment.size();
+            let (index, timeindex) = fs::index_paths(segment.path());
+            paths.extend([segment.path().to_path_buf(), index, timeindex]);
+        }
+        fs::remove_files(paths).await?;
+        Ok(report)
+    }
+
+    /// Flushes and trims the active segment so the files on disk are exact. The log
+    /// refuses further appends afterwards.
+    pub async fn close(&self) -> Result<()> {
+        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        self.state.borrow().check_failed()?;
+        self.seal_active().await?;
+        let mut state = self.state.borrow_mut();
+        state.failed = Some(EngineError::Failed { partition: self.name.clone(), cause: "log is closed".into() });
+        Ok(())
+    }
+}
+
+impl LogState {
+    fn should_roll(&mut self, batch_bytes: usize) -> bool {
+        let segment_bytes = self.config.segment_bytes;
+        let segment_ms = self.config.segment_ms;
+        let active = self.active();
+        if active.size() == 0 {
+            return false;
+        }
+        let full = active.size() + batch_bytes as u64 > segment_bytes;
+        let old = segment_ms.is_some_and(|ms| active.age() >= ms);
+        // Relative offsets are u32 in the index; a batch spans at most i32::MAX offsets.
+        let offsets_exhausted = active.next_offset() - active.base_offset() > i64::from(u32::MAX) - i64::from(i32::MAX);
+        full || old || offsets_exhausted
+    }
+}
+
+/// File position of the batch holding `offset` in `segment` (its end if none does).
+async fn position_of_batch_containing(segment: &Segment, offset: i64) -> Result<u64> {
+    let mut found = None;
+    let outcome = crate::scan::scan_batches(segment.file(), segment.path(), 0, segment.size(), false, |position, header| {
+        if header.last_offset() >= offset {
+            found = Some(position);
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .await?;
+    Ok(found.unwrap_or(outcome.end))
+}
+
+fn read_i64_file(path: &Path) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}

@@ -1,0 +1,96 @@
+//! Sequential walk over the batches stored in a segment file, read with DMA.
+//!
+//! Recovery, index rebuilding, reads from disk and timestamp lookups all walk batches
+//! from a known-good position; this is the one place that does it.
+
+use crate::batch::{BatchError, BatchHeader};
+use crate::error::{EngineError, Result};
+use glommio::io::DmaFile;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+/// Bytes read from the file per DMA read.
+const SCAN_READ_BYTES: usize = 1 << 20;
+
+/// Where and why a walk ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanStop {
+    /// Reached the requested end.
+    Complete,
+    /// The visitor stopped the walk before the batch at `end` (which it did not take).
+    Stopped,
+    /// The bytes at `position` are not a valid batch (torn, zeroed, corrupt).
+    Invalid {
+        /// File position of the bad batch.
+        position: u64,
+        /// Why it is invalid.
+        reason: BatchError,
+    },
+}
+
+/// Result of a walk: the position just after the last batch visited, and why it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOutcome {
+    /// Position after the last valid batch visited.
+    pub end: u64,
+    /// Why the walk ended.
+    pub stop: ScanStop,
+}
+
+/// Walks batches of `file` in `[from, to)`, calling `visit(position, header)` for each
+/// valid one. With `verify_crc` each batch's CRC is checked before it is visited.
+/// Stops at the first invalid batch (reported, not an error: the caller decides whether
+/// that means a torn tail or corruption).
+pub async fn scan_batches(
+    file: &DmaFile,
+    path: &Path,
+    from: u64,
+    to: u64,
+    verify_crc: bool,
+    mut visit: impl FnMut(u64, BatchHeader<'_>) -> ControlFlow<()>,
+) -> Result<ScanOutcome> {
+    let mut window: Vec<u8> = Vec::new();
+    let mut window_start = from;
+    let mut cursor = from;
+    loop {
+        if cursor >= to {
+            return Ok(ScanOutcome { end: cursor, stop: ScanStop::Complete });
+        }
+        let window_end = window_start + window.len() as u64;
+        let available = &window[(cursor - window_start) as usize..];
+        let limit = (to - cursor) as usize;
+        let parsed = BatchHeader::parse(&available[..available.len().min(limit)], limit)
+            .and_then(|header| if verify_crc { header.verify_crc().map(|()| header) } else { Ok(header) });
+        match parsed {
+            Ok(header) => {
+                let size = header.size() as u64;
+                if visit(cursor, header).is_break() {
+                    return Ok(ScanOutcome { end: cursor, stop: ScanStop::Stopped });
+                }
+                cursor += size;
+            }
+            Err(BatchError::Truncated { needed, .. }) if window_end < to => {
+                window.drain(..(cursor - window_start) as usize);
+                window_start = cursor;
+                let want = needed.max(SCAN_READ_BYTES).min((to - window_end) as usize);
+                let read = file
+                    .read_at(window_end, want)
+                    .await
+                    .map_err(|e| EngineError::io("read", path, e))?;
+                if read.is_empty() {
+                    return Ok(ScanOutcome {
+                        end: cursor,
+                        stop: ScanStop::Invalid {
+                            position: cursor,
+                            reason: BatchError::Truncated { available: window.len(), needed },
+                        },
+                    });
+                }
+                window.extend_from_slice(&read);
+            }
+            Err(reason) => {
+                return Ok(ScanOutcome { end: cursor, stop: ScanStop::Invalid { position: cursor, reason } });
+            }
+        }
+    }
+}
