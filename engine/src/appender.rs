@@ -176,18 +176,6 @@ impl Appender {
         })
     }
 
-    /// Waits for every issued write (used before truncation and close, so that no late
-    /// write lands over a trimmed file). Returns a future to await outside any borrow.
-    pub fn drain(&mut self) -> impl std::future::Future<Output = Result<()>> + 'static {
-        let writes: Vec<WriteHandle> = self.in_flight.iter().map(|(_, w)| w.clone()).collect();
-        async move {
-            for write in writes {
-                write.await?;
-            }
-            Ok(())
-        }
-    }
-
     /// Marks the appender failed: used by the log when a flush future reports an error.
     pub fn fail(&mut self, error: EngineError) {
         self.failed.get_or_insert(error);

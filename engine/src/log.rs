@@ -577,9 +577,10 @@ impl PartitionLog {
                 return Err(EngineError::OffsetOutOfRange { partition: self.name.clone(), offset, log_start, log_end });
             }
             let in_flight = state.flush_in_progress.as_ref().map(|(_, f)| f.clone());
-            (in_flight, state.active().appender_mut().expect("active").drain())
+            (in_flight, state.active().appender_mut().expect("active").begin_flush())
         };
-        // No write may land after the file is trimmed.
+        // Everything goes to disk first: the cut position is found by walking the file,
+        // and no write may land after the file is trimmed.
         if let Some(flush) = in_flight {
             let _ = flush.await;
         }
@@ -611,8 +612,14 @@ impl PartitionLog {
         state.durable_end = state.durable_end.min(new_end);
         state.epochs.truncate_from(new_end);
         state.flush_in_progress = None;
+        // Cutting the batch that holds the log start leaves an empty log starting at its end.
+        let log_start_moved = state.log_start_offset > new_end;
+        state.log_start_offset = state.log_start_offset.min(new_end);
         let contents = state.epochs.encode();
         drop(state);
+        if log_start_moved {
+            fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), new_end.to_string().into_bytes()).await?;
+        }
         fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await
     }
 

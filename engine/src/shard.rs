@@ -185,7 +185,8 @@ mod tests {
     fn partition_dir_names_round_trip_with_dashes_in_topics() {
         assert_eq!(parse_partition_dir_name(&partition_dir_name("my-topic", 12)), Some(("my-topic", 12)));
         assert_eq!(parse_partition_dir_name("meta"), None);
-        assert_eq!(parse_partition_dir_name("t--1"), None);
+        assert_eq!(parse_partition_dir_name("t--1"), Some(("t-", 1)), "a topic may end in a dash");
+        assert_eq!(parse_partition_dir_name("t-x"), None);
         assert_eq!(parse_partition_dir_name("-3"), None);
     }
 }

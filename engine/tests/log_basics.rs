@@ -1,0 +1,214 @@
+//! Behaviour of one partition log against real O_DIRECT files.
+
+mod common;
+
+use common::{batch, payload, read_all, run, small_config, temp_dir};
+use sluice_engine::batch::BatchHeader;
+use sluice_engine::{EngineError, FlushPolicy, LogConfig, PartitionLog, ReadLimit};
+
+#[test]
+fn appended_batches_read_back_in_order_across_segments_and_reopen() {
+    let dir = temp_dir();
+    let path = dir.path().join("orders-0");
+    run(async {
+        let (log, report) = PartitionLog::open(&path, small_config()).await.unwrap();
+        assert_eq!(report.segments, 1);
+        let mut sent = Vec::new();
+        for i in 0..200u64 {
+            let b = batch(1 + (i % 5) as usize, 100, i);
+            let info = log.append(b.clone(), 0).await.unwrap();
+            assert_eq!(info.last_offset - info.base_offset, (i % 5) as i64);
+            sent.push(b);
+        }
+        assert!(log.segment_count() > 5, "small segments roll");
+        assert_eq!(log.high_watermark(), log.log_end_offset());
+        let got = read_all(&log, 0).await;
+        assert_eq!(got.len(), sent.len());
+        for (g, s) in got.iter().zip(&sent) {
+            assert_eq!(payload(g), payload(s));
+        }
+        let end = log.log_end_offset();
+        log.close().await.unwrap();
+        drop(log);
+
+        let (log, report) = PartitionLog::open(&path, small_config()).await.unwrap();
+        assert!(report.torn_tail.is_none());
+        assert!(report.corrupt_segments.is_empty());
+        assert_eq!(log.log_end_offset(), end);
+        let again = read_all(&log, 0).await;
+        assert_eq!(again, got, "byte-identical after reopen");
+        let info = log.append(batch(2, 10, 999), 0).await.unwrap();
+        assert_eq!(info.base_offset, end, "appends continue at the log end");
+    });
+}
+
+#[test]
+fn read_from_the_middle_of_a_batch_returns_that_whole_batch() {
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), small_config()).await.unwrap();
+        for i in 0..50 {
+            log.append(batch(4, 200, i), 0).await.unwrap();
+        }
+        for from in [0i64, 1, 7, 42, 101, 199] {
+            let read = log.read(from, 1, ReadLimit::HighWatermark).await.unwrap();
+            assert_eq!(read.batches.len(), 1, "max_bytes smaller than a batch still returns one");
+            let header = BatchHeader::parse_verified(&read.batches[0], usize::MAX).unwrap();
+            assert!(header.base_offset() <= from && from <= header.last_offset());
+        }
+        let read = log.read(200, 1 << 20, ReadLimit::HighWatermark).await.unwrap();
+        assert!(read.batches.is_empty());
+        assert!(matches!(
+            log.read(201, 1 << 20, ReadLimit::HighWatermark).await,
+            Err(EngineError::OffsetOutOfRange { offset: 201, .. })
+        ));
+    });
+}
+
+#[test]
+fn bad_batches_are_rejected_with_typed_errors_and_nothing_is_written() {
+    let dir = temp_dir();
+    run(async {
+        let config = LogConfig { max_message_bytes: 4096, ..small_config() };
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), config).await.unwrap();
+        let mut corrupt = batch(3, 10, 1).to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        assert!(matches!(log.append(corrupt.into(), 0).await, Err(EngineError::InvalidBatch { .. })));
+        assert!(matches!(log.append(batch(3, 2000, 1), 0).await, Err(EngineError::BatchTooLarge { .. })));
+        let mut trailing = batch(1, 10, 1).to_vec();
+        trailing.push(0);
+        assert!(matches!(log.append(trailing.into(), 0).await, Err(EngineError::InvalidBatch { .. })));
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.append(batch(1, 10, 2), 0).await.unwrap().base_offset, 0);
+    });
+}
+
+#[test]
+fn truncate_to_cuts_whole_batches_and_appends_reuse_the_offsets() {
+    let dir = temp_dir();
+    let path = dir.path().join("t-0");
+    run(async {
+        let (log, _) = PartitionLog::open(&path, small_config()).await.unwrap();
+        for i in 0..100 {
+            log.append(batch(2, 150, i), 1).await.unwrap();
+        }
+        let segments_before = log.segment_count();
+        log.truncate_to(51).await.unwrap(); // inside batch 50..51
+        assert_eq!(log.log_end_offset(), 50);
+        assert!(log.segment_count() < segments_before);
+        assert_eq!(read_all(&log, 0).await.len(), 25);
+        assert_eq!(log.append(batch(2, 150, 500), 2).await.unwrap().base_offset, 50);
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 50)));
+        assert_eq!(log.end_offset_for_epoch(2), Some((2, 52)));
+        log.close().await.unwrap();
+        drop(log);
+        let (log, report) = PartitionLog::open(&path, small_config()).await.unwrap();
+        assert!(report.torn_tail.is_none(), "{report:?}");
+        assert_eq!(log.log_end_offset(), 52);
+        let batches = read_all(&log, 0).await;
+        assert_eq!(batches.len(), 26);
+        assert_eq!(payload(&batches[25]), payload(&batch(2, 150, 500)));
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 50)));
+    });
+}
+
+#[test]
+fn retention_by_bytes_and_time_deletes_only_closed_segments() {
+    let dir = temp_dir();
+    let path = dir.path().join("t-0");
+    run(async {
+        let config = LogConfig { retention_ms: None, retention_bytes: Some(40 * 1024), ..small_config() };
+        let (log, _) = PartitionLog::open(&path, config).await.unwrap();
+        for i in 0..200 {
+            log.append(batch(1, 900, i), 0).await.unwrap();
+        }
+        let before = log.size_bytes();
+        let report = log.apply_retention(i64::MAX).await.unwrap();
+        assert!(report.segments_deleted > 0);
+        assert!(log.size_bytes() <= 40 * 1024 + 16 * 1024 && log.size_bytes() < before);
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        assert!(matches!(log.read(0, 100, ReadLimit::HighWatermark).await, Err(EngineError::OffsetOutOfRange { .. })));
+        assert_eq!(read_all(&log, start).await.len() as i64, 200 - start);
+
+        log.set_config(LogConfig { retention_ms: Some(std::time::Duration::from_secs(1)), ..small_config() }).unwrap();
+        let report = log.apply_retention(i64::MAX / 2).await.unwrap();
+        assert!(report.segments_deleted > 0);
+        assert_eq!(log.segment_count(), 1, "only the active segment survives time retention");
+        let start = log.log_start_offset();
+        log.close().await.unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(&path, small_config()).await.unwrap();
+        assert_eq!(log.log_start_offset(), start, "log start survives reopen");
+    });
+}
+
+#[test]
+fn delete_records_moves_the_log_start_and_survives_reopen() {
+    let dir = temp_dir();
+    let path = dir.path().join("t-0");
+    run(async {
+        let (log, _) = PartitionLog::open(&path, small_config()).await.unwrap();
+        for i in 0..100 {
+            log.append(batch(1, 500, i), 0).await.unwrap();
+        }
+        let segments = log.segment_count();
+        assert_eq!(log.delete_records_before(60).await.unwrap(), 60);
+        assert!(log.segment_count() < segments);
+        assert!(log.delete_records_before(101).await.is_err(), "beyond the high watermark");
+        assert_eq!(read_all(&log, 60).await.len(), 40);
+        log.close().await.unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(&path, small_config()).await.unwrap();
+        assert_eq!(log.log_start_offset(), 60);
+    });
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_first_record_at_or_after() {
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), small_config()).await.unwrap();
+        // batch(seed) stamps its records with 1_700_000_000_000 + seed.
+        for i in 0..100u64 {
+            log.append(batch(3, 300, i * 10), 0).await.unwrap();
+        }
+        let base = 1_700_000_000_000i64;
+        assert_eq!(log.offset_for_timestamp(base).await.unwrap(), Some((0, base)));
+        assert_eq!(log.offset_for_timestamp(base + 1).await.unwrap(), Some((3, base + 10)));
+        assert_eq!(log.offset_for_timestamp(base + 500).await.unwrap(), Some((150, base + 500)));
+        assert_eq!(log.offset_for_timestamp(base + 990).await.unwrap(), Some((297, base + 990)));
+        assert_eq!(log.offset_for_timestamp(base + 991).await.unwrap(), None);
+    });
+}
+
+#[test]
+fn group_commit_and_every_flush_policy_keep_data_readable() {
+    for flush in [FlushPolicy::EveryAppend, FlushPolicy::Bytes(8192), FlushPolicy::Interval(std::time::Duration::from_millis(5)), FlushPolicy::Never] {
+        let dir = temp_dir();
+        run(async {
+            let config = LogConfig { flush, ..small_config() };
+            let (log, _) = PartitionLog::open(&dir.path().join("t-0"), config).await.unwrap();
+            let log = std::rc::Rc::new(log);
+            let tasks: Vec<_> = (0..8u64)
+                .map(|producer| {
+                    let log = log.clone();
+                    glommio::spawn_local(async move {
+                        for i in 0..25u64 {
+                            log.append(batch(2, 300, producer * 1000 + i), 0).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await;
+            }
+            log.flush_if_due().await.unwrap();
+            log.flush().await.unwrap();
+            assert_eq!(log.log_end_offset(), 400);
+            assert_eq!(log.high_watermark(), 400);
+            assert_eq!(read_all(&log, 0).await.len(), 200, "{flush:?}");
+        });
+    }
+}
