@@ -4,6 +4,7 @@
 //! from a known-good position; this is the one place that does it.
 
 use crate::batch::{BatchError, BatchHeader};
+use crate::config::SEGMENT_BYTES_MAX;
 use crate::error::{EngineError, Result};
 use glommio::io::DmaFile;
 use std::ops::ControlFlow;
@@ -59,7 +60,8 @@ pub async fn scan_batches(
         let window_end = window_start + window.len() as u64;
         let available = &window[(cursor - window_start) as usize..];
         let limit = (to - cursor) as usize;
-        let parsed = BatchHeader::parse(&available[..available.len().min(limit)], limit)
+        // A length past `to` parses as Truncated: that is what a torn tail looks like.
+        let parsed = BatchHeader::parse(&available[..available.len().min(limit)], SEGMENT_BYTES_MAX as usize)
             .and_then(|header| if verify_crc { header.verify_crc().map(|()| header) } else { Ok(header) });
         match parsed {
             Ok(header) => {
