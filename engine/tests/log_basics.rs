@@ -212,3 +212,26 @@ fn group_commit_and_every_flush_policy_keep_data_readable() {
         });
     }
 }
+
+#[test]
+fn segment_files_are_written_with_o_direct() {
+    let dir = temp_dir();
+    let path = dir.path().join("t-0");
+    run(async {
+        let (log, _) = PartitionLog::open(&path, small_config()).await.unwrap();
+        log.append(batch(1, 10, 1), 0).await.unwrap();
+        let mut checked = 0;
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+            let fd = entry.unwrap().file_name();
+            let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{}", fd.to_str().unwrap())) else { continue };
+            if target.parent() == Some(path.as_path()) && target.extension().is_some_and(|e| e == "log") {
+                let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.to_str().unwrap())).unwrap();
+                let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap().trim();
+                let flags = u32::from_str_radix(flags, 8).unwrap();
+                assert_ne!(flags & libc::O_DIRECT as u32, 0, "{target:?} is not O_DIRECT: flags {flags:o}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 1, "found the open segment file");
+    });
+}

@@ -1,0 +1,45 @@
+//! Renders benchmark results as a plain-text table (terminal) or Markdown (BENCHMARKS.md).
+
+use crate::storage::StorageReport;
+use std::fmt::Write;
+
+/// A Markdown table of the storage benchmark, with the raw yardstick and each case's ratio.
+pub fn storage_markdown(report: &StorageReport) -> String {
+    let raw = report.raw_mb_per_s();
+    let mut out = String::new();
+    let config = &report.config;
+    let _ = writeln!(
+        out,
+        "Records of {} B in batches of {} records ({} B per batch), {} appends in flight per partition, {} s per case.\n",
+        config.record_bytes,
+        config.batch_records,
+        report.cases.first().map_or(0, |c| c.bytes / c.latency_us.len().max(1)),
+        config.in_flight_per_partition,
+        config.duration.as_secs_f64()
+    );
+    let _ = writeln!(out, "| raw O_DIRECT 1 MiB writes | MB/s |\n|---|---:|");
+    for r in &report.raw {
+        let _ = writeln!(out, "| queue depth {} | {:.0} |", r.queue_depth, r.mb_per_s());
+    }
+    let _ = writeln!(
+        out,
+        "\n| partitions | shards | flush | MB/s | records/s | p50 µs | p99 µs | p999 µs | vs raw |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for case in &report.cases {
+        let h = &case.latency_us;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.0}% |",
+            case.partitions,
+            case.shards,
+            case.flush.label(),
+            case.mb_per_s(),
+            case.records_per_s(),
+            h.value_at_quantile(0.50),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            100.0 * case.mb_per_s() / raw
+        );
+    }
+    out
+}
