@@ -3,6 +3,7 @@
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use glommio::io::OpenOptions;
+use sluice_engine::appender::{spawn_shared, WriteHandle};
 use sluice_engine::{EngineError, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,6 +16,9 @@ pub const RAW_WRITE_BYTES: usize = 1 << 20;
 pub struct RawResult {
     /// Writes kept in flight.
     pub queue_depth: usize,
+    /// An fdatasync was started after every this many bytes written (one at a time,
+    /// writes not waiting for it); `None`: only one at the end.
+    pub fsync_every_bytes: Option<u64>,
     /// Bytes written (and fsynced at the end).
     pub bytes: u64,
     /// Wall time including the final fdatasync.
@@ -29,8 +33,17 @@ impl RawResult {
 }
 
 /// Writes for `duration` (or until `bytes_max`) with `queue_depth` writes in flight to a
-/// file pre-allocated to `bytes_max`, then fdatasyncs. Must run inside a glommio executor.
-pub async fn measure(dir: &Path, duration: Duration, bytes_max: u64, queue_depth: usize) -> Result<RawResult> {
+/// file pre-allocated to `bytes_max`, then fdatasyncs. With `fsync_every_bytes`, also
+/// keeps an fdatasync running whenever that many bytes were written since the last one
+/// started: the disk's own cost of a flush-every-N policy. Must run inside a glommio
+/// executor.
+pub async fn measure(
+    dir: &Path,
+    duration: Duration,
+    bytes_max: u64,
+    queue_depth: usize,
+    fsync_every_bytes: Option<u64>,
+) -> Result<RawResult> {
     let path = dir.join("raw-disk.bench");
     let file = OpenOptions::new()
         .read(true)
@@ -41,27 +54,45 @@ pub async fn measure(dir: &Path, duration: Duration, bytes_max: u64, queue_depth
         .await
         .map_err(|e| EngineError::io("create", &path, e))?;
     file.pre_allocate(bytes_max, false).await.map_err(|e| EngineError::io("fallocate", &path, e))?;
+    let file = std::rc::Rc::new(file);
     let started = Instant::now();
     let mut position = 0u64;
     let mut in_flight = FuturesUnordered::new();
     let mut done = 0u64;
+    let mut synced_at = 0u64;
+    let mut sync: Option<WriteHandle> = None;
     loop {
         let time_left = started.elapsed() < duration;
         while time_left && in_flight.len() < queue_depth && position + RAW_WRITE_BYTES as u64 <= bytes_max {
             let mut buffer = file.alloc_dma_buffer(RAW_WRITE_BYTES);
             buffer.as_bytes_mut().fill((position >> 20) as u8);
-            in_flight.push(file.write_at(buffer, position));
+            let file = file.clone();
+            in_flight.push(async move { file.write_at(buffer, position).await });
             position += RAW_WRITE_BYTES as u64;
         }
         match in_flight.next().await {
             Some(written) => done += written.map_err(|e| EngineError::io("write", &path, e))? as u64,
             None => break,
         }
+        if let Some(every) = fsync_every_bytes {
+            if sync.as_ref().is_none_or(|s| s.peek().is_some()) && done - synced_at >= every {
+                if let Some(previous) = sync.take() {
+                    previous.await?;
+                }
+                synced_at = done;
+                let (file, path) = (file.clone(), path.clone());
+                sync = Some(spawn_shared(async move {
+                    file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))
+                }));
+            }
+        }
     }
-    drop(in_flight);
+    if let Some(previous) = sync.take() {
+        previous.await?;
+    }
     file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))?;
     let elapsed = started.elapsed();
-    file.close().await.map_err(|e| EngineError::io("close", &path, e))?;
+    drop(file);
     std::fs::remove_file(&path).map_err(|e| EngineError::io("remove", &path, e))?;
-    Ok(RawResult { queue_depth, bytes: done, elapsed })
+    Ok(RawResult { queue_depth, fsync_every_bytes, bytes: done, elapsed })
 }

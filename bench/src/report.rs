@@ -1,6 +1,6 @@
 //! Renders benchmark results as a plain-text table (terminal) or Markdown (BENCHMARKS.md).
 
-use crate::storage::StorageReport;
+use crate::storage::{fsync_label, StorageReport};
 use std::fmt::Write;
 
 /// A Markdown table of the storage benchmark, with the raw yardstick and each case's ratio.
@@ -17,9 +17,9 @@ pub fn storage_markdown(report: &StorageReport) -> String {
         config.in_flight_per_partition,
         config.duration.as_secs_f64()
     );
-    let _ = writeln!(out, "| raw O_DIRECT 1 MiB writes | MB/s |\n|---|---:|");
+    let _ = writeln!(out, "| raw O_DIRECT 1 MiB writes, pre-allocated | MB/s |\n|---|---:|");
     for r in &report.raw {
-        let _ = writeln!(out, "| queue depth {} | {:.0} |", r.queue_depth, r.mb_per_s());
+        let _ = writeln!(out, "| queue depth {}, fsync {} | {:.0} |", r.queue_depth, fsync_label(r.fsync_every_bytes), r.mb_per_s());
     }
     let _ = writeln!(
         out,

@@ -12,8 +12,9 @@
 //!   trims the file to it.
 //!
 //! Two writes that cover the same page must reach the disk in issue order, or an older
-//! zero-padded tail could land over newer data. Only partial-page writes overlap later
-//! writes, so every write waits for the previous partial write before it is issued.
+//! zero-padded tail could land over newer data. Only the last page of a flush is written
+//! twice, so only that one page is written in order (after the write before it); every
+//! other write goes out at once, keeping the device queue deep.
 //!
 //! The appender is synchronous: it returns futures ([`WriteHandle`]) for the caller to
 //! await, so the owning log never holds a `RefCell` borrow across an await.
@@ -58,10 +59,11 @@ pub struct Appender {
     end: u64,
     /// Data below this position has been handed to a write (the last page maybe partly).
     issued: u64,
-    /// Unfinished writes with the file position each starts at.
+    /// Unfinished writes, each with the position where its new data starts.
     in_flight: VecDeque<(u64, WriteHandle)>,
-    /// The newest partial-page write; the next write must not overtake it.
-    last_partial: Option<WriteHandle>,
+    /// The newest write that left its last page partly filled, and that page: a later
+    /// write of the same page must not overtake it.
+    tail_page_write: Option<(u64, WriteHandle)>,
     /// File size reserved with fallocate.
     preallocated: u64,
     /// The first write error; after it, nothing is written.
@@ -85,7 +87,7 @@ impl Appender {
             end,
             issued: end,
             in_flight: VecDeque::new(),
-            last_partial: None,
+            tail_page_write: None,
             preallocated: end,
             failed: None,
         }
@@ -186,51 +188,71 @@ impl Appender {
         debug_assert_eq!(self.end, chunk_end);
         let next = self.file.alloc_dma_buffer(CHUNK_BYTES);
         let full = std::mem::replace(&mut self.chunk, next);
-        let write_start = page_down(self.issued);
-        let buffer = if write_start == self.chunk_start {
-            full
+        if self.issued == self.chunk_start {
+            // Nothing of this chunk went out with a flush: write the buffer itself, no copy.
+            let _chunk_write = self.issue(full, self.chunk_start, None);
+            self.tail_page_write = None;
         } else {
-            // Part of this chunk went out with an earlier flush: write only the rest.
-            self.copy_to_buffer(&full, write_start, chunk_end)
-        };
-        let _chunk_write = self.issue(buffer, write_start);
-        // This write waited for the last partial one and covers everything after it, so
-        // later writes only need to wait for partial writes issued from now on.
-        self.last_partial = None;
+            self.issue_range(Some(&full), chunk_end);
+        }
         self.chunk_start = chunk_end;
         self.issued = chunk_end;
     }
 
     fn issue_partial(&mut self) {
-        let write_start = page_down(self.issued);
-        let write_end = page_up(self.end);
-        let mut buffer = self.copy_to_buffer(&self.chunk, write_start, self.end);
-        let data_len = (self.end - write_start) as usize;
-        buffer.as_bytes_mut()[data_len..].fill(0);
-        assert_eq!(buffer.len() as u64, write_end - write_start);
-        let handle = self.issue(buffer, write_start);
-        self.last_partial = Some(handle);
+        self.issue_range(None, self.end);
         self.issued = self.end;
     }
 
-    /// Copies file range `[from, to)` of `chunk` into a new page-rounded buffer.
+    /// Issues writes for file range `[page_down(issued), data_end)` of `chunk` (the current
+    /// chunk when `None`), with the part of the last page past `data_end` zeroed. If the
+    /// first page was partly written by a write still in flight, that page goes as a
+    /// separate write ordered after it; the rest overlaps nothing in flight and goes at
+    /// once, keeping the device queue deep.
+    fn issue_range(&mut self, chunk: Option<&DmaBuffer>, data_end: u64) {
+        let from = page_down(self.issued);
+        let write_end = page_up(data_end);
+        let overlapping = self.tail_page_write.take().filter(|(page, _)| *page == from);
+        let split = if overlapping.is_some() { (from + PAGE_BYTES).min(write_end) } else { from };
+        let (first_page, rest) = {
+            let chunk = chunk.unwrap_or(&self.chunk);
+            let first_page = overlapping.map(|(_, previous)| (self.copy_to_buffer(chunk, from, split.min(data_end)), previous));
+            let rest = (split < write_end).then(|| self.copy_to_buffer(chunk, split, data_end));
+            (first_page, rest)
+        };
+        let mut last = None;
+        if let Some((buffer, previous)) = first_page {
+            last = Some(self.issue(buffer, from, Some(previous)));
+        }
+        if let Some(buffer) = rest {
+            last = Some(self.issue(buffer, split, None));
+        }
+        if data_end % PAGE_BYTES != 0 {
+            // The last page is partly filled: the next write to it must wait for this one.
+            self.tail_page_write = last.map(|handle| (page_down(data_end), handle));
+        }
+    }
+
+    /// Copies file range `[from, to)` of `chunk` into a new page-rounded buffer whose
+    /// bytes past `to` are zero.
     fn copy_to_buffer(&self, chunk: &DmaBuffer, from: u64, to: u64) -> DmaBuffer {
-        assert!(from >= self.chunk_start && from % PAGE_BYTES == 0);
+        assert!(from >= self.chunk_start && from % PAGE_BYTES == 0 && to > from);
         let len = (to - from) as usize;
         let mut buffer = self.file.alloc_dma_buffer(page_up(len as u64) as usize);
         let at = (from - self.chunk_start) as usize;
-        buffer.as_bytes_mut()[..len].copy_from_slice(&chunk.as_bytes()[at..at + len]);
+        let bytes = buffer.as_bytes_mut();
+        bytes[..len].copy_from_slice(&chunk.as_bytes()[at..at + len]);
+        bytes[len..].fill(0);
         buffer
     }
 
-    fn issue(&mut self, buffer: DmaBuffer, position: u64) -> WriteHandle {
+    fn issue(&mut self, buffer: DmaBuffer, position: u64, after: Option<WriteHandle>) -> WriteHandle {
         assert!(position % PAGE_BYTES == 0 && buffer.len() as u64 % PAGE_BYTES == 0);
-        let previous = self.last_partial.clone();
         let file = self.file.clone();
         let path = self.path.clone();
         let expected = buffer.len();
         let handle = spawn_shared(async move {
-            if let Some(previous) = previous {
+            if let Some(previous) = after {
                 previous.await?;
             }
             let written = file
@@ -246,7 +268,9 @@ impl Appender {
             }
             Ok(())
         });
-        self.in_flight.push_back((position, handle.clone()));
+        // Bytes below `issued` are already on disk; rewriting their page changes nothing in
+        // them, so reads of them need not wait for this write.
+        self.in_flight.push_back((position.max(self.issued), handle.clone()));
         handle
     }
 

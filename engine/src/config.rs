@@ -10,8 +10,10 @@ pub enum FlushPolicy {
     /// every batch written before it started). The high watermark is the fsynced end, so
     /// consumers never see data a crash could take back. The default.
     EveryAppend,
-    /// fsync once this many bytes are unflushed (Kafka's `flush.messages` in bytes).
-    /// Appends are acknowledged once written; a crash may lose up to this many bytes.
+    /// Start an fsync each time this many bytes were written since the last one started
+    /// (Kafka's `flush.messages`, in bytes), without making the append wait for it;
+    /// appends wait only when 4 × this many bytes are not covered by a finished fsync.
+    /// Appends are acknowledged once written; a crash may lose up to 4 × this many bytes.
     Bytes(u64),
     /// fsync at least this often (Kafka's `flush.ms`), driven by the shard's timer.
     /// A crash may lose the last interval.

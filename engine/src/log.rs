@@ -18,7 +18,7 @@ use crate::tail_cache::TailCache;
 use bytes::Bytes;
 use glommio::sync::Semaphore;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -80,14 +80,28 @@ pub struct RetentionReport {
     pub bytes_deleted: u64,
 }
 
+/// An fsync in flight: the log end it makes durable and the bytes it newly covers.
+#[derive(Clone)]
+struct InFlightFlush {
+    end: i64,
+    bytes: u64,
+    handle: WriteHandle,
+}
+
+/// fsyncs one log may have in flight; more concurrent fsyncs only queue in the kernel.
+const FLUSHES_IN_FLIGHT_MAX: usize = 4;
+/// With [`FlushPolicy::Bytes`], appends wait once this many multiples of the limit are
+/// not yet covered by a finished fsync: what a crash may lose at most.
+pub const UNSYNCED_LIMITS_MAX: u64 = 4;
+
 struct LogState {
     config: LogConfig,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     /// Offsets below this are fsynced.
     durable_end: i64,
-    /// The fsync in flight and the log end it will make durable.
-    flush_in_progress: Option<(i64, WriteHandle)>,
+    /// fsyncs in flight, oldest first.
+    flushes: VecDeque<InFlightFlush>,
     unflushed_bytes: u64,
     last_flush: Instant,
     tail: TailCache,
@@ -124,6 +138,19 @@ impl LogState {
     fn check_failed(&self) -> Result<()> {
         self.failed.as_ref().map_or(Ok(()), |e| Err(e.clone()))
     }
+    /// Starts an fsync of everything written so far.
+    fn begin_flush(&mut self) -> InFlightFlush {
+        assert!(self.flushes.len() < FLUSHES_IN_FLIGHT_MAX, "bounded fsyncs in flight");
+        let flush = InFlightFlush {
+            end: self.log_end(),
+            bytes: self.unflushed_bytes,
+            handle: self.active().appender_mut().expect("active").begin_flush(),
+        };
+        self.unflushed_bytes = 0;
+        self.flushes.push_back(flush.clone());
+        flush
+    }
+
     fn evict_tail_cache(&mut self) {
         let budget = self.config.tail_cache_bytes;
         let active_base = self.segments.keys().next_back().copied().expect("active segment");
@@ -191,7 +218,7 @@ impl PartitionLog {
         let state = LogState {
             log_start_offset: checkpointed_start.max(first_base).min(log_end),
             durable_end: log_end,
-            flush_in_progress: None,
+            flushes: VecDeque::new(),
             unflushed_bytes: 0,
             last_flush: Instant::now(),
             tail: TailCache::default(),
@@ -307,18 +334,57 @@ impl PartitionLog {
             }
             info
         };
-        let must_flush = {
-            let state = self.state.borrow();
-            match state.config.flush {
-                FlushPolicy::EveryAppend => true,
-                FlushPolicy::Bytes(limit) => state.unflushed_bytes >= limit,
-                FlushPolicy::Interval(_) | FlushPolicy::Never => false,
-            }
-        };
-        if must_flush {
-            self.flush_to(info.last_offset + 1).await?;
+        let flush = self.state.borrow().config.flush;
+        match flush {
+            FlushPolicy::EveryAppend => self.flush_to(info.last_offset + 1).await?,
+            FlushPolicy::Bytes(limit) => self.flush_in_background(limit).await?,
+            FlushPolicy::Interval(_) | FlushPolicy::Never => {}
         }
         Ok(info)
+    }
+
+    /// [`FlushPolicy::Bytes`]: each time `limit` bytes were written since the last fsync
+    /// started, start another without waiting for it; an append waits only when
+    /// [`UNSYNCED_LIMITS_MAX`] × `limit` bytes are not yet covered by a finished fsync.
+    async fn flush_in_background(&self, limit: u64) -> Result<()> {
+        loop {
+            self.reap_finished_flushes()?;
+            let wait = {
+                let mut state = self.state.borrow_mut();
+                if state.unflushed_bytes >= limit && state.flushes.len() < FLUSHES_IN_FLIGHT_MAX {
+                    // Nobody waits for it; a later append or maintenance pass reaps it.
+                    let _started = state.begin_flush();
+                }
+                let unsynced = state.unflushed_bytes + state.flushes.iter().map(|f| f.bytes).sum::<u64>();
+                if unsynced < UNSYNCED_LIMITS_MAX * limit {
+                    return Ok(());
+                }
+                state.flushes.front().cloned()
+            };
+            match wait {
+                Some(flush) => {
+                    let result = flush.handle.clone().await;
+                    self.complete_flush(&flush, result)?;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Records the outcomes of fsyncs that finished while nobody was waiting for them.
+    fn reap_finished_flushes(&self) -> Result<()> {
+        let finished: Vec<(InFlightFlush, Result<()>)> = {
+            let state = self.state.borrow();
+            state
+                .flushes
+                .iter()
+                .filter_map(|flush| flush.handle.peek().map(|result| (flush.clone(), result.clone())))
+                .collect()
+        };
+        for (flush, result) in finished {
+            self.complete_flush(&flush, result)?;
+        }
+        Ok(())
     }
 
     fn validate_batch(&self, batch: &[u8], max_bytes: usize) -> Result<()> {
@@ -359,42 +425,39 @@ impl PartitionLog {
         self.flush_to(end).await
     }
 
-    /// Waits until offsets below `target` are fsynced. Group commit: if an fsync is in
-    /// flight, wait for it and start another only if it did not cover `target`; one
-    /// fsync thus covers every batch written before it started.
+    /// Waits until offsets below `target` are fsynced. Group commit: an fsync in flight
+    /// that covers `target` is joined; otherwise a new one starts at once if fewer than
+    /// [`FLUSHES_IN_FLIGHT_MAX`] are in flight (so a batch waits for its own fsync, not
+    /// for an earlier one to finish first). Every fsync covers every batch written before
+    /// it started, so any one finishing makes everything below its end durable.
     async fn flush_to(&self, target: i64) -> Result<()> {
         loop {
-            let (end, flush) = {
+            let flush = {
                 let mut state = self.state.borrow_mut();
                 state.check_failed()?;
                 if state.durable_end >= target {
                     return Ok(());
                 }
-                match &state.flush_in_progress {
-                    Some((end, flush)) => (*end, flush.clone()),
-                    None => {
-                        let end = state.log_end();
-                        let flush = state.active().appender_mut().expect("active").begin_flush();
-                        state.unflushed_bytes = 0;
-                        state.flush_in_progress = Some((end, flush.clone()));
-                        (end, flush)
-                    }
+                match state.flushes.iter().find(|f| f.end >= target) {
+                    Some(covering) => covering.clone(),
+                    None if state.flushes.len() < FLUSHES_IN_FLIGHT_MAX => state.begin_flush(),
+                    None => state.flushes.front().cloned().expect("in flight"),
                 }
             };
-            let result = flush.clone().await;
-            self.complete_flush(end, &flush, result)?;
+            let result = flush.handle.clone().await;
+            self.complete_flush(&flush, result)?;
         }
     }
 
-    /// Records the outcome of a flush; any waiter may do it, only the first one counts.
-    fn complete_flush(&self, end: i64, flush: &WriteHandle, result: Result<()>) -> Result<()> {
+    /// Records the outcome of an fsync; any waiter may do it, only the first one counts.
+    fn complete_flush(&self, flush: &InFlightFlush, result: Result<()>) -> Result<()> {
         let mut state = self.state.borrow_mut();
-        let current = state.flush_in_progress.as_ref().is_some_and(|(_, f)| f.ptr_eq(flush));
-        if current {
-            state.flush_in_progress = None;
+        let at = state.flushes.iter().position(|f| f.handle.ptr_eq(&flush.handle));
+        if let Some(at) = at {
+            state.flushes.remove(at);
             state.last_flush = Instant::now();
             match &result {
-                Ok(()) => state.durable_end = state.durable_end.max(end.min(state.log_end())),
+                Ok(()) => state.durable_end = state.durable_end.max(flush.end.min(state.log_end())),
                 Err(error) => self.fail(&mut state, error.clone()),
             }
         }
@@ -412,6 +475,7 @@ impl PartitionLog {
     /// For [`FlushPolicy::Interval`]: flushes if the interval has passed since the last
     /// flush and there is unflushed data. The shard's timer calls this.
     pub async fn flush_if_due(&self) -> Result<()> {
+        self.reap_finished_flushes()?;
         let due = {
             let state = self.state.borrow();
             match state.config.flush {
@@ -576,12 +640,12 @@ impl PartitionLog {
             if offset < log_start {
                 return Err(EngineError::OffsetOutOfRange { partition: self.name.clone(), offset, log_start, log_end });
             }
-            let in_flight = state.flush_in_progress.as_ref().map(|(_, f)| f.clone());
+            let in_flight: Vec<WriteHandle> = state.flushes.iter().map(|f| f.handle.clone()).collect();
             (in_flight, state.active().appender_mut().expect("active").begin_flush())
         };
         // Everything goes to disk first: the cut position is found by walking the file,
         // and no write may land after the file is trimmed.
-        if let Some(flush) = in_flight {
+        for flush in in_flight {
             let _ = flush.await;
         }
         drain.await?;
@@ -611,7 +675,7 @@ impl PartitionLog {
         state.tail.truncate_from(new_end);
         state.durable_end = state.durable_end.min(new_end);
         state.epochs.truncate_from(new_end);
-        state.flush_in_progress = None;
+        state.flushes.clear();
         // Cutting the batch that holds the log start leaves an empty log starting at its end.
         let log_start_moved = state.log_start_offset > new_end;
         state.log_start_offset = state.log_start_offset.min(new_end);
