@@ -4,6 +4,7 @@
 use futures::stream::{FuturesUnordered, StreamExt};
 use glommio::io::OpenOptions;
 use sluice_engine::appender::{spawn_shared, WriteHandle};
+use sluice_engine::log::UNSYNCED_LIMITS_MAX;
 use sluice_engine::{EngineError, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,8 +17,9 @@ pub const RAW_WRITE_BYTES: usize = 1 << 20;
 pub struct RawResult {
     /// Writes kept in flight.
     pub queue_depth: usize,
-    /// An fdatasync was started after every this many bytes written (one at a time,
-    /// writes not waiting for it); `None`: only one at the end.
+    /// An fdatasync was started after every this many bytes written (one at a time), and
+    /// writes waited while 4 times this many were not covered by a finished one, as the
+    /// log's bytes flush policy does; `None`: only one fsync, at the end.
     pub fsync_every_bytes: Option<u64>,
     /// Bytes written (and fsynced at the end).
     pub bytes: u64,
@@ -33,10 +35,9 @@ impl RawResult {
 }
 
 /// Writes for `duration` (or until `bytes_max`) with `queue_depth` writes in flight to a
-/// file pre-allocated to `bytes_max`, then fdatasyncs. With `fsync_every_bytes`, also
-/// keeps an fdatasync running whenever that many bytes were written since the last one
-/// started: the disk's own cost of a flush-every-N policy. Must run inside a glommio
-/// executor.
+/// file pre-allocated to `bytes_max`, then fdatasyncs. With `fsync_every_bytes`, follows
+/// the log's bytes flush policy with bare writes: the disk's own cost of that policy. Must
+/// run inside a glommio executor.
 pub async fn measure(
     dir: &Path,
     duration: Duration,
@@ -59,11 +60,35 @@ pub async fn measure(
     let mut position = 0u64;
     let mut in_flight = FuturesUnordered::new();
     let mut done = 0u64;
-    let mut synced_at = 0u64;
+    // The fsync in flight, the byte count it covers, and what a finished one covered.
     let mut sync: Option<WriteHandle> = None;
+    let mut sync_start = 0u64;
+    let mut durable = 0u64;
+    // Same bound as the log's bytes policy: writes wait while too much is unsynced.
+    let may_write = |position: u64, durable: u64| {
+        fsync_every_bytes.is_none_or(|every| position + RAW_WRITE_BYTES as u64 - durable <= UNSYNCED_LIMITS_MAX * every)
+    };
     loop {
+        if let Some(result) = sync.as_ref().and_then(|s| s.peek().cloned()) {
+            result?;
+            durable = sync_start;
+            sync = None;
+        }
+        if let Some(every) = fsync_every_bytes {
+            if sync.is_none() && done - sync_start >= every {
+                sync_start = done;
+                let (file, path) = (file.clone(), path.clone());
+                sync = Some(spawn_shared(async move {
+                    file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))
+                }));
+            }
+        }
         let time_left = started.elapsed() < duration;
-        while time_left && in_flight.len() < queue_depth && position + RAW_WRITE_BYTES as u64 <= bytes_max {
+        while time_left
+            && in_flight.len() < queue_depth
+            && position + RAW_WRITE_BYTES as u64 <= bytes_max
+            && may_write(position, durable)
+        {
             let mut buffer = file.alloc_dma_buffer(RAW_WRITE_BYTES);
             buffer.as_bytes_mut().fill((position >> 20) as u8);
             let file = file.clone();
@@ -72,23 +97,19 @@ pub async fn measure(
         }
         match in_flight.next().await {
             Some(written) => done += written.map_err(|e| EngineError::io("write", &path, e))? as u64,
-            None => break,
-        }
-        if let Some(every) = fsync_every_bytes {
-            if sync.as_ref().is_none_or(|s| s.peek().is_some()) && done - synced_at >= every {
-                if let Some(previous) = sync.take() {
-                    previous.await?;
+            None => match sync.take() {
+                // Writes wait for this fsync (or the time is up): let it finish.
+                Some(pending) => {
+                    pending.await?;
+                    durable = sync_start;
+                    if !time_left {
+                        break;
+                    }
                 }
-                synced_at = done;
-                let (file, path) = (file.clone(), path.clone());
-                sync = Some(spawn_shared(async move {
-                    file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))
-                }));
-            }
+                None if time_left && done > sync_start => continue,
+                None => break,
+            },
         }
-    }
-    if let Some(previous) = sync.take() {
-        previous.await?;
     }
     file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))?;
     let elapsed = started.elapsed();

@@ -109,11 +109,13 @@ impl Appender {
     }
 
     /// If appending `additional` bytes would pass the pre-allocated size, returns the new
-    /// size to pre-allocate; the caller awaits `file.pre_allocate` and then calls
-    /// [`Appender::set_preallocated`].
-    pub fn preallocation_needed(&self, additional: u64) -> Option<u64> {
+    /// size to pre-allocate: a [`PREALLOCATE_STEP_BYTES`] step, but not past the segment's
+    /// size limit unless the batch itself needs it. The caller awaits
+    /// `file.pre_allocate` and then calls [`Appender::set_preallocated`].
+    pub fn preallocation_needed(&self, additional: u64, segment_bytes: u64) -> Option<u64> {
         let needed = self.end + additional;
-        (needed > self.preallocated).then(|| page_up(needed).max(self.preallocated + PREALLOCATE_STEP_BYTES))
+        let step = (self.preallocated + PREALLOCATE_STEP_BYTES).min(page_up(segment_bytes));
+        (needed > self.preallocated).then(|| page_up(needed).max(step))
     }
 
     /// Records a finished pre-allocation.
@@ -149,10 +151,7 @@ impl Appender {
     /// reads below it may go to the file; above it they must be served from memory.
     pub fn readable_on_disk(&mut self) -> u64 {
         self.prune_finished();
-        self.in_flight
-            .iter()
-            .map(|(start, _)| *start)
-            .fold(self.issued, u64::min)
+        self.in_flight.iter().map(|(start, _)| *start).fold(self.issued, u64::min)
     }
 
     /// Issues the write of everything not yet issued and returns a future that completes
@@ -172,9 +171,7 @@ impl Appender {
             for write in writes {
                 write.await?;
             }
-            file.fdatasync()
-                .await
-                .map_err(|e| EngineError::io("fdatasync", &path, e))
+            file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))
         })
     }
 
@@ -216,7 +213,8 @@ impl Appender {
         let split = if overlapping.is_some() { (from + PAGE_BYTES).min(write_end) } else { from };
         let (first_page, rest) = {
             let chunk = chunk.unwrap_or(&self.chunk);
-            let first_page = overlapping.map(|(_, previous)| (self.copy_to_buffer(chunk, from, split.min(data_end)), previous));
+            let first_page =
+                overlapping.map(|(_, previous)| (self.copy_to_buffer(chunk, from, split.min(data_end)), previous));
             let rest = (split < write_end).then(|| self.copy_to_buffer(chunk, split, data_end));
             (first_page, rest)
         };
@@ -255,15 +253,15 @@ impl Appender {
             if let Some(previous) = after {
                 previous.await?;
             }
-            let written = file
-                .write_at(buffer, position)
-                .await
-                .map_err(|e| EngineError::io("write", &path, e))?;
+            let written = file.write_at(buffer, position).await.map_err(|e| EngineError::io("write", &path, e))?;
             if written != expected {
                 return Err(EngineError::io(
                     "short write",
                     &path,
-                    std::io::Error::new(std::io::ErrorKind::WriteZero, format!("{written} of {expected} bytes at {position}")),
+                    std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        format!("{written} of {expected} bytes at {position}"),
+                    ),
                 ));
             }
             Ok(())

@@ -149,10 +149,7 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 /// only the length field. Used to walk a log without validating every CRC.
 pub fn peek_batch_size(bytes: &[u8], max_batch_bytes: usize) -> Result<usize, BatchError> {
     if bytes.len() < LOG_OVERHEAD_BYTES {
-        return Err(BatchError::Truncated {
-            available: bytes.len(),
-            needed: LOG_OVERHEAD_BYTES,
-        });
+        return Err(BatchError::Truncated { available: bytes.len(), needed: LOG_OVERHEAD_BYTES });
     }
     let length = be_i32(bytes, OFF_BATCH_LENGTH);
     if length == 0 && be_i64(bytes, OFF_BASE_OFFSET) == 0 {
@@ -180,10 +177,7 @@ impl<'a> BatchHeader<'a> {
     pub fn parse(bytes: &'a [u8], max_batch_bytes: usize) -> Result<Self, BatchError> {
         let size = peek_batch_size(bytes, max_batch_bytes)?;
         if bytes.len() < size {
-            return Err(BatchError::Truncated {
-                available: bytes.len(),
-                needed: size,
-            });
+            return Err(BatchError::Truncated { available: bytes.len(), needed: size });
         }
         let bytes = &bytes[..size];
         let magic = bytes[OFF_MAGIC];
@@ -193,14 +187,10 @@ impl<'a> BatchHeader<'a> {
         let header = BatchHeader { bytes };
         let record_count = header.record_count();
         let last_offset_delta = header.last_offset_delta();
-        if record_count < 0 || last_offset_delta < 0 || (record_count == 0 && !header.is_control())
-        {
+        if record_count < 0 || last_offset_delta < 0 || (record_count == 0 && !header.is_control()) {
             // Kafka allows an empty batch only as the result of compaction; producers
             // never send one, and an all-zero count is the signature of garbage.
-            return Err(BatchError::InvalidCounts {
-                record_count,
-                last_offset_delta,
-            });
+            return Err(BatchError::InvalidCounts { record_count, last_offset_delta });
         }
         Ok(header)
     }
@@ -322,12 +312,7 @@ impl<'a> BatchHeader<'a> {
 ///
 /// Base offset and leader epoch lie outside the CRC; `max_timestamp` (only for
 /// `LogAppendTime`) lies inside it, so the CRC is recomputed in that case only.
-pub fn assign_offsets(
-    batch: &mut [u8],
-    base_offset: i64,
-    leader_epoch: i32,
-    log_append_time_ms: Option<i64>,
-) {
+pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32, log_append_time_ms: Option<i64>) {
     assert!(batch.len() >= BATCH_HEADER_BYTES, "batch must be validated first");
     assert!(base_offset >= 0, "offsets are never negative");
     batch[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
@@ -389,10 +374,7 @@ impl<'a> RecordIter<'a> {
     fn parse_one(&mut self) -> Result<Record<'a>, BatchError> {
         let bytes = self.batch.bytes;
         let start = self.position;
-        let mut cursor = Cursor {
-            bytes,
-            position: start,
-        };
+        let mut cursor = Cursor { bytes, position: start };
         let length = cursor.varint()?;
         if length < 0 {
             return Err(cursor.error("negative record length"));
@@ -413,9 +395,7 @@ impl<'a> RecordIter<'a> {
         // Bounded by the bytes left: each header takes at least two bytes.
         let mut headers = Vec::with_capacity((header_count as usize).min((end - cursor.position) / 2));
         for _ in 0..header_count {
-            let key = cursor
-                .nullable_bytes()?
-                .ok_or_else(|| cursor.error("null header key"))?;
+            let key = cursor.nullable_bytes()?.ok_or_else(|| cursor.error("null header key"))?;
             let value = cursor.nullable_bytes()?;
             headers.push((key, value));
         }
@@ -423,13 +403,7 @@ impl<'a> RecordIter<'a> {
             return Err(cursor.error("record length does not match its fields"));
         }
         self.position = end;
-        Ok(Record {
-            offset_delta,
-            timestamp_delta,
-            key,
-            value,
-            headers,
-        })
+        Ok(Record { offset_delta, timestamp_delta, key, value, headers })
     }
 }
 
@@ -440,10 +414,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn error(&self, reason: &'static str) -> BatchError {
-        BatchError::MalformedRecord {
-            position: self.position,
-            reason,
-        }
+        BatchError::MalformedRecord { position: self.position, reason }
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
         let end = self
@@ -559,25 +530,13 @@ mod tests {
         let good = sample();
         let mut flipped = good.clone();
         flipped[70] ^= 0x40;
-        assert!(matches!(
-            BatchHeader::parse_verified(&flipped, 1 << 20),
-            Err(BatchError::CrcMismatch { .. })
-        ));
+        assert!(matches!(BatchHeader::parse_verified(&flipped, 1 << 20), Err(BatchError::CrcMismatch { .. })));
         let mut magic = good.clone();
         magic[16] = 1;
-        assert_eq!(
-            BatchHeader::parse(&magic, 1 << 20).unwrap_err(),
-            BatchError::UnsupportedMagic { magic: 1 }
-        );
+        assert_eq!(BatchHeader::parse(&magic, 1 << 20).unwrap_err(), BatchError::UnsupportedMagic { magic: 1 });
         assert_eq!(BatchHeader::parse(&[0u8; 128], 1 << 20).unwrap_err(), BatchError::Zeroed);
-        assert!(matches!(
-            BatchHeader::parse(&good[..good.len() - 1], 1 << 20),
-            Err(BatchError::Truncated { .. })
-        ));
-        assert!(matches!(
-            BatchHeader::parse(&good, 64),
-            Err(BatchError::InvalidLength { .. })
-        ));
+        assert!(matches!(BatchHeader::parse(&good[..good.len() - 1], 1 << 20), Err(BatchError::Truncated { .. })));
+        assert!(matches!(BatchHeader::parse(&good, 64), Err(BatchError::InvalidLength { .. })));
     }
 
     proptest! {

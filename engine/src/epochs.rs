@@ -53,7 +53,9 @@ impl LeaderEpochs {
             let mut parts = line.split_whitespace();
             let parsed = (parts.next().and_then(|e| e.parse().ok()), parts.next().and_then(|s| s.parse().ok()));
             match parsed {
-                (Some(epoch), Some(start)) if epochs.is_new_epoch(epoch) && epochs.entries.last().is_none_or(|(_, s)| start >= *s) => {
+                (Some(epoch), Some(start))
+                    if epochs.is_new_epoch(epoch) && epochs.entries.last().is_none_or(|(_, s)| start >= *s) =>
+                {
                     epochs.push(epoch, start)
                 }
                 _ => break,

@@ -81,10 +81,6 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 impl EngineError {
     /// Wraps an I/O error (std or glommio) with what was being done and to which path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
-        EngineError::Io {
-            op,
-            path: path.into(),
-            source: Arc::new(source.into()),
-        }
+        EngineError::Io { op, path: path.into(), source: Arc::new(source.into()) }
     }
 }

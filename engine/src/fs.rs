@@ -20,17 +20,13 @@ pub async fn ensure_dma_probe(dir: &Path) -> Result<()> {
     if needs_content {
         std::fs::write(&path, [0u8; 4096]).map_err(|e| EngineError::io("write", &path, e))?;
     }
-    let file = glommio::io::DmaFile::open(&path)
-        .await
-        .map_err(|e| EngineError::io("open", &path, e))?;
+    let file = glommio::io::DmaFile::open(&path).await.map_err(|e| EngineError::io("open", &path, e))?;
     file.close().await.map_err(|e| EngineError::io("close", &path, e))
 }
 
 /// fsyncs a directory so that files created or removed in it survive a crash.
 pub async fn sync_dir(dir: &Path) -> Result<()> {
-    let directory = glommio::io::Directory::open(dir)
-        .await
-        .map_err(|e| EngineError::io("open directory", dir, e))?;
+    let directory = glommio::io::Directory::open(dir).await.map_err(|e| EngineError::io("open directory", dir, e))?;
     directory.sync().await.map_err(|e| EngineError::io("fsync directory", dir, e))?;
     directory.close().await.map_err(|e| EngineError::io("close directory", dir, e))
 }
@@ -65,27 +61,54 @@ pub async fn write_checkpoint(path: &Path, contents: Vec<u8>) -> Result<()> {
         let temporary = path.with_extension("tmp");
         write_durably(&temporary, &contents)?;
         std::fs::rename(&temporary, &path).map_err(|e| EngineError::io("rename", &path, e))?;
-        let dir = path.parent().expect("checkpoint files live in a directory");
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| EngineError::io("fsync directory", dir, e))
+        sync_dir_blocking(path.parent().expect("checkpoint files live in a directory"))
     })
     .await
 }
 
-/// Removes files (deleted segments) off the reactor thread; a file already gone is fine.
+/// Removes files (deleted segments) off the reactor thread, then fsyncs their directories
+/// so a crash cannot bring them back (a truncated log must not regain stale batches). A
+/// file already gone is fine.
 pub async fn remove_files(paths: Vec<PathBuf>) -> Result<()> {
     run_blocking(move || {
+        let mut dirs: Vec<PathBuf> = Vec::new();
         for path in paths {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(EngineError::io("remove", &path, e)),
             }
+            if let Some(dir) = path.parent().filter(|d| !dirs.iter().any(|known| known == d)) {
+                dirs.push(dir.to_path_buf());
+            }
         }
-        Ok(())
+        dirs.iter().try_for_each(|dir| sync_dir_blocking(dir))
     })
     .await
+}
+
+/// Creates `dir` (and missing parents) durably: each new directory's entry is fsynced in
+/// its parent, so a partition created before a crash is still there after it.
+pub fn create_dir_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(EngineError::io("create directory", dir, e)),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir_blocking(parent),
+        None => Ok(()),
+    }
+}
+
+fn sync_dir_blocking(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| EngineError::io("fsync directory", dir, e))
 }
 
 fn write_durably(path: &Path, contents: &[u8]) -> Result<()> {

@@ -124,18 +124,11 @@ impl SegmentIndex {
         let ordered = offsets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
             && times.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1);
         let in_bounds = offsets.last().is_none_or(|(_, p)| u64::from(*p) < log_bytes);
-        let times_indexed = times
-            .iter()
-            .all(|(_, o)| offsets.binary_search_by_key(o, |(off, _)| *off).is_ok());
+        let times_indexed = times.iter().all(|(_, o)| offsets.binary_search_by_key(o, |(off, _)| *off).is_ok());
         if !(starts_at_zero && ordered && in_bounds && times_indexed) {
             return None;
         }
-        Some(SegmentIndex {
-            max_timestamp: times.last().map(|(t, _)| *t),
-            offsets,
-            times,
-            bytes_since_entry: 0,
-        })
+        Some(SegmentIndex { max_timestamp: times.last().map(|(t, _)| *t), offsets, times, bytes_since_entry: 0 })
     }
 
     /// Raises the recorded max timestamp to cover batches after the last entry, which

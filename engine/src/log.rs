@@ -155,9 +155,7 @@ impl LogState {
         let budget = self.config.tail_cache_bytes;
         let active_base = self.segments.keys().next_back().copied().expect("active segment");
         let readable = self.active().appender_mut().map_or(u64::MAX, |a| a.readable_on_disk());
-        self.tail.evict(budget, |segment_base, end_position| {
-            segment_base != active_base || end_position <= readable
-        });
+        self.tail.evict(budget, |segment_base, end_position| segment_base != active_base || end_position <= readable);
     }
 }
 
@@ -168,7 +166,7 @@ impl PartitionLog {
     /// indexes (rebuilt when missing or inconsistent).
     pub async fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, RecoveryReport)> {
         config.validate()?;
-        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create directory", dir, e))?;
+        fs::create_dir_durably(dir)?;
         fs::ensure_dma_probe(dir.parent().unwrap_or(dir)).await?;
         let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
@@ -227,12 +225,8 @@ impl PartitionLog {
             segments,
             config,
         };
-        let log = PartitionLog {
-            name,
-            dir: dir.to_path_buf(),
-            state: RefCell::new(state),
-            append_permit: Semaphore::new(1),
-        };
+        let log =
+            PartitionLog { name, dir: dir.to_path_buf(), state: RefCell::new(state), append_permit: Semaphore::new(1) };
         Ok((log, report))
     }
 
@@ -408,8 +402,9 @@ impl PartitionLog {
     async fn preallocate_locked(&self, additional: u64) -> Result<()> {
         let needed = {
             let mut state = self.state.borrow_mut();
+            let segment_bytes = state.config.segment_bytes;
             let appender = state.active().appender_mut().expect("active");
-            appender.preallocation_needed(additional).map(|size| (appender.file().clone(), size))
+            appender.preallocation_needed(additional, segment_bytes).map(|size| (appender.file().clone(), size))
         };
         if let Some((file, size)) = needed {
             let path = self.state.borrow_mut().active().path().to_path_buf();
@@ -572,8 +567,7 @@ impl PartitionLog {
         let cached = state.tail.read(log_start, state.log_end(), usize::MAX).unwrap_or_default();
         Ok(cached.iter().find_map(|batch| {
             let header = BatchHeader::parse(batch, usize::MAX).ok()?;
-            (header.max_timestamp() >= timestamp)
-                .then(|| crate::segment::first_record_at_or_after(&header, timestamp))
+            (header.max_timestamp() >= timestamp).then(|| crate::segment::first_record_at_or_after(&header, timestamp))
         }))
     }
 
@@ -799,14 +793,15 @@ impl LogState {
 /// File position of the batch holding `offset` in `segment` (its end if none does).
 async fn position_of_batch_containing(segment: &Segment, offset: i64) -> Result<u64> {
     let mut found = None;
-    let outcome = crate::scan::scan_batches(segment.file(), segment.path(), 0, segment.size(), false, |position, header| {
-        if header.last_offset() >= offset {
-            found = Some(position);
-            return std::ops::ControlFlow::Break(());
-        }
-        std::ops::ControlFlow::Continue(())
-    })
-    .await?;
+    let outcome =
+        crate::scan::scan_batches(segment.file(), segment.path(), 0, segment.size(), false, |position, header| {
+            if header.last_offset() >= offset {
+                found = Some(position);
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .await?;
     Ok(found.unwrap_or(outcome.end))
 }
 

@@ -75,10 +75,7 @@ pub async fn scan_batches(
                 window.drain(..(cursor - window_start) as usize);
                 window_start = cursor;
                 let want = needed.max(SCAN_READ_BYTES).min((to - window_end) as usize);
-                let read = file
-                    .read_at(window_end, want)
-                    .await
-                    .map_err(|e| EngineError::io("read", path, e))?;
+                let read = file.read_at(window_end, want).await.map_err(|e| EngineError::io("read", path, e))?;
                 if read.is_empty() {
                     return Ok(ScanOutcome {
                         end: cursor,

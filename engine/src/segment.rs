@@ -274,7 +274,13 @@ impl Segment {
         assert!(header.base_offset() >= self.next_offset, "offsets go forward");
         assert!(relative >= 0 && relative <= i64::from(u32::MAX) && position <= u64::from(u32::MAX));
         appender.write(batch)?;
-        self.index.on_batch(relative as u32, position as u32, header.max_timestamp(), batch.len() as u64, index_interval_bytes);
+        self.index.on_batch(
+            relative as u32,
+            position as u32,
+            header.max_timestamp(),
+            batch.len() as u64,
+            index_interval_bytes,
+        );
         self.size = appender.end();
         self.next_offset = header.last_offset() + 1;
         Ok(())
@@ -359,11 +365,7 @@ impl ReadPlan {
         }
         let bytes = buffer.len();
         let buffer = Bytes::from(buffer);
-        Ok(ReadBatches {
-            batches: bounds.into_iter().map(|(s, e)| buffer.slice(s..e)).collect(),
-            bytes,
-            next_offset,
-        })
+        Ok(ReadBatches { batches: bounds.into_iter().map(|(s, e)| buffer.slice(s..e)).collect(), bytes, next_offset })
     }
 
     /// Finds the first record with timestamp `>= timestamp`: its offset and timestamp.

@@ -60,7 +60,7 @@ where
     if config.shards == 0 {
         return Err(EngineError::Config("at least one shard is needed".into()));
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io("create directory", data_dir, e))?;
+    crate::fs::create_dir_durably(data_dir)?;
     let cpus = online_cpus();
     let mut handles = Vec::with_capacity(config.shards);
     for shard_id in 0..config.shards {
@@ -68,9 +68,8 @@ where
             (true, false) => Placement::Fixed(cpus[shard_id % cpus.len()]),
             _ => Placement::Unbound,
         };
-        let mut builder = LocalExecutorBuilder::new(placement)
-            .name(&format!("shard-{shard_id}"))
-            .io_memory(config.io_memory_bytes);
+        let mut builder =
+            LocalExecutorBuilder::new(placement).name(&format!("shard-{shard_id}")).io_memory(config.io_memory_bytes);
         if let Some(spin) = config.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
@@ -86,9 +85,7 @@ where
     }
     let mut results = Vec::with_capacity(handles.len());
     for (shard_id, handle) in handles.into_iter().enumerate() {
-        let result = handle
-            .join()
-            .map_err(|e| EngineError::io("join executor", format!("shard-{shard_id}"), e))?;
+        let result = handle.join().map_err(|e| EngineError::io("join executor", format!("shard-{shard_id}"), e))?;
         results.push(result?);
     }
     Ok(results)
@@ -125,7 +122,11 @@ impl Shard {
     }
 
     /// Opens (or creates) a partition's log on this shard, recovering it.
-    pub async fn open_partition(&self, dir_name: &str, config: LogConfig) -> Result<(Rc<PartitionLog>, RecoveryReport)> {
+    pub async fn open_partition(
+        &self,
+        dir_name: &str,
+        config: LogConfig,
+    ) -> Result<(Rc<PartitionLog>, RecoveryReport)> {
         if let Some(log) = self.partition(dir_name) {
             return Ok((log, RecoveryReport::default()));
         }
@@ -155,8 +156,12 @@ impl Shard {
             }
             match log.apply_retention(now_ms).await {
                 Ok(report) if report.segments_deleted > 0 => tracing::info!(
-                    shard = self.id, partition = log.name(), segments = report.segments_deleted,
-                    bytes = report.bytes_deleted, "retention deleted segments"),
+                    shard = self.id,
+                    partition = log.name(),
+                    segments = report.segments_deleted,
+                    bytes = report.bytes_deleted,
+                    "retention deleted segments"
+                ),
                 Ok(_) => {}
                 Err(error) => tracing::error!(shard = self.id, partition = log.name(), %error, "retention failed"),
             }

@@ -55,7 +55,12 @@ fn batch_positions(file: &Path) -> Vec<u64> {
 
 /// Reopens after damage to the active segment's tail; checks the log ends at the last
 /// whole batch before `surviving` batches, all byte-identical, and accepts appends.
-fn assert_recovers_to(path: &Path, sent: &[bytes::Bytes], surviving: usize, expect_reason: impl Fn(&BatchError) -> bool) {
+fn assert_recovers_to(
+    path: &Path,
+    sent: &[bytes::Bytes],
+    surviving: usize,
+    expect_reason: impl Fn(&BatchError) -> bool,
+) {
     run(async {
         let (log, report) = PartitionLog::open(path, config()).await.unwrap();
         let torn = report.torn_tail.expect("the damage is reported");
@@ -148,7 +153,8 @@ fn closed_segment_corruption_is_reported(offset_in_batch: u64) {
     let bad = positions[2];
     flip_byte(closed, bad + offset_in_batch);
     run(async {
-        let (log, _) = PartitionLog::open(&path, config()).await.expect("opening never fails on a corrupt closed segment");
+        let (log, _) =
+            PartitionLog::open(&path, config()).await.expect("opening never fails on a corrupt closed segment");
         // Batches 0 and 1 (offsets 0..=5) read fine.
         let read = log.read(0, 1 << 20, ReadLimit::HighWatermark).await.unwrap();
         assert!(read.batches.len() >= 2);

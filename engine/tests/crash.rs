@@ -63,8 +63,10 @@ fn every_acknowledged_batch_survives_sigkill() {
             _ => i64::MAX, // killed during recovery
         };
         let expected_end = acked.values().map(|(last, _)| last + 1).max().unwrap_or(0);
-        assert!(recovered == i64::MAX || recovered >= expected_end,
-            "run {kill}: recovered end {recovered} lost acknowledged data ending at {expected_end}");
+        assert!(
+            recovered == i64::MAX || recovered >= expected_end,
+            "run {kill}: recovered end {recovered} lost acknowledged data ending at {expected_end}"
+        );
         let mut lowest_base = None;
         for line in lines {
             let fields: Vec<i64> = line.strip_prefix("ack ").unwrap().split(' ').map(|f| f.parse().unwrap()).collect();

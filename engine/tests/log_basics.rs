@@ -185,7 +185,12 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
 
 #[test]
 fn group_commit_and_every_flush_policy_keep_data_readable() {
-    for flush in [FlushPolicy::EveryAppend, FlushPolicy::Bytes(8192), FlushPolicy::Interval(std::time::Duration::from_millis(5)), FlushPolicy::Never] {
+    for flush in [
+        FlushPolicy::EveryAppend,
+        FlushPolicy::Bytes(8192),
+        FlushPolicy::Interval(std::time::Duration::from_millis(5)),
+        FlushPolicy::Never,
+    ] {
         let dir = temp_dir();
         run(async {
             let config = LogConfig { flush, ..small_config() };

@@ -73,7 +73,14 @@ async fn check_everything(log: &PartitionLog, model: &Model) {
     }
 }
 
-async fn apply(log: &mut PartitionLog, model: &mut Model, op: &Op, path: &std::path::Path, config: &LogConfig, seed: &mut u64) {
+async fn apply(
+    log: &mut PartitionLog,
+    model: &mut Model,
+    op: &Op,
+    path: &std::path::Path,
+    config: &LogConfig,
+    seed: &mut u64,
+) {
     match *op {
         Op::Append { records, value_bytes } => {
             *seed += 1;
@@ -117,8 +124,12 @@ async fn apply(log: &mut PartitionLog, model: &mut Model, op: &Op, path: &std::p
             log.apply_retention(0).await.unwrap();
             let start = log.log_start_offset();
             assert!(start >= model.log_start && start <= model.log_end);
-            assert!(start == model.log_end || model.batches.iter().any(|(base, _, _)| *base == start) || start == model.log_start,
-                "retention moves the log start to a segment boundary");
+            assert!(
+                start == model.log_end
+                    || model.batches.iter().any(|(base, _, _)| *base == start)
+                    || start == model.log_start,
+                "retention moves the log start to a segment boundary"
+            );
             model.log_start = start;
         }
         Op::DeleteRecords { at_permille } => {

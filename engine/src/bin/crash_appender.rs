@@ -25,10 +25,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let dir = args.next().expect("usage: crash_appender <partition-dir> <run>");
     let run: u64 = args.next().and_then(|r| r.parse().ok()).expect("run number");
-    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(2 << 20)
-        .make()
-        .expect("executor");
+    let executor =
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound).io_memory(2 << 20).make().expect("executor");
     executor.run(async move {
         let config = LogConfig { segment_bytes: 64 * 1024, flush: FlushPolicy::EveryAppend, ..LogConfig::default() };
         let (log, _) = PartitionLog::open(dir.as_ref(), config).await.expect("open");

@@ -10,11 +10,7 @@ use std::future::Future;
 
 /// Runs `future` on a fresh glommio executor with the io_memory limit non-root users need.
 pub fn run<T>(future: impl Future<Output = T>) -> T {
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(2 << 20)
-        .make()
-        .expect("executor starts")
-        .run(future)
+    LocalExecutorBuilder::new(Placement::Unbound).io_memory(2 << 20).make().expect("executor starts").run(future)
 }
 
 /// A temporary directory on the same file system as the build (never tmpfs, where
@@ -30,7 +26,12 @@ pub fn batch(records: usize, value_bytes: usize, seed: u64) -> Bytes {
 
 /// Small segments and indexes, so that tests cross segment boundaries quickly.
 pub fn small_config() -> LogConfig {
-    LogConfig { segment_bytes: 16 * 1024, index_interval_bytes: 1024, tail_cache_bytes: 8 * 1024, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 16 * 1024,
+        index_interval_bytes: 1024,
+        tail_cache_bytes: 8 * 1024,
+        ..LogConfig::default()
+    }
 }
 
 /// Reads everything from `from` to the log end, batch by batch.
@@ -38,7 +39,8 @@ pub async fn read_all(log: &PartitionLog, from: i64) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut offset = from;
     loop {
-        let LogRead { batches, log_end_offset, .. } = log.read(offset, 64 * 1024, ReadLimit::LogEnd).await.expect("read");
+        let LogRead { batches, log_end_offset, .. } =
+            log.read(offset, 64 * 1024, ReadLimit::LogEnd).await.expect("read");
         if batches.is_empty() {
             assert_eq!(offset, log_end_offset, "empty read before the log end");
             return out;
