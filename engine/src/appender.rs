@@ -225,7 +225,7 @@ impl Appender {
         if let Some(buffer) = rest {
             last = Some(self.issue(buffer, split, None));
         }
-        if data_end % PAGE_BYTES != 0 {
+        if !data_end.is_multiple_of(PAGE_BYTES) {
             // The last page is partly filled: the next write to it must wait for this one.
             self.tail_page_write = last.map(|handle| (page_down(data_end), handle));
         }
@@ -234,7 +234,7 @@ impl Appender {
     /// Copies file range `[from, to)` of `chunk` into a new page-rounded buffer whose
     /// bytes past `to` are zero.
     fn copy_to_buffer(&self, chunk: &DmaBuffer, from: u64, to: u64) -> DmaBuffer {
-        assert!(from >= self.chunk_start && from % PAGE_BYTES == 0 && to > from);
+        assert!(from >= self.chunk_start && from.is_multiple_of(PAGE_BYTES) && to > from);
         let len = (to - from) as usize;
         let mut buffer = self.file.alloc_dma_buffer(page_up(len as u64) as usize);
         let at = (from - self.chunk_start) as usize;
@@ -245,7 +245,7 @@ impl Appender {
     }
 
     fn issue(&mut self, buffer: DmaBuffer, position: u64, after: Option<WriteHandle>) -> WriteHandle {
-        assert!(position % PAGE_BYTES == 0 && buffer.len() as u64 % PAGE_BYTES == 0);
+        assert!(position.is_multiple_of(PAGE_BYTES) && (buffer.len() as u64).is_multiple_of(PAGE_BYTES));
         let file = self.file.clone();
         let path = self.path.clone();
         let expected = buffer.len();
@@ -297,5 +297,5 @@ where
     F: std::future::Future<Output = Result<()>> + 'static,
 {
     let task = glommio::spawn_local(future);
-    async move { task.await }.boxed_local().shared()
+    task.boxed_local().shared()
 }

@@ -109,7 +109,7 @@ impl SegmentIndex {
     /// they are inconsistent (wrong size, unordered, pointing past the log), in which case
     /// the caller rebuilds them from the log.
     pub fn decode(offsets: &[u8], times: &[u8], log_bytes: u64) -> Option<Self> {
-        if offsets.len() % OFFSET_ENTRY_BYTES != 0 || times.len() % TIME_ENTRY_BYTES != 0 {
+        if !offsets.len().is_multiple_of(OFFSET_ENTRY_BYTES) || !times.len().is_multiple_of(TIME_ENTRY_BYTES) {
             return None;
         }
         let offsets: Vec<(u32, u32)> = offsets

@@ -16,6 +16,7 @@ use crate::fs;
 use crate::segment::{parse_log_file_name, Segment, TornTail};
 use crate::tail_cache::TailCache;
 use bytes::Bytes;
+use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -141,11 +142,14 @@ impl LogState {
     /// Starts an fsync of everything written so far.
     fn begin_flush(&mut self) -> InFlightFlush {
         assert!(self.flushes.len() < FLUSHES_IN_FLIGHT_MAX, "bounded fsyncs in flight");
-        let flush = InFlightFlush {
-            end: self.log_end(),
-            bytes: self.unflushed_bytes,
-            handle: self.active().appender_mut().expect("active").begin_flush(),
+        let end = self.log_end();
+        let handle = match self.active().appender_mut() {
+            Some(appender) => appender.begin_flush(),
+            // Mid-truncation the last segment has no appender: everything in it is
+            // already fsynced, so there is nothing to wait for.
+            None => crate::appender::spawn_shared(async { Ok(()) }),
         };
+        let flush = InFlightFlush { end, bytes: self.unflushed_bytes, handle };
         self.unflushed_bytes = 0;
         self.flushes.push_back(flush.clone());
         flush
@@ -623,9 +627,12 @@ impl PartitionLog {
     /// Removes every batch at or after `offset` (a follower diverged from its leader).
     /// If `offset` falls inside a batch, that whole batch goes: the log end becomes its
     /// base offset. Durable before it returns.
+    ///
+    /// Readers keep working throughout: the state switches to the shorter log in one
+    /// synchronous step before any file is cut.
     pub async fn truncate_to(&self, offset: i64) -> Result<()> {
         let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
-        let (in_flight, drain) = {
+        let (in_flight, flush) = {
             let mut state = self.state.borrow_mut();
             let (log_start, log_end) = (state.log_start_offset, state.log_end());
             if offset >= log_end {
@@ -635,50 +642,54 @@ impl PartitionLog {
                 return Err(EngineError::OffsetOutOfRange { partition: self.name.clone(), offset, log_start, log_end });
             }
             let in_flight: Vec<WriteHandle> = state.flushes.iter().map(|f| f.handle.clone()).collect();
-            (in_flight, state.active().appender_mut().expect("active").begin_flush())
+            (in_flight, state.begin_flush().handle)
         };
-        // Everything goes to disk first: the cut position is found by walking the file,
-        // and no write may land after the file is trimmed.
-        for flush in in_flight {
-            let _ = flush.await;
+        // Everything goes to disk first: the cut is found by walking the file, and no
+        // write may land after the file is trimmed.
+        for earlier in in_flight {
+            let _ = earlier.await;
         }
-        drain.await?;
-        let (doomed, keep) = {
+        flush.await?;
+        let (keep_file, keep_path, keep_size, keep_base, keep_next) = {
             let mut state = self.state.borrow_mut();
-            let keep_base = *state.segments.range(..=offset).next_back().expect("offset >= log start").0;
-            let doomed: Vec<Segment> = state.segments.split_off(&(keep_base + 1)).into_values().collect();
-            (doomed, state.segments.remove(&keep_base).expect("found above"))
+            let keep = state.segments.range_mut(..=offset).next_back().expect("offset >= log start").1;
+            (keep.file().clone(), keep.path().to_path_buf(), keep.size(), keep.base_offset(), keep.next_offset())
         };
-        let mut doomed_paths = Vec::new();
-        for segment in &doomed {
-            let (index, timeindex) = fs::index_paths(segment.path());
-            doomed_paths.extend([segment.path().to_path_buf(), index, timeindex]);
-        }
-        // Remove later segments first: a crash in between leaves a shorter log, never
-        // a hole followed by stale data.
+        let (cut, new_end) = position_of_batch_containing(&keep_file, &keep_path, keep_size, offset)
+            .await?
+            .unwrap_or((keep_size, keep_next));
+        let (doomed_paths, epochs) = {
+            let mut state = self.state.borrow_mut();
+            let doomed = state.segments.split_off(&(keep_base + 1));
+            let keep = state.segments.get_mut(&keep_base).expect("found above");
+            // Its appender (if it was the active segment) must write nothing more.
+            keep.shrink_to(cut, new_end);
+            state.tail.truncate_from(new_end);
+            state.durable_end = state.durable_end.min(new_end);
+            state.epochs.truncate_from(new_end);
+            state.flushes.clear();
+            // Cutting the batch holding the log start leaves an empty log starting there.
+            state.log_start_offset = state.log_start_offset.min(new_end);
+            let mut paths = Vec::new();
+            for segment in doomed.values() {
+                let (index, timeindex) = fs::index_paths(segment.path());
+                paths.extend([segment.path().to_path_buf(), index, timeindex]);
+            }
+            let (index, timeindex) = fs::index_paths(&keep_path);
+            paths.extend([index, timeindex]);
+            (paths, state.epochs.encode())
+        };
+        // Later segments go before the kept one is cut: a crash in between leaves a
+        // shorter log, never a hole followed by stale data. The kept segment's index
+        // files go too: it is active again and its index lives in memory.
         fs::remove_files(doomed_paths).await?;
-        let cut = position_of_batch_containing(&keep, offset).await?;
-        let keep_base = keep.base_offset();
-        drop(keep);
         let (segment, _) = Segment::open_active(&self.dir, keep_base, &self.config(), Some(cut)).await?;
-        let (index, timeindex) = fs::index_paths(segment.path());
-        fs::remove_files(vec![index, timeindex]).await?;
-        let mut state = self.state.borrow_mut();
-        let new_end = segment.next_offset();
-        state.segments.insert(keep_base, segment);
-        state.tail.truncate_from(new_end);
-        state.durable_end = state.durable_end.min(new_end);
-        state.epochs.truncate_from(new_end);
-        state.flushes.clear();
-        // Cutting the batch that holds the log start leaves an empty log starting at its end.
-        let log_start_moved = state.log_start_offset > new_end;
-        state.log_start_offset = state.log_start_offset.min(new_end);
-        let contents = state.epochs.encode();
-        drop(state);
-        if log_start_moved {
+        assert_eq!(segment.next_offset(), new_end, "the walk agrees with the cut");
+        self.state.borrow_mut().segments.insert(keep_base, segment);
+        if self.log_start_offset() == new_end {
             fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), new_end.to_string().into_bytes()).await?;
         }
-        fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await
+        fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), epochs).await
     }
 
     /// Raises the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
@@ -790,19 +801,24 @@ impl LogState {
     }
 }
 
-/// File position of the batch holding `offset` in `segment` (its end if none does).
-async fn position_of_batch_containing(segment: &Segment, offset: i64) -> Result<u64> {
+/// File position and base offset of the batch holding `offset` in a segment file of
+/// `size` bytes; `None` when no batch there holds it.
+async fn position_of_batch_containing(
+    file: &DmaFile,
+    path: &Path,
+    size: u64,
+    offset: i64,
+) -> Result<Option<(u64, i64)>> {
     let mut found = None;
-    let outcome =
-        crate::scan::scan_batches(segment.file(), segment.path(), 0, segment.size(), false, |position, header| {
-            if header.last_offset() >= offset {
-                found = Some(position);
-                return std::ops::ControlFlow::Break(());
-            }
-            std::ops::ControlFlow::Continue(())
-        })
-        .await?;
-    Ok(found.unwrap_or(outcome.end))
+    crate::scan::scan_batches(file, path, 0, size, false, |position, header| {
+        if header.last_offset() >= offset {
+            found = Some((position, header.base_offset()));
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .await?;
+    Ok(found)
 }
 
 fn read_i64_file(path: &Path) -> Option<i64> {

@@ -286,6 +286,16 @@ impl Segment {
         Ok(())
     }
 
+    /// Forgets everything from file position `position` (offset `next_offset`) on, and the
+    /// appender: the log is about to cut the file there and reopen it with
+    /// [`Segment::open_active`]. Reads in between see only what is kept.
+    pub fn shrink_to(&mut self, position: u64, next_offset: i64) {
+        assert!(position <= self.size && next_offset <= self.next_offset);
+        self.appender = None;
+        self.size = position;
+        self.next_offset = next_offset;
+    }
+
     /// Turns the active segment into a closed one after its data was flushed and the file
     /// trimmed: drops the appender and returns the index to write.
     pub fn mark_closed(&mut self) -> &SegmentIndex {

@@ -240,3 +240,49 @@ fn segment_files_are_written_with_o_direct() {
         assert!(checked >= 1, "found the open segment file");
     });
 }
+
+#[test]
+fn reads_and_flushes_during_truncation_never_panic_and_see_a_consistent_log() {
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), small_config()).await.unwrap();
+        let log = std::rc::Rc::new(log);
+        for i in 0..200 {
+            log.append(batch(2, 300, i), 0).await.unwrap();
+        }
+        let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+        let reader = {
+            let (log, stop) = (log.clone(), stop.clone());
+            glommio::spawn_local(async move {
+                let mut reads = 0;
+                while !stop.get() {
+                    let end = log.log_end_offset();
+                    for from in [0, end / 2, end.saturating_sub(1)] {
+                        match log.read(from, 4096, ReadLimit::LogEnd).await {
+                            Ok(read) => {
+                                for b in read.batches {
+                                    BatchHeader::parse_verified(&b, usize::MAX).expect("never a bad batch");
+                                }
+                            }
+                            Err(EngineError::OffsetOutOfRange { .. }) => {}
+                            Err(other) => panic!("read during truncation: {other}"),
+                        }
+                        reads += 1;
+                    }
+                    log.flush().await.unwrap();
+                    glommio::yield_if_needed().await;
+                }
+                reads
+            })
+        };
+        for cut in [390i64, 301, 250, 101, 40] {
+            log.truncate_to(cut).await.unwrap();
+            assert!(log.log_end_offset() <= cut);
+            log.append(batch(1, 100, 9_000 + cut as u64), 0).await.unwrap();
+            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        stop.set(true);
+        assert!(reader.await > 0);
+        assert_eq!(read_all(&log, 0).await.len(), 20 + 1);
+    });
+}
