@@ -146,14 +146,23 @@ impl Shard {
         self.logs.borrow().values().cloned().collect()
     }
 
-    /// One maintenance pass: interval flushes and retention for every log. Errors are
-    /// logged per partition; one failed log does not stop the others.
-    pub async fn maintain(&self) {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        for log in self.partitions() {
-            if let Err(error) = log.flush_if_due().await {
+    /// Starts the fsyncs that [`crate::FlushPolicy::Interval`] logs are due for, all at
+    /// once, and waits for them. Call it often (the interval's resolution is the call rate).
+    pub async fn flush_due(&self) {
+        let logs = self.partitions();
+        let results = futures::future::join_all(logs.iter().map(|log| log.flush_if_due())).await;
+        for (log, result) in logs.iter().zip(results) {
+            if let Err(error) = result {
                 tracing::error!(shard = self.id, partition = log.name(), %error, "interval flush failed");
             }
+        }
+    }
+
+    /// One retention pass over every log. Errors are logged per partition; one failed log
+    /// does not stop the others.
+    pub async fn apply_retention(&self) {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for log in self.partitions() {
             match log.apply_retention(now_ms).await {
                 Ok(report) if report.segments_deleted > 0 => tracing::info!(
                     shard = self.id,

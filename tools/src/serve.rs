@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often shards look at the shutdown flag.
-const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
-/// How often shards run retention and interval flushes.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often shards look at the shutdown flag and start interval fsyncs that are due
+/// (the resolution of `--flush ms:T`).
+const TICK: Duration = Duration::from_millis(10);
+/// How often shards apply retention.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Flags of `sluice serve`.
 #[derive(clap::Args)]
@@ -85,12 +86,13 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
                     torn_tail = report.torn_tail.is_some(), "recovered");
             }
             tracing::info!(shard = shard_id, partitions = mine.len(), "shard ready");
-            let mut last_maintenance = Instant::now();
+            let mut last_retention = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                glommio::timer::sleep(SHUTDOWN_POLL).await;
-                if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
-                    shard.maintain().await;
-                    last_maintenance = Instant::now();
+                glommio::timer::sleep(TICK).await;
+                shard.flush_due().await;
+                if last_retention.elapsed() >= RETENTION_INTERVAL {
+                    shard.apply_retention().await;
+                    last_retention = Instant::now();
                 }
             }
             tracing::info!(shard = shard_id, "shutting down: flushing logs");
