@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 BENCH_DIR ?= ./bench-data
 BENCH_SECONDS ?= 3
 
-.PHONY: run build test lint unit bench fmt clean
+.PHONY: run build test lint unit bench fuzz fmt clean
 
 ## Build and start a single-node sluice on ./data.
 run: build
@@ -30,6 +30,14 @@ bench: build
 	mkdir -p target/bench
 	./target/release/sluice bench storage --data-dir $(BENCH_DIR) --seconds $(BENCH_SECONDS) \
 		--markdown target/bench/storage.md
+
+## Fuzz the decoders (needs `cargo install cargo-fuzz`); FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= batch_decode segment_recovery
+fuzz:
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 fmt:
 	$(CARGO) fmt --all

@@ -383,6 +383,8 @@ impl<'a> RecordIter<'a> {
             .checked_add(cursor.position - start + length as usize)
             .filter(|end| *end <= bytes.len())
             .ok_or_else(|| cursor.error("record length past end of batch"))?;
+        // Fields may not run past the record's own length.
+        cursor.bytes = &bytes[..end];
         let _attributes = cursor.take(1)?;
         let timestamp_delta = cursor.varlong()?;
         let offset_delta = cursor.varint()?;
@@ -421,7 +423,7 @@ impl<'a> Cursor<'a> {
             .position
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| self.error("field past end of batch"))?;
+            .ok_or_else(|| self.error("field past end of record"))?;
         let slice = &self.bytes[self.position..end];
         self.position = end;
         Ok(slice)
@@ -537,6 +539,29 @@ mod tests {
         assert_eq!(BatchHeader::parse(&[0u8; 128], 1 << 20).unwrap_err(), BatchError::Zeroed);
         assert!(matches!(BatchHeader::parse(&good[..good.len() - 1], 1 << 20), Err(BatchError::Truncated { .. })));
         assert!(matches!(BatchHeader::parse(&good, 64), Err(BatchError::InvalidLength { .. })));
+    }
+
+    #[test]
+    fn a_record_whose_fields_overrun_its_length_is_an_error_not_a_panic() {
+        // Found by the batch_decode fuzz target: a header count past the record's end.
+        let mut record = Vec::new();
+        put_varlong(&mut record, 3); // record length: too short for the fields below
+        record.push(0);
+        put_varlong(&mut record, 0);
+        put_varlong(&mut record, 0);
+        put_varlong(&mut record, -1);
+        put_varlong(&mut record, -1);
+        put_varlong(&mut record, 1);
+        let mut bytes = sample();
+        bytes.truncate(BATCH_HEADER_BYTES);
+        bytes.extend_from_slice(&record);
+        bytes[57..61].copy_from_slice(&1i32.to_be_bytes());
+        let batch_length = (bytes.len() - LOG_OVERHEAD_BYTES) as i32;
+        bytes[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        bytes[23..27].copy_from_slice(&0i32.to_be_bytes());
+        let header = BatchHeader::parse(&bytes, 1 << 20).unwrap();
+        let parsed: Vec<_> = header.records().unwrap().collect();
+        assert!(matches!(parsed[..], [Err(BatchError::MalformedRecord { .. })]));
     }
 
     proptest! {

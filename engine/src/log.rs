@@ -197,9 +197,15 @@ impl PartitionLog {
         let active = match last {
             Some(base) => {
                 let (segment, torn) = Segment::open_active(dir, base, &config, None).await?;
-                if let Some(torn) = &torn {
-                    tracing::warn!(partition = %name, file = %segment.path().display(), position = torn.position,
-                        discarded = torn.discarded_bytes, reason = %torn.reason, "cut torn tail during recovery");
+                match &torn {
+                    // After a crash, pre-allocated space past the data reads as zeros.
+                    Some(torn) if torn.reason == crate::batch::BatchError::Zeroed => tracing::info!(
+                        partition = %name, file = %segment.path().display(), position = torn.position,
+                        "recovered: trimmed unwritten pre-allocated space after the last batch"),
+                    Some(torn) => tracing::warn!(
+                        partition = %name, file = %segment.path().display(), position = torn.position,
+                        discarded = torn.discarded_bytes, reason = %torn.reason, "recovered: cut a torn tail"),
+                    None => {}
                 }
                 report.torn_tail = torn;
                 // What recovery read back may still sit in the device cache only.
