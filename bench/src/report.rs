@@ -1,4 +1,5 @@
-//! Renders benchmark results as a plain-text table (terminal) or Markdown (BENCHMARKS.md).
+//! Renders benchmark results as Markdown: printed at the end of a run and pasted into
+//! docs/BENCHMARKS.md.
 
 use crate::storage::{fsync_label, StorageReport};
 use std::fmt::Write;
@@ -12,7 +13,7 @@ pub fn storage_markdown(report: &StorageReport) -> String {
         "Records of {} B in batches of {} records ({} B per batch), {} appends in flight per partition, {} s per case.\n",
         config.record_bytes,
         config.batch_records,
-        report.cases.first().map_or(0, |c| c.bytes / c.latency_us.len().max(1)),
+        report.batch_bytes,
         config.in_flight_per_partition,
         config.duration.as_secs_f64()
     );

@@ -126,6 +126,8 @@ pub struct StorageReport {
     pub cases: Vec<CaseResult>,
     /// The settings used.
     pub config: StorageBenchConfig,
+    /// Size of each appended batch, header included.
+    pub batch_bytes: usize,
 }
 
 impl StorageReport {}
@@ -177,7 +179,7 @@ pub fn run_suite(config: &StorageBenchConfig, mut progress: impl FnMut(&str)) ->
             }
         }
     }
-    Ok(StorageReport { raw, cases, config: config.clone() })
+    Ok(StorageReport { raw, cases, config: config.clone(), batch_bytes: template_batch(config).len() })
 }
 
 /// How a raw run fsynced, for tables.

@@ -7,6 +7,8 @@
 //! `.index` / `.timeindex` when it closes, and rebuilt from the log when a file is missing
 //! or inconsistent. Entries are big-endian, as in Kafka's files.
 
+use crate::batch::BatchHeader;
+
 /// Bytes per offset index entry.
 pub const OFFSET_ENTRY_BYTES: usize = 8;
 /// Bytes per time index entry.
@@ -45,6 +47,13 @@ impl SegmentIndex {
             }
         }
         self.bytes_since_entry += batch_bytes;
+    }
+
+    /// [`SegmentIndex::on_batch`] for a stored batch of a segment starting at `segment_base`.
+    pub fn on_stored_batch(&mut self, segment_base: i64, position: u64, header: &BatchHeader<'_>, interval_bytes: u64) {
+        let relative = header.base_offset() - segment_base;
+        assert!((0..=i64::from(u32::MAX)).contains(&relative) && position <= u64::from(u32::MAX));
+        self.on_batch(relative as u32, position as u32, header.max_timestamp(), header.size() as u64, interval_bytes);
     }
 
     /// Largest timestamp of any batch recorded, if any.

@@ -114,13 +114,7 @@ impl Segment {
             if header.base_offset() < next_offset || (position == 0 && header.base_offset() != base_offset) {
                 return ControlFlow::Break(());
             }
-            index.on_batch(
-                (header.base_offset() - base_offset) as u32,
-                position as u32,
-                header.max_timestamp(),
-                header.size() as u64,
-                config.index_interval_bytes,
-            );
+            index.on_stored_batch(base_offset, position, &header, config.index_interval_bytes);
             next_offset = header.last_offset() + 1;
             ControlFlow::Continue(())
         })
@@ -183,13 +177,7 @@ impl Segment {
         let mut next_offset = base_offset + i64::from(start_offset);
         let outcome = scan_batches(&file, &path, u64::from(start_position), size, false, |position, header| {
             if rebuilt {
-                index.on_batch(
-                    (header.base_offset() - base_offset) as u32,
-                    position as u32,
-                    header.max_timestamp(),
-                    header.size() as u64,
-                    config.index_interval_bytes,
-                );
+                index.on_stored_batch(base_offset, position, &header, config.index_interval_bytes);
             } else {
                 index.observe_max_timestamp(header.max_timestamp());
             }
@@ -270,17 +258,9 @@ impl Segment {
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader<'_>, index_interval_bytes: u64) -> Result<()> {
         let appender = self.appender.as_mut().expect("append to a closed segment");
         let position = appender.end();
-        let relative = header.base_offset() - self.base_offset;
         assert!(header.base_offset() >= self.next_offset, "offsets go forward");
-        assert!(relative >= 0 && relative <= i64::from(u32::MAX) && position <= u64::from(u32::MAX));
         appender.write(batch)?;
-        self.index.on_batch(
-            relative as u32,
-            position as u32,
-            header.max_timestamp(),
-            batch.len() as u64,
-            index_interval_bytes,
-        );
+        self.index.on_stored_batch(self.base_offset, position, header, index_interval_bytes);
         self.size = appender.end();
         self.next_offset = header.last_offset() + 1;
         Ok(())
