@@ -170,6 +170,8 @@ impl PartitionLog {
     /// indexes (rebuilt when missing or inconsistent).
     pub async fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, RecoveryReport)> {
         config.validate()?;
+        // glommio resolves relative paths of directories against no directory at all.
+        let dir = &std::path::absolute(dir).map_err(|e| EngineError::io("resolve", dir, e))?;
         fs::create_dir_durably(dir)?;
         fs::ensure_dma_probe(dir.parent().unwrap_or(dir)).await?;
         let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());

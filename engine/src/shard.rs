@@ -60,6 +60,7 @@ where
     if config.shards == 0 {
         return Err(EngineError::Config("at least one shard is needed".into()));
     }
+    let data_dir = &std::path::absolute(data_dir).map_err(|e| EngineError::io("resolve", data_dir, e))?;
     crate::fs::create_dir_durably(data_dir)?;
     let cpus = online_cpus();
     let mut handles = Vec::with_capacity(config.shards);

@@ -286,3 +286,35 @@ fn reads_and_flushes_during_truncation_never_panic_and_see_a_consistent_log() {
         assert_eq!(read_all(&log, 0).await.len(), 20 + 1);
     });
 }
+
+#[test]
+fn a_log_opened_by_a_relative_path_rolls_and_recovers() {
+    let dir = temp_dir();
+    let cwd = std::env::current_dir().unwrap();
+    // Integration tests run in the crate directory; reach the temp dir relatively.
+    let relative = pathdiff(dir.path(), &cwd).join("t-0");
+    assert!(relative.is_relative());
+    run(async {
+        let (log, _) = PartitionLog::open(&relative, small_config()).await.unwrap();
+        for i in 0..40 {
+            log.append(batch(1, 1000, i), 0).await.unwrap();
+        }
+        assert!(log.segment_count() > 1);
+        log.close().await.unwrap();
+    });
+    run(async {
+        let (log, _) = PartitionLog::open(&relative, small_config()).await.unwrap();
+        assert_eq!(read_all(&log, 0).await.len(), 40);
+    });
+}
+
+/// `target` relative to `base`, both absolute.
+fn pathdiff(target: &std::path::Path, base: &std::path::Path) -> std::path::PathBuf {
+    let common = target.components().zip(base.components()).take_while(|(a, b)| a == b).count();
+    let mut relative = std::path::PathBuf::new();
+    for _ in base.components().skip(common) {
+        relative.push("..");
+    }
+    target.components().skip(common).for_each(|c| relative.push(c));
+    relative
+}

@@ -22,13 +22,16 @@ fn populate(data_dir: &Path, partitions: &[&str]) {
     });
 }
 
-/// Starts `sluice serve` and forwards its stderr lines to a channel.
+/// Starts `sluice serve` in the parent of `data_dir`, naming the data directory by a
+/// relative path as `make run` does, and forwards its stderr lines to a channel.
 fn serve(data_dir: &Path, cores: usize) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--cores", &cores.to_string(), "--data-dir"])
-        .arg(data_dir)
+        .arg(data_dir.file_name().unwrap())
+        .current_dir(data_dir.parent().unwrap())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("sluice starts");
@@ -54,6 +57,16 @@ fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
     }
 }
 
+/// Kills the broker if the test fails half-way, so no process outlives the test.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn serve_recovers_partitions_on_all_shards_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -65,26 +78,27 @@ fn serve_recovers_partitions_on_all_shards_and_shuts_down_cleanly() {
     let mut file = std::fs::OpenOptions::new().append(true).open(&torn).unwrap();
     std::io::Write::write_all(&mut file, &[0u8; 8192]).unwrap();
 
-    let (mut child, rx) = serve(&data, 2);
+    let (child, rx) = serve(&data, 2);
+    let mut child = KillOnDrop(child);
     let mut seen = Vec::new();
     wait_for(&rx, "shard ready", &mut seen);
     wait_for(&rx, "shard ready", &mut seen);
-    let recovered: Vec<&String> = seen.iter().filter(|l| l.contains("recovered")).collect();
+    let recovered: Vec<&String> = seen.iter().filter(|l| l.contains("recovered") && l.contains("segments=")).collect();
     assert_eq!(recovered.len(), 3, "{seen:#?}");
-    assert!(seen.iter().any(|l| l.contains("shard=0") && l.contains("recovered")));
-    assert!(seen.iter().any(|l| l.contains("shard=1") && l.contains("recovered")));
-    assert!(seen.iter().any(|l| l.contains("orders-1") && l.contains("torn_tail=true")), "{seen:#?}");
-    assert!(seen.iter().all(|l| !l.contains("recovered") || l.contains("log_end=50")), "{seen:#?}");
+    assert!(recovered.iter().any(|l| l.contains("shard=0")));
+    assert!(recovered.iter().any(|l| l.contains("shard=1")));
+    assert!(recovered.iter().any(|l| l.contains("orders-1") && l.contains("torn_tail=true")), "{seen:#?}");
+    assert!(recovered.iter().all(|l| l.contains("log_end=50")), "{seen:#?}");
 
     let (mut second, second_rx) = serve(&data, 1);
     let status = second.wait().unwrap();
     assert!(!status.success(), "a second sluice on the same data dir must refuse to start");
-    let message: Vec<String> = second_rx.try_iter().collect();
+    let message: Vec<String> = second_rx.iter().collect(); // ends when its stderr closes
     assert!(message.iter().any(|l| l.contains("in use by another sluice")), "{message:#?}");
 
     // SAFETY: sends SIGTERM to our own child process; no memory is involved.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = child.wait().unwrap();
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM");
     wait_for(&rx, "clean shutdown", &mut seen);
     assert_eq!(std::fs::metadata(&torn).unwrap().len(), logical, "the torn tail is cut and the file trimmed");
