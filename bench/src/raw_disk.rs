@@ -54,7 +54,7 @@ pub async fn measure(
         .dma_open(&path)
         .await
         .map_err(|e| EngineError::io("create", &path, e))?;
-    file.pre_allocate(bytes_max, false).await.map_err(|e| EngineError::io("fallocate", &path, e))?;
+    preallocate_with_patience(&file, &path, bytes_max).await?;
     let file = std::rc::Rc::new(file);
     let started = Instant::now();
     let mut position = 0u64;
@@ -106,7 +106,7 @@ pub async fn measure(
                         break;
                     }
                 }
-                None if time_left && done > sync_start => continue,
+                // Nothing in flight and no fsync to wait for: the time or the file is used up.
                 None => break,
             },
         }
@@ -116,4 +116,26 @@ pub async fn measure(
     drop(file);
     std::fs::remove_file(&path).map_err(|e| EngineError::io("remove", &path, e))?;
     Ok(RawResult { queue_depth, fsync_every_bytes, bytes: done, elapsed })
+}
+
+/// How long to keep retrying a pre-allocation that fails for lack of space.
+const ENOSPC_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Pre-allocates `bytes`, retrying while the file system says it is full: on
+/// thin-provisioned disks mounted with `discard`, space freed by the previous case's
+/// deletions comes back only after a while.
+async fn preallocate_with_patience(file: &glommio::io::DmaFile, path: &Path, bytes: u64) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        match file.pre_allocate(bytes, false).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let error = std::io::Error::from(error);
+                if error.kind() != std::io::ErrorKind::StorageFull || started.elapsed() > ENOSPC_PATIENCE {
+                    return Err(EngineError::io("fallocate", path, error));
+                }
+                glommio::timer::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }

@@ -75,7 +75,7 @@ impl Default for StorageBenchConfig {
             record_bytes: 1024,
             batch_records: 64,
             in_flight_per_partition: 4,
-            bytes_per_case_max: 8 << 30,
+            bytes_per_case_max: 2 << 30,
         }
     }
 }
@@ -193,8 +193,10 @@ pub fn fsync_label(fsync_every_bytes: Option<u64>) -> String {
 fn measure_raw(config: &StorageBenchConfig, queue_depth: usize, fsync_every_bytes: Option<u64>) -> Result<RawResult> {
     let runtime = RuntimeConfig { shards: 1, ..RuntimeConfig::default() };
     let dir = config.data_dir.clone();
-    // Pre-allocate for 3 GB/s: more than this disk does, without claiming the whole cap.
-    let bytes_max = config.bytes_per_case_max.min((config.duration.as_secs_f64() * 3e9) as u64) & !((1 << 20) - 1);
+    // A fresh, pre-allocated file like a new segment's; bounded because large fallocates
+    // on thin-provisioned disks fail with ENOSPC while earlier deletes are still being
+    // discarded. At this disk's speed the bound ends a run after about 0.7 s.
+    let bytes_max = config.bytes_per_case_max.min(RAW_BYTES_MAX);
     let duration = config.duration;
     let mut results = run_shards(&runtime, &config.data_dir, move |_| {
         let dir = dir.clone();
@@ -202,6 +204,12 @@ fn measure_raw(config: &StorageBenchConfig, queue_depth: usize, fsync_every_byte
     })?;
     Ok(results.remove(0))
 }
+
+/// Pause after each case, see [`run_case`].
+const PAUSE_BETWEEN_CASES: Duration = Duration::from_secs(5);
+
+/// Bytes written by one raw measurement at most.
+const RAW_BYTES_MAX: u64 = 1 << 30;
 
 /// Queue depth of the raw measurement taken before each case.
 const ADJACENT_RAW_QUEUE_DEPTH: usize = 32;
@@ -267,6 +275,8 @@ pub fn run_case(
         }
     })?;
     let _ = std::fs::remove_dir_all(&case_dir);
+    // Give a thin-provisioned disk mounted with `discard` time to take the space back.
+    std::thread::sleep(PAUSE_BETWEEN_CASES);
     let mut latency_us = new_histogram();
     let mut bytes = 0;
     let mut elapsed = Duration::ZERO;

@@ -419,8 +419,13 @@ impl PartitionLog {
             appender.preallocation_needed(additional, segment_bytes).map(|size| (appender.file().clone(), size))
         };
         if let Some((file, size)) = needed {
-            let path = self.state.borrow_mut().active().path().to_path_buf();
-            file.pre_allocate(size, false).await.map_err(|e| EngineError::io("fallocate", &path, e))?;
+            if let Err(error) = file.pre_allocate(size, false).await {
+                // Pre-allocation only spares writes the block allocation. If it fails (a
+                // full or thin-provisioned disk), writing goes on; a write that finds no
+                // space fails on its own and fails the log.
+                let path = self.state.borrow_mut().active().path().to_path_buf();
+                tracing::warn!(partition = %self.name, file = %path.display(), %error, "pre-allocation failed; writing without it");
+            }
             self.state.borrow_mut().active().appender_mut().expect("active").set_preallocated(size);
         }
         Ok(())
