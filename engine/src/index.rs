@@ -82,18 +82,6 @@ impl SegmentIndex {
         }
     }
 
-    /// Drops entries at or after `position` (the segment was truncated there); the
-    /// remaining batches are re-recorded by the caller via `recompute_after_truncation`.
-    pub fn truncate_to_position(&mut self, position: u32) {
-        let keep = self.offsets.partition_point(|(_, p)| *p < position);
-        self.offsets.truncate(keep);
-        let last_offset = self.offsets.last().map(|(o, _)| *o);
-        self.times.retain(|(_, o)| last_offset.is_some_and(|last| *o <= last));
-        self.max_timestamp = self.times.last().map(|(t, _)| *t);
-        // Unknown without rescanning; forcing an entry at the next batch is always safe.
-        self.bytes_since_entry = u64::MAX / 2;
-    }
-
     /// Last offset entry, if any.
     pub fn last_offset_entry(&self) -> Option<(u32, u32)> {
         self.offsets.last().copied()
@@ -194,13 +182,5 @@ mod tests {
         let mut swapped = offsets.clone();
         swapped[8..16].copy_from_slice(&offsets[16..24]);
         assert!(SegmentIndex::decode(&swapped, &times, 10_000).is_none());
-    }
-
-    #[test]
-    fn truncation_drops_entries_at_and_after_the_position() {
-        let mut index = built();
-        index.truncate_to_position(6000);
-        assert_eq!(index.last_offset_entry(), Some((6, 3000)));
-        assert!(index.times.iter().all(|(_, o)| *o <= 6));
     }
 }
