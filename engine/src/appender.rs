@@ -22,6 +22,7 @@
 use crate::error::{EngineError, Result};
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use glommio::io::{DmaBuffer, DmaFile};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -141,10 +142,15 @@ impl Appender {
         Ok(())
     }
 
-    /// Returns a write to wait for when too many are in flight.
+    /// Returns a write to wait for when this segment has too many in flight, or when the
+    /// shard as a whole has more than [`SHARD_WRITE_BYTES_IN_FLIGHT_MAX`] in flight and
+    /// this segment contributes to it. A log with nothing in flight is never held back by
+    /// others, so a quiet partition keeps low latency next to busy ones.
     pub fn backpressure(&mut self) -> Option<WriteHandle> {
         self.prune_finished();
-        (self.in_flight.len() > WRITES_IN_FLIGHT_MAX).then(|| self.in_flight[0].1.clone())
+        let shard_over = SHARD_WRITE_BYTES.with(Cell::get) > SHARD_WRITE_BYTES_IN_FLIGHT_MAX;
+        let over = self.in_flight.len() > WRITES_IN_FLIGHT_MAX || (shard_over && !self.in_flight.is_empty());
+        over.then(|| self.in_flight[0].1.clone())
     }
 
     /// Position below which every byte is on disk (written, not necessarily fsynced):
@@ -249,7 +255,10 @@ impl Appender {
         let file = self.file.clone();
         let path = self.path.clone();
         let expected = buffer.len();
+        let bytes = expected as u64;
+        SHARD_WRITE_BYTES.with(|b| b.set(b.get() + bytes));
         let handle = spawn_shared(async move {
+            let _in_flight = ShardWriteBytes(bytes);
             if let Some(previous) = after {
                 previous.await?;
             }
@@ -287,6 +296,26 @@ impl Appender {
                 None => index += 1,
             }
         }
+    }
+}
+
+thread_local! {
+    /// Bytes of issued, unfinished writes on this thread's executor (= this shard), over
+    /// all its logs. Thread-local because a shard is one thread: no sharing, no atomics.
+    static SHARD_WRITE_BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Above this many bytes in flight per shard, appends wait (see [`Appender::backpressure`]):
+/// enough to keep the device busy (a 32-deep queue of 1 MiB writes), small enough that
+/// the queue drains in tens of milliseconds. Without it 64 busy logs queue 512 MiB.
+pub const SHARD_WRITE_BYTES_IN_FLIGHT_MAX: u64 = 32 << 20;
+
+/// Counts a write in [`SHARD_WRITE_BYTES`] until dropped (finished, failed or cancelled).
+struct ShardWriteBytes(u64);
+
+impl Drop for ShardWriteBytes {
+    fn drop(&mut self) {
+        SHARD_WRITE_BYTES.with(|b| b.set(b.get() - self.0));
     }
 }
 
