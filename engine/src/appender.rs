@@ -310,6 +310,11 @@ thread_local! {
 /// the queue drains in tens of milliseconds. Without it 64 busy logs queue 512 MiB.
 pub const SHARD_WRITE_BYTES_IN_FLIGHT_MAX: u64 = 32 << 20;
 
+/// Bytes of unfinished writes on the calling shard (for metrics and tests).
+pub fn shard_write_bytes_in_flight() -> u64 {
+    SHARD_WRITE_BYTES.with(Cell::get)
+}
+
 /// Counts a write in [`SHARD_WRITE_BYTES`] until dropped (finished, failed or cancelled).
 struct ShardWriteBytes(u64);
 

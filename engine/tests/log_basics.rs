@@ -318,3 +318,43 @@ fn pathdiff(target: &std::path::Path, base: &std::path::Path) -> std::path::Path
     target.components().skip(common).for_each(|c| relative.push(c));
     relative
 }
+
+#[test]
+fn shard_bytes_in_flight_stay_bounded_and_return_to_zero() {
+    use sluice_engine::appender::{
+        shard_write_bytes_in_flight, CHUNK_BYTES, SHARD_WRITE_BYTES_IN_FLIGHT_MAX, WRITES_IN_FLIGHT_MAX,
+    };
+    let dir = temp_dir();
+    run(async {
+        let config = LogConfig { flush: FlushPolicy::Never, ..LogConfig::default() };
+        let mut logs = Vec::new();
+        for p in 0..12 {
+            logs.push(std::rc::Rc::new(
+                PartitionLog::open(&dir.path().join(format!("t-{p}")), config.clone()).await.unwrap().0,
+            ));
+        }
+        let peak = std::rc::Rc::new(std::cell::Cell::new(0u64));
+        let tasks: Vec<_> = logs
+            .iter()
+            .map(|log| {
+                let (log, peak) = (log.clone(), peak.clone());
+                glommio::spawn_local(async move {
+                    for i in 0..100 {
+                        log.append(batch(64, 1000, i), 0).await.unwrap();
+                        peak.set(peak.get().max(shard_write_bytes_in_flight()));
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await;
+        }
+        // Each log may issue up to its per-segment bound beyond the shard's before waiting.
+        let bound = SHARD_WRITE_BYTES_IN_FLIGHT_MAX + (logs.len() * (WRITES_IN_FLIGHT_MAX + 1) * CHUNK_BYTES) as u64;
+        assert!(peak.get() > 0 && peak.get() <= bound, "peak {} bound {bound}", peak.get());
+        for log in &logs {
+            log.flush().await.unwrap();
+        }
+        assert_eq!(shard_write_bytes_in_flight(), 0, "every finished write is uncounted");
+    });
+}
