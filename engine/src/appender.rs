@@ -104,11 +104,6 @@ impl Appender {
         self.end
     }
 
-    /// The first write error, if any.
-    pub fn failure(&self) -> Option<&EngineError> {
-        self.failed.as_ref()
-    }
-
     /// If appending `additional` bytes would pass the pre-allocated size, returns the new
     /// size to pre-allocate: a [`PREALLOCATE_STEP_BYTES`] step, but not past the segment's
     /// size limit unless the batch itself needs it. The caller awaits

@@ -79,7 +79,7 @@ fn every_acknowledged_batch_survives_sigkill() {
         }
         verify(&path, &acked);
     }
-    assert!(total_acks > 500, "the children made real progress: {total_acks} acks");
+    assert!(total_acks > 200, "the children made real progress: {total_acks} acks");
 }
 
 fn verify(path: &std::path::Path, acked: &BTreeMap<i64, (i64, u64)>) {
