@@ -823,7 +823,7 @@ async fn position_of_batch_containing(
     offset: i64,
 ) -> Result<Option<(u64, i64)>> {
     let mut found = None;
-    crate::scan::scan_batches(file, path, 0, size, false, |position, header| {
+    crate::scan::scan_batches(file, path, 0, size, false, |position, header, _| {
         if header.last_offset() >= offset {
             found = Some((position, header.base_offset()));
             return std::ops::ControlFlow::Break(());

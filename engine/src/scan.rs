@@ -6,6 +6,7 @@
 use crate::batch::{BatchError, BatchHeader};
 use crate::config::SEGMENT_BYTES_MAX;
 use crate::error::{EngineError, Result};
+use bytes::{Bytes, BytesMut};
 use glommio::io::DmaFile;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -38,42 +39,47 @@ pub struct ScanOutcome {
     pub stop: ScanStop,
 }
 
-/// Walks batches of `file` in `[from, to)`, calling `visit(position, header)` for each
-/// valid one. With `verify_crc` each batch's CRC is checked before it is visited.
-/// Stops at the first invalid batch (reported, not an error: the caller decides whether
-/// that means a torn tail or corruption).
+/// Walks batches of `file` in `[from, to)`, calling `visit(position, header, batch)` for
+/// each valid one; `batch` is the batch's bytes, a zero-copy slice of the read buffer that
+/// the visitor may keep. With `verify_crc` each batch's CRC is checked before it is
+/// visited. Stops at the first invalid batch (reported, not an error: the caller decides
+/// whether that means a torn tail or corruption).
 pub async fn scan_batches(
     file: &DmaFile,
     path: &Path,
     from: u64,
     to: u64,
     verify_crc: bool,
-    mut visit: impl FnMut(u64, BatchHeader<'_>) -> ControlFlow<()>,
+    mut visit: impl FnMut(u64, BatchHeader<'_>, &Bytes) -> ControlFlow<()>,
 ) -> Result<ScanOutcome> {
-    let mut window: Vec<u8> = Vec::new();
-    let mut window_start = from;
+    // Bytes read but not yet visited; it always starts at `cursor`.
+    let mut window = BytesMut::new();
     let mut cursor = from;
     loop {
         if cursor >= to {
             return Ok(ScanOutcome { end: cursor, stop: ScanStop::Complete });
         }
-        let window_end = window_start + window.len() as u64;
-        let available = &window[(cursor - window_start) as usize..];
+        let window_end = cursor + window.len() as u64;
         let limit = (to - cursor) as usize;
         // A length past `to` parses as Truncated: that is what a torn tail looks like.
-        let parsed = BatchHeader::parse(&available[..available.len().min(limit)], SEGMENT_BYTES_MAX as usize)
-            .and_then(|header| if verify_crc { header.verify_crc().map(|()| header) } else { Ok(header) });
+        let parsed =
+            BatchHeader::parse(&window[..window.len().min(limit)], SEGMENT_BYTES_MAX as usize).and_then(|header| {
+                if verify_crc {
+                    header.verify_crc().map(|()| header.size())
+                } else {
+                    Ok(header.size())
+                }
+            });
         match parsed {
-            Ok(header) => {
-                let size = header.size() as u64;
-                if visit(cursor, header).is_break() {
+            Ok(size) => {
+                let batch = window.split_to(size).freeze();
+                let header = BatchHeader::parse(&batch, usize::MAX).expect("parsed above");
+                if visit(cursor, header, &batch).is_break() {
                     return Ok(ScanOutcome { end: cursor, stop: ScanStop::Stopped });
                 }
-                cursor += size;
+                cursor += size as u64;
             }
             Err(BatchError::Truncated { needed, .. }) if window_end < to => {
-                window.drain(..(cursor - window_start) as usize);
-                window_start = cursor;
                 let want = needed.max(SCAN_READ_BYTES).min((to - window_end) as usize);
                 let read = file.read_at(window_end, want).await.map_err(|e| EngineError::io("read", path, e))?;
                 if read.is_empty() {
@@ -85,6 +91,8 @@ pub async fn scan_batches(
                         },
                     });
                 }
+                // The one copy out of the DMA buffer (not `Send`, so it cannot be kept).
+                window.reserve(read.len());
                 window.extend_from_slice(&read);
             }
             Err(reason) => {

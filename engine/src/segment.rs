@@ -110,7 +110,7 @@ impl Segment {
         let limit = truncate_at.map_or(file_size, |t| t.min(file_size));
         let mut index = SegmentIndex::default();
         let mut next_offset = base_offset;
-        let outcome = scan_batches(&file, &path, 0, limit, true, |position, header| {
+        let outcome = scan_batches(&file, &path, 0, limit, true, |position, header, _| {
             if header.base_offset() < next_offset || (position == 0 && header.base_offset() != base_offset) {
                 return ControlFlow::Break(());
             }
@@ -175,7 +175,7 @@ impl Segment {
         let mut index = loaded.unwrap_or_default();
         let (start_offset, start_position) = index.last_offset_entry().unwrap_or((0, 0));
         let mut next_offset = base_offset + i64::from(start_offset);
-        let outcome = scan_batches(&file, &path, u64::from(start_position), size, false, |position, header| {
+        let outcome = scan_batches(&file, &path, u64::from(start_position), size, false, |position, header, _| {
             if rebuilt {
                 index.on_stored_batch(base_offset, position, &header, config.index_interval_bytes);
             } else {
@@ -311,7 +311,7 @@ impl Segment {
 
 /// Batches read from one segment.
 pub struct ReadBatches {
-    /// Whole batches, in offset order, each a slice of one buffer.
+    /// Whole batches, in offset order, each a slice of the read buffer.
     pub batches: Vec<Bytes>,
     /// Bytes in `batches`.
     pub bytes: usize,
@@ -324,23 +324,22 @@ impl ReadPlan {
     /// `max_bytes` is reached (the first batch is returned whole even if larger, as Kafka
     /// does so that a consumer always makes progress). Checks every CRC.
     pub async fn read(self, from_offset: i64, max_offset: i64, max_bytes: usize) -> Result<ReadBatches> {
-        let mut buffer: Vec<u8> = Vec::new();
-        let mut bounds: Vec<(usize, usize)> = Vec::new();
+        let mut batches: Vec<Bytes> = Vec::new();
+        let mut bytes = 0;
         let mut next_offset = from_offset;
         let end = self.corrupt_at.as_ref().map_or(self.end_position, |(p, _)| (*p).min(self.end_position));
-        let outcome = scan_batches(&self.file, &self.path, self.start_position, end, true, |_, header| {
+        let outcome = scan_batches(&self.file, &self.path, self.start_position, end, true, |_, header, batch| {
             if header.base_offset() >= max_offset {
                 return ControlFlow::Break(());
             }
             if header.last_offset() < from_offset {
                 return ControlFlow::Continue(());
             }
-            if !buffer.is_empty() && buffer.len() + header.size() > max_bytes {
+            if !batches.is_empty() && bytes + batch.len() > max_bytes {
                 return ControlFlow::Break(());
             }
-            let start = buffer.len();
-            buffer.extend_from_slice(header.bytes());
-            bounds.push((start, buffer.len()));
+            bytes += batch.len();
+            batches.push(batch.clone());
             next_offset = header.last_offset() + 1;
             ControlFlow::Continue(())
         })
@@ -350,12 +349,10 @@ impl ReadPlan {
             ScanStop::Complete if end < self.end_position => self.corrupt_at.clone(),
             ScanStop::Complete | ScanStop::Stopped => None,
         };
-        if let (Some((position, reason)), true) = (stopped_on, bounds.is_empty()) {
+        if let (Some((position, reason)), true) = (stopped_on, batches.is_empty()) {
             return Err(EngineError::Corrupt { file: self.path, position, reason });
         }
-        let bytes = buffer.len();
-        let buffer = Bytes::from(buffer);
-        Ok(ReadBatches { batches: bounds.into_iter().map(|(s, e)| buffer.slice(s..e)).collect(), bytes, next_offset })
+        Ok(ReadBatches { batches, bytes, next_offset })
     }
 
     /// Finds the first record with timestamp `>= timestamp`: its offset and timestamp.
@@ -364,7 +361,7 @@ impl ReadPlan {
     pub async fn find_timestamp(self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let mut found = None;
         let end = self.corrupt_at.as_ref().map_or(self.end_position, |(p, _)| (*p).min(self.end_position));
-        scan_batches(&self.file, &self.path, self.start_position, end, false, |_, header| {
+        scan_batches(&self.file, &self.path, self.start_position, end, false, |_, header, _| {
             if header.max_timestamp() < timestamp {
                 return ControlFlow::Continue(());
             }
