@@ -300,7 +300,12 @@ impl PartitionLog {
         let info = {
             let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
             self.state.borrow().check_failed()?;
-            if self.state.borrow_mut().should_roll(batch.len()) {
+            let timestamp_ms = if self.state.borrow().config.log_append_time {
+                now_ms()
+            } else {
+                BatchHeader::parse(&batch, usize::MAX).expect("validated above").max_timestamp()
+            };
+            if self.state.borrow_mut().should_roll(batch.len(), timestamp_ms) {
                 self.roll_locked().await?;
             }
             self.preallocate_locked(batch.len() as u64).await?;
@@ -799,7 +804,7 @@ impl PartitionLog {
 }
 
 impl LogState {
-    fn should_roll(&mut self, batch_bytes: usize) -> bool {
+    fn should_roll(&mut self, batch_bytes: usize, batch_timestamp_ms: i64) -> bool {
         let segment_bytes = self.config.segment_bytes;
         let segment_ms = self.config.segment_ms;
         let active = self.active();
@@ -807,7 +812,7 @@ impl LogState {
             return false;
         }
         let full = active.size() + batch_bytes as u64 > segment_bytes;
-        let old = segment_ms.is_some_and(|ms| active.age() >= ms);
+        let old = segment_ms.is_some_and(|ms| active.is_older_than(ms, batch_timestamp_ms));
         // Relative offsets are u32 in the index; a batch spans at most i32::MAX offsets.
         let offsets_exhausted = active.next_offset() - active.base_offset() > i64::from(u32::MAX) - i64::from(i32::MAX);
         full || old || offsets_exhausted

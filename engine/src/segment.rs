@@ -17,7 +17,6 @@ use glommio::io::{DmaFile, OpenOptions};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Instant;
 
 /// File name of a segment's log file: the base offset in 20 digits, as Kafka names them.
 pub fn log_file_name(base_offset: i64) -> String {
@@ -59,7 +58,9 @@ pub struct Segment {
     next_offset: i64,
     index: SegmentIndex,
     appender: Option<Appender>,
-    opened_at: Instant,
+    /// Max timestamp of the first batch: `segment.ms` counts from it, in record time, as
+    /// Kafka does, so a restart does not reset a segment's age.
+    first_batch_timestamp: Option<i64>,
     /// A closed segment whose bytes stop being valid here; reads up to it still work.
     corrupt_at: Option<(u64, BatchError)>,
 }
@@ -85,7 +86,7 @@ impl Segment {
             size: 0,
             next_offset: base_offset,
             index: SegmentIndex::default(),
-            opened_at: Instant::now(),
+            first_batch_timestamp: None,
             corrupt_at: None,
         })
     }
@@ -110,10 +111,12 @@ impl Segment {
         let limit = truncate_at.map_or(file_size, |t| t.min(file_size));
         let mut index = SegmentIndex::default();
         let mut next_offset = base_offset;
+        let mut first_batch_timestamp = None;
         let outcome = scan_batches(&file, &path, 0, limit, true, |position, header, _| {
             if header.base_offset() < next_offset || (position == 0 && header.base_offset() != base_offset) {
                 return ControlFlow::Break(());
             }
+            first_batch_timestamp.get_or_insert(header.max_timestamp());
             index.on_stored_batch(base_offset, position, &header, config.index_interval_bytes);
             next_offset = header.last_offset() + 1;
             ControlFlow::Continue(())
@@ -155,7 +158,7 @@ impl Segment {
             size: end,
             next_offset,
             index,
-            opened_at: Instant::now(),
+            first_batch_timestamp,
             corrupt_at: None,
         };
         Ok((segment, torn))
@@ -203,7 +206,7 @@ impl Segment {
             next_offset,
             index,
             appender: None,
-            opened_at: Instant::now(),
+            first_batch_timestamp: None,
             corrupt_at,
         })
     }
@@ -228,9 +231,11 @@ impl Segment {
     pub fn max_timestamp(&self) -> Option<i64> {
         self.index.max_timestamp()
     }
-    /// How long ago this segment was created or opened (for `segment.ms`).
-    pub fn age(&self) -> std::time::Duration {
-        self.opened_at.elapsed()
+    /// Whether a batch with max timestamp `timestamp_ms` arrives `segment_ms` or more after
+    /// this segment's first batch (Kafka's time-based roll, in record time).
+    pub fn is_older_than(&self, segment_ms: std::time::Duration, timestamp_ms: i64) -> bool {
+        self.first_batch_timestamp
+            .is_some_and(|first| timestamp_ms.saturating_sub(first) >= segment_ms.as_millis() as i64)
     }
     /// Whether the segment still takes appends.
     pub fn is_active(&self) -> bool {
@@ -261,6 +266,7 @@ impl Segment {
         assert!(header.base_offset() >= self.next_offset, "offsets go forward");
         appender.write(batch)?;
         self.index.on_stored_batch(self.base_offset, position, header, index_interval_bytes);
+        self.first_batch_timestamp.get_or_insert(header.max_timestamp());
         self.size = appender.end();
         self.next_offset = header.last_offset() + 1;
         Ok(())

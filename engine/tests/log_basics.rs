@@ -358,3 +358,25 @@ fn shard_bytes_in_flight_stay_bounded_and_return_to_zero() {
         assert_eq!(shard_write_bytes_in_flight(), 0, "every finished write is uncounted");
     });
 }
+
+#[test]
+fn segment_ms_rolls_in_record_time_and_survives_reopen() {
+    let dir = temp_dir();
+    let path = dir.path().join("t-0");
+    // batch(_, _, seed) is stamped 1_700_000_000_000 + seed ms.
+    let config = LogConfig { segment_ms: Some(std::time::Duration::from_millis(1000)), ..small_config() };
+    run(async {
+        let (log, _) = PartitionLog::open(&path, config.clone()).await.unwrap();
+        log.append(batch(1, 10, 0), 0).await.unwrap();
+        log.append(batch(1, 10, 999), 0).await.unwrap();
+        assert_eq!(log.segment_count(), 1, "999 ms after the first batch: same segment");
+        log.close().await.unwrap();
+    });
+    run(async {
+        let (log, _) = PartitionLog::open(&path, config.clone()).await.unwrap();
+        log.append(batch(1, 10, 1000), 0).await.unwrap();
+        assert_eq!(log.segment_count(), 2, "1000 ms after the first batch: rolled, even across a reopen");
+        log.append(batch(1, 10, 1500), 0).await.unwrap();
+        assert_eq!(log.segment_count(), 2);
+    });
+}
