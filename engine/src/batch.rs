@@ -99,6 +99,17 @@ pub enum BatchError {
         /// One past the previous batch's last offset.
         expected_at_least: i64,
     },
+    /// A stored batch whose offsets cannot belong to its segment (before the segment's
+    /// base, or too far past it for the index's 32-bit relative offsets).
+    #[error("batch offsets {base_offset}..={last_offset} do not fit the segment starting at {segment_base}")]
+    OffsetOutsideSegment {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The batch's last offset.
+        last_offset: i64,
+        /// The segment's base offset.
+        segment_base: i64,
+    },
     /// A record inside an uncompressed batch does not parse.
     #[error("malformed record at byte {position} of the batch: {reason}")]
     MalformedRecord {
@@ -227,7 +238,7 @@ impl<'a> BatchHeader<'a> {
     }
     /// Offset of the last record (base + lastOffsetDelta).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        self.base_offset().saturating_add(i64::from(self.last_offset_delta()))
     }
     /// `lastOffsetDelta`: how many offsets the batch spans, minus one.
     pub fn last_offset_delta(&self) -> i32 {

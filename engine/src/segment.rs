@@ -112,8 +112,10 @@ impl Segment {
         let mut index = SegmentIndex::default();
         let mut next_offset = base_offset;
         let mut first_batch_timestamp = None;
+        let mut rejected = None;
         let outcome = scan_batches(&file, &path, 0, limit, true, |position, header, _| {
-            if header.base_offset() < next_offset || (position == 0 && header.base_offset() != base_offset) {
+            if let Err(reason) = check_stored_batch(base_offset, next_offset, position, &header) {
+                rejected = Some(reason);
                 return ControlFlow::Break(());
             }
             first_batch_timestamp.get_or_insert(header.max_timestamp());
@@ -125,7 +127,7 @@ impl Segment {
         let end = outcome.end;
         let reason = match outcome.stop {
             ScanStop::Invalid { reason, .. } => Some(reason),
-            ScanStop::Stopped => Some(BatchError::OffsetOrder { expected_at_least: next_offset }),
+            ScanStop::Stopped => rejected,
             ScanStop::Complete => None,
         };
         // With `truncate_at` the caller asked for the cut; it is not a torn tail.
@@ -178,7 +180,12 @@ impl Segment {
         let mut index = loaded.unwrap_or_default();
         let (start_offset, start_position) = index.last_offset_entry().unwrap_or((0, 0));
         let mut next_offset = base_offset + i64::from(start_offset);
+        let mut rejected = None;
         let outcome = scan_batches(&file, &path, u64::from(start_position), size, false, |position, header, _| {
+            if let Err(reason) = check_stored_batch(base_offset, next_offset, position, &header) {
+                rejected = Some(reason);
+                return ControlFlow::Break(());
+            }
             if rebuilt {
                 index.on_stored_batch(base_offset, position, &header, config.index_interval_bytes);
             } else {
@@ -188,7 +195,11 @@ impl Segment {
             ControlFlow::Continue(())
         })
         .await?;
-        let corrupt_at = match outcome.stop {
+        let stop = match (outcome.stop, rejected) {
+            (ScanStop::Stopped, Some(reason)) => ScanStop::Invalid { position: outcome.end, reason },
+            (stop, _) => stop,
+        };
+        let corrupt_at = match stop {
             ScanStop::Complete | ScanStop::Stopped => None,
             ScanStop::Invalid { position, reason } => {
                 tracing::error!(file = %path.display(), position, %reason, "corrupt batch in closed segment; data before it stays readable");
@@ -313,6 +324,25 @@ impl Segment {
         let relative = self.index.scan_start_for_time(timestamp);
         self.plan_read(self.base_offset + i64::from(relative))
     }
+}
+
+/// Checks that a stored batch can sit at `position` of the segment starting at
+/// `segment_base`, after offsets below `next_offset`: the first batch carries the
+/// segment's base offset, offsets only grow, and they fit the index's 32-bit fields.
+fn check_stored_batch(
+    segment_base: i64,
+    next_offset: i64,
+    position: u64,
+    header: &BatchHeader<'_>,
+) -> Result<(), BatchError> {
+    let (base_offset, last_offset) = (header.base_offset(), header.last_offset());
+    if base_offset < next_offset || (position == 0 && base_offset != segment_base) {
+        return Err(BatchError::OffsetOrder { expected_at_least: next_offset });
+    }
+    if last_offset - segment_base > i64::from(u32::MAX) || position > u64::from(u32::MAX) {
+        return Err(BatchError::OffsetOutsideSegment { base_offset, last_offset, segment_base });
+    }
+    Ok(())
 }
 
 /// Batches read from one segment.
