@@ -61,6 +61,15 @@ pub enum EngineError {
         /// Next offset to be written.
         log_end: i64,
     },
+    /// The log was truncated below a batch before that batch became durable (a leader
+    /// change on a follower); the append is not acknowledged.
+    #[error("{partition}: offset {offset} was truncated away before it was flushed")]
+    Truncated {
+        /// Partition directory name.
+        partition: String,
+        /// The last offset of the lost batch.
+        offset: i64,
+    },
     /// A write or fsync failed earlier; the log refuses appends until it is reopened,
     /// because what is on disk after a failed write is unknown.
     #[error("{partition}: log is failed after an earlier I/O error ({cause}); reopen it to recover")]

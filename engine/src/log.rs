@@ -455,6 +455,9 @@ impl PartitionLog {
                 if state.durable_end >= target {
                     return Ok(());
                 }
+                if target > state.log_end() {
+                    return Err(EngineError::Truncated { partition: self.name.clone(), offset: target - 1 });
+                }
                 match state.flushes.iter().find(|f| f.end >= target) {
                     Some(covering) => covering.clone(),
                     None if state.flushes.len() < FLUSHES_IN_FLIGHT_MAX => state.begin_flush(),

@@ -380,3 +380,36 @@ fn segment_ms_rolls_in_record_time_and_survives_reopen() {
         assert_eq!(log.segment_count(), 2);
     });
 }
+
+#[test]
+fn an_append_waiting_for_its_fsync_fails_if_truncation_removes_it() {
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), small_config()).await.unwrap();
+        let log = std::rc::Rc::new(log);
+        for i in 0..10 {
+            log.append(batch(1, 100, i), 0).await.unwrap();
+        }
+        // Many appends wait for their fsyncs while the log is cut below them.
+        let appends: Vec<_> = (0..20u64)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move { log.append(batch(1, 3000, 100 + i), 0).await })
+            })
+            .collect();
+        // Let the appends write and start waiting for their fsyncs.
+        glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+        log.truncate_to(5).await.unwrap();
+        // Every append returns (none waits forever for an fsync that cannot cover it):
+        // acknowledged, possibly before the cut (a truncation may remove acknowledged,
+        // unreplicated data, as in Kafka), or refused as truncated.
+        for append in appends {
+            match append.await {
+                Ok(_) | Err(EngineError::Truncated { .. }) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(log.log_end_offset() >= 5);
+        assert_eq!(read_all(&log, 0).await.len() as i64, log.log_end_offset());
+    });
+}
