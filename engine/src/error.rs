@@ -61,6 +61,14 @@ pub enum EngineError {
         /// Next offset to be written.
         log_end: i64,
     },
+    /// An idempotent producer's batch is out of sequence or from a fenced epoch.
+    #[error("{partition}: {reason}")]
+    Sequence {
+        /// Partition directory name.
+        partition: String,
+        /// What is wrong with the sequence.
+        reason: crate::producer_state::SequenceError,
+    },
     /// The log was truncated below a batch before that batch became durable (a leader
     /// change on a follower); the append is not acknowledged.
     #[error("{partition}: offset {offset} was truncated away before it was flushed")]

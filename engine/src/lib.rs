@@ -22,6 +22,7 @@ pub mod error;
 pub mod fs;
 pub mod index;
 pub mod log;
+pub mod producer_state;
 pub mod scan;
 pub mod segment;
 pub mod shard;

@@ -13,6 +13,7 @@ use crate::config::{FlushPolicy, LogConfig};
 use crate::epochs::LeaderEpochs;
 use crate::error::{EngineError, Result};
 use crate::fs;
+use crate::producer_state::{ProducerStates, SequenceVerdict};
 use crate::segment::{parse_log_file_name, Segment, TornTail};
 use crate::tail_cache::TailCache;
 use bytes::Bytes;
@@ -107,6 +108,7 @@ struct LogState {
     last_flush: Instant,
     tail: TailCache,
     epochs: LeaderEpochs,
+    producers: ProducerStates,
     failed: Option<EngineError>,
 }
 
@@ -233,12 +235,14 @@ impl PartitionLog {
             last_flush: Instant::now(),
             tail: TailCache::default(),
             epochs,
+            producers: ProducerStates::default(),
             failed: None,
             segments,
             config,
         };
         let log =
             PartitionLog { name, dir: dir.to_path_buf(), state: RefCell::new(state), append_permit: Semaphore::new(1) };
+        log.rebuild_producer_states().await?;
         Ok((log, report))
     }
 
@@ -300,6 +304,17 @@ impl PartitionLog {
         let info = {
             let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
             self.state.borrow().check_failed()?;
+            let verdict = {
+                let header = BatchHeader::parse(&batch, usize::MAX).expect("validated above");
+                self.state.borrow().producers.check(&header)
+            };
+            match verdict.map_err(|reason| EngineError::Sequence { partition: self.name.clone(), reason })? {
+                SequenceVerdict::Append => {}
+                SequenceVerdict::Duplicate(original) => {
+                    drop(_permit);
+                    return self.answer_duplicate(original).await;
+                }
+            }
             let timestamp_ms = if self.state.borrow().config.log_append_time {
                 now_ms()
             } else {
@@ -334,6 +349,7 @@ impl PartitionLog {
                 active.append(&batch, &header, interval)?;
                 let (segment_base, end_position) = (active.base_offset(), active.size());
                 let backpressure = active.appender_mut().expect("active").backpressure();
+                state.producers.record(&header);
                 let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
                 state.unflushed_bytes += batch.len() as u64;
                 state.tail.push(base_offset, info.last_offset, batch, segment_base, end_position);
@@ -395,6 +411,58 @@ impl PartitionLog {
         for (flush, result) in finished {
             self.complete_flush(&flush, result)?;
         }
+        Ok(())
+    }
+
+    /// A producer retried a batch that is already in the log: answer with the original
+    /// offsets once they are as durable as a fresh append would be.
+    async fn answer_duplicate(&self, original: crate::producer_state::BatchSequence) -> Result<AppendInfo> {
+        if self.state.borrow().config.flush.syncs_every_append() {
+            self.flush_to(original.last_offset + 1).await?;
+        }
+        Ok(AppendInfo {
+            base_offset: original.first_offset,
+            last_offset: original.last_offset,
+            log_append_time_ms: None,
+        })
+    }
+
+    /// Writes `<log end>.snapshot` with the producer state as of the log end, and keeps
+    /// only the newest [`PRODUCER_SNAPSHOTS_KEPT`] snapshots. Caller holds the permit.
+    async fn snapshot_producer_states(&self) -> Result<()> {
+        let (offset, contents) = {
+            let state = self.state.borrow();
+            (state.log_end(), state.producers.encode())
+        };
+        fs::write_checkpoint(&self.dir.join(producer_snapshot_name(offset)), contents).await?;
+        let mut snapshots = list_producer_snapshots(&self.dir);
+        snapshots.truncate(snapshots.len().saturating_sub(PRODUCER_SNAPSHOTS_KEPT));
+        fs::remove_files(snapshots.into_iter().map(|(_, path)| path).collect()).await
+    }
+
+    /// Rebuilds the producer state from the newest snapshot at or below the log end (later
+    /// ones are from a longer, since truncated, log and are deleted) and the batches after
+    /// it; from the log start if there is no usable snapshot. Caller holds the permit, or
+    /// the log is not shared yet.
+    async fn rebuild_producer_states(&self) -> Result<()> {
+        let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+        let mut snapshots = list_producer_snapshots(&self.dir);
+        let stale = snapshots.iter().filter(|(offset, _)| *offset > log_end).map(|(_, p)| p.clone()).collect();
+        fs::remove_files(stale).await?;
+        snapshots.retain(|(offset, _)| *offset <= log_end);
+        let loaded = snapshots.iter().rev().find_map(|(offset, path)| {
+            let states = ProducerStates::decode(&std::fs::read(path).ok()?)?;
+            Some((*offset, states))
+        });
+        let (from, mut producers) = loaded.unwrap_or((log_start, ProducerStates::default()));
+        let plans: Vec<_> = {
+            let mut state = self.state.borrow_mut();
+            state.segments.values_mut().filter(|s| s.next_offset() > from).map(|s| s.plan_read(from)).collect()
+        };
+        for plan in plans {
+            plan.for_each_batch(from, |header| producers.record(header)).await?;
+        }
+        self.state.borrow_mut().producers = producers;
         Ok(())
     }
 
@@ -611,10 +679,12 @@ impl PartitionLog {
         fs::write_index_files(&path, &index).await?;
         let segment = Segment::create(&self.dir, next_base).await?;
         tracing::debug!(partition = %self.name, closed = %path.display(), bytes = end, next_base, "rolled segment");
-        let mut state = self.state.borrow_mut();
-        state.durable_end = state.durable_end.max(next_base);
-        state.segments.insert(next_base, segment);
-        Ok(())
+        {
+            let mut state = self.state.borrow_mut();
+            state.durable_end = state.durable_end.max(next_base);
+            state.segments.insert(next_base, segment);
+        }
+        self.snapshot_producer_states().await
     }
 
     /// Flushes the active segment and trims its file to the logical size. Returns its
@@ -707,6 +777,7 @@ impl PartitionLog {
         let (segment, _) = Segment::open_active(&self.dir, keep_base, &self.config(), Some(cut)).await?;
         assert_eq!(segment.next_offset(), new_end, "the walk agrees with the cut");
         self.state.borrow_mut().segments.insert(keep_base, segment);
+        self.rebuild_producer_states().await?;
         if self.log_start_offset() == new_end {
             fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), new_end.to_string().into_bytes()).await?;
         }
@@ -800,6 +871,7 @@ impl PartitionLog {
         let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
         self.state.borrow().check_failed()?;
         self.seal_active().await?;
+        self.snapshot_producer_states().await?;
         let mut state = self.state.borrow_mut();
         state.failed = Some(EngineError::Failed { partition: self.name.clone(), cause: "log is closed".into() });
         Ok(())
@@ -840,6 +912,29 @@ async fn position_of_batch_containing(
     })
     .await?;
     Ok(found)
+}
+
+/// Producer-state snapshots kept per partition.
+const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
+
+fn producer_snapshot_name(offset: i64) -> String {
+    format!("{offset:020}.snapshot")
+}
+
+/// Producer-state snapshots in `dir`, oldest first.
+fn list_producer_snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
+    let mut snapshots: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name();
+            let offset = name.to_str()?.strip_suffix(".snapshot")?.parse().ok()?;
+            Some((offset, entry.path()))
+        })
+        .collect();
+    snapshots.sort();
+    snapshots
 }
 
 fn read_i64_file(path: &Path) -> Option<i64> {

@@ -391,6 +391,21 @@ impl ReadPlan {
         Ok(ReadBatches { batches, bytes, next_offset })
     }
 
+    /// Calls `visit` with every batch holding offsets `>= from_offset` that lies on disk
+    /// (replaying producer state). CRCs are not checked: recovery already did for the
+    /// active segment, and closed segments are fsynced before they close.
+    pub async fn for_each_batch(self, from_offset: i64, mut visit: impl FnMut(&BatchHeader<'_>)) -> Result<()> {
+        let end = self.corrupt_at.as_ref().map_or(self.end_position, |(p, _)| (*p).min(self.end_position));
+        scan_batches(&self.file, &self.path, self.start_position, end, false, |_, header, _| {
+            if header.last_offset() >= from_offset {
+                visit(&header);
+            }
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Finds the first record with timestamp `>= timestamp`: its offset and timestamp.
     /// Compressed batches are opaque to the engine: their base offset and max timestamp
     /// stand for them.
