@@ -118,6 +118,8 @@ pub struct PartitionLog {
     dir: PathBuf,
     state: RefCell<LogState>,
     append_permit: Semaphore,
+    /// Readers long-polling for data past the high watermark (Fetch `max_wait_ms`).
+    data_waiters: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
 }
 
 fn now_ms() -> i64 {
@@ -240,8 +242,13 @@ impl PartitionLog {
             segments,
             config,
         };
-        let log =
-            PartitionLog { name, dir: dir.to_path_buf(), state: RefCell::new(state), append_permit: Semaphore::new(1) };
+        let log = PartitionLog {
+            name,
+            dir: dir.to_path_buf(),
+            state: RefCell::new(state),
+            append_permit: Semaphore::new(1),
+            data_waiters: RefCell::new(Vec::new()),
+        };
         log.rebuild_producer_states().await?;
         Ok((log, report))
     }
@@ -363,11 +370,42 @@ impl PartitionLog {
         };
         let flush = self.state.borrow().config.flush;
         match flush {
+            // The fsync's completion raises the high watermark and wakes readers.
             FlushPolicy::EveryAppend => self.flush_to(info.last_offset + 1).await?,
-            FlushPolicy::Bytes(limit) => self.flush_in_background(limit).await?,
-            FlushPolicy::Interval(_) | FlushPolicy::Never => {}
+            FlushPolicy::Bytes(limit) => {
+                self.wake_data_waiters();
+                self.flush_in_background(limit).await?
+            }
+            FlushPolicy::Interval(_) | FlushPolicy::Never => self.wake_data_waiters(),
         }
         Ok(info)
+    }
+
+    /// Waits until the high watermark passes `offset` (data at `offset` is visible to
+    /// consumers) or `max_wait` elapses: Fetch's long poll. Returns whether data came.
+    pub async fn wait_for_data(&self, offset: i64, max_wait: std::time::Duration) -> bool {
+        if self.high_watermark() > offset {
+            return true;
+        }
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        {
+            let mut waiters = self.data_waiters.borrow_mut();
+            // Readers that timed out dropped their receivers; forget them, so a quiet
+            // partition polled for hours holds only its live waiters.
+            waiters.retain(|waiter| !waiter.is_canceled());
+            waiters.push(sender);
+        }
+        let timeout = glommio::timer::sleep(max_wait);
+        futures::pin_mut!(timeout);
+        let _ = futures::future::select(receiver, timeout).await;
+        self.high_watermark() > offset
+    }
+
+    /// Wakes every long-polling reader; each re-checks the high watermark.
+    fn wake_data_waiters(&self) {
+        for waiter in self.data_waiters.borrow_mut().drain(..) {
+            let _ = waiter.send(());
+        }
     }
 
     /// [`FlushPolicy::Bytes`]: each time `limit` bytes were written since the last fsync
@@ -548,6 +586,8 @@ impl PartitionLog {
                 Ok(()) => state.durable_end = state.durable_end.max(flush.end.min(state.log_end())),
                 Err(error) => self.fail(&mut state, error.clone()),
             }
+            drop(state);
+            self.wake_data_waiters();
         }
         result
     }
@@ -710,8 +750,11 @@ impl PartitionLog {
             self.fail(&mut self.state.borrow_mut(), error.clone());
             return Err(error);
         }
-        let mut state = self.state.borrow_mut();
-        state.durable_end = state.durable_end.max(next_offset);
+        {
+            let mut state = self.state.borrow_mut();
+            state.durable_end = state.durable_end.max(next_offset);
+        }
+        self.wake_data_waiters();
         Ok(Some((path, end, next_offset)))
     }
 

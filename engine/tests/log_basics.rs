@@ -413,3 +413,35 @@ fn an_append_waiting_for_its_fsync_fails_if_truncation_removes_it() {
         assert_eq!(read_all(&log, 0).await.len() as i64, log.log_end_offset());
     });
 }
+
+#[test]
+fn long_poll_wakes_on_new_data_and_times_out_without_it() {
+    for flush in [FlushPolicy::EveryAppend, FlushPolicy::Never] {
+        let dir = temp_dir();
+        run(async {
+            let (log, _) =
+                PartitionLog::open(&dir.path().join("t-0"), LogConfig { flush, ..small_config() }).await.unwrap();
+            let log = std::rc::Rc::new(log);
+            log.append(batch(1, 10, 0), 0).await.unwrap();
+            assert!(log.wait_for_data(0, std::time::Duration::from_secs(5)).await, "offset 0 is already there");
+
+            let started = std::time::Instant::now();
+            assert!(!log.wait_for_data(1, std::time::Duration::from_millis(50)).await);
+            assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+
+            let waiter = {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    let started = std::time::Instant::now();
+                    let woke = log.wait_for_data(1, std::time::Duration::from_secs(30)).await;
+                    (woke, started.elapsed())
+                })
+            };
+            glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+            log.append(batch(1, 10, 1), 0).await.unwrap();
+            let (woke, waited) = waiter.await;
+            assert!(woke, "{flush:?}");
+            assert!(waited < std::time::Duration::from_secs(10), "woken by the append, not the timeout: {waited:?}");
+        });
+    }
+}
