@@ -107,6 +107,21 @@ pub fn create_dir_durably(dir: &Path) -> Result<()> {
     }
 }
 
+/// Deletes a directory tree so that a crash leaves either all of it or nothing under its
+/// name: rename to `<name>.deleted`, fsync the parent, then remove (off the reactor).
+pub async fn delete_dir_durably(dir: &Path) -> Result<()> {
+    let mut doomed = dir.as_os_str().to_owned();
+    doomed.push(crate::shard::DELETED_SUFFIX);
+    let doomed = PathBuf::from(doomed);
+    let dir = dir.to_path_buf();
+    run_blocking(move || {
+        std::fs::rename(&dir, &doomed).map_err(|e| EngineError::io("rename", &dir, e))?;
+        sync_dir_blocking(dir.parent().expect("a partition directory has a parent"))?;
+        std::fs::remove_dir_all(&doomed).map_err(|e| EngineError::io("remove directory", &doomed, e))
+    })
+    .await
+}
+
 fn sync_dir_blocking(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| EngineError::io("fsync directory", dir, e))
 }

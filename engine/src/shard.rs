@@ -97,6 +97,24 @@ pub fn partition_dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
+/// Suffix of a partition directory being deleted; what remains of one after a crash is
+/// removed by [`remove_deleted_partitions`].
+pub const DELETED_SUFFIX: &str = ".deleted";
+
+/// Removes directories left by deletions a crash interrupted (run once at startup,
+/// before any shard opens its partitions).
+pub fn remove_deleted_partitions(data_dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(data_dir).map_err(|e| EngineError::io("list", data_dir, e))?.flatten() {
+        if entry.file_name().to_str().is_some_and(|n| n.ends_with(DELETED_SUFFIX)) {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(|e| EngineError::io("remove directory", &path, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Splits a partition directory name back into topic and partition.
 pub fn parse_partition_dir_name(name: &str) -> Option<(&str, i32)> {
     let (topic, partition) = name.rsplit_once('-')?;
@@ -176,6 +194,21 @@ impl Shard {
                 Err(error) => tracing::error!(shard = self.id, partition = log.name(), %error, "retention failed"),
             }
         }
+    }
+
+    /// Deletes a partition this shard owns (DeleteTopics): the log is closed and its
+    /// directory renamed to `<name>.deleted` (one durable step, after which it is gone for
+    /// good) and then removed. Returns false if the shard does not own it.
+    pub async fn delete_partition(&self, dir_name: &str) -> Result<bool> {
+        let Some(log) = self.logs.borrow_mut().remove(dir_name) else {
+            return Ok(false);
+        };
+        if let Err(error) = log.close().await {
+            // Deleting a failed log is fine: its data is going anyway.
+            tracing::warn!(shard = self.id, partition = dir_name, %error, "closing a deleted partition failed");
+        }
+        crate::fs::delete_dir_durably(&self.data_dir.join(dir_name)).await?;
+        Ok(true)
     }
 
     /// Flushes and closes every log (graceful shutdown).

@@ -6,7 +6,7 @@
 //! this is the storage process the broker will be built on.
 
 use crate::data_dir_lock::DataDirLock;
-use sluice_engine::shard::{parse_partition_dir_name, run_shards, RuntimeConfig, Shard};
+use sluice_engine::shard::{parse_partition_dir_name, remove_deleted_partitions, run_shards, RuntimeConfig, Shard};
 use sluice_engine::{FlushPolicy, LogConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +59,10 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         spin_before_park: (args.spin_before_park_us > 0).then(|| Duration::from_micros(args.spin_before_park_us)),
         ..RuntimeConfig::default()
     };
+    let leftovers = remove_deleted_partitions(&args.data_dir).map_err(|e| e.to_string())?;
+    if leftovers > 0 {
+        tracing::info!(directories = leftovers, "removed partitions whose deletion a crash interrupted");
+    }
     // Until the metadata log lands, partitions found on disk are placed round-robin in
     // name order; the placement table will replace this.
     let mut partition_dirs: Vec<String> = std::fs::read_dir(&args.data_dir)
