@@ -69,7 +69,7 @@ pub async fn measure(
         fsync_every_bytes.is_none_or(|every| position + RAW_WRITE_BYTES as u64 - durable <= UNSYNCED_LIMITS_MAX * every)
     };
     loop {
-        if let Some(result) = sync.as_ref().and_then(|s| s.peek().cloned()) {
+        if let Some(result) = sync.as_ref().and_then(|s| s.peek()) {
             result?;
             durable = sync_start;
             sync = None;

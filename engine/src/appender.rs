@@ -22,7 +22,7 @@
 use crate::error::{EngineError, Result};
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use glommio::io::{DmaBuffer, DmaFile};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -36,8 +36,34 @@ pub const WRITES_IN_FLIGHT_MAX: usize = 8;
 /// Pre-allocation step.
 pub const PREALLOCATE_STEP_BYTES: u64 = 32 << 20;
 
-/// A spawned write or flush that several waiters can await.
-pub type WriteHandle = Shared<LocalBoxFuture<'static, Result<()>>>;
+/// A spawned write or flush: several waiters can await it, and anyone can ask whether it
+/// has finished without polling it (the task records its result when it ends, so
+/// finished writes are seen as finished even if nobody awaited them).
+#[derive(Clone)]
+pub struct WriteHandle {
+    result: Rc<RefCell<Option<Result<()>>>>,
+    waiter: Shared<LocalBoxFuture<'static, Result<()>>>,
+}
+
+impl WriteHandle {
+    /// The result, once the task has finished.
+    pub fn peek(&self) -> Option<Result<()>> {
+        self.result.borrow().clone()
+    }
+
+    /// Whether both handles are the same task.
+    pub fn ptr_eq(&self, other: &WriteHandle) -> bool {
+        Rc::ptr_eq(&self.result, &other.result)
+    }
+}
+
+impl std::future::Future for WriteHandle {
+    type Output = Result<()>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        std::pin::Pin::new(&mut self.waiter).poll(cx)
+    }
+}
 
 /// Rounds down to a page boundary.
 pub fn page_down(position: u64) -> u64 {
@@ -160,7 +186,7 @@ impl Appender {
     pub fn begin_flush(&mut self) -> WriteHandle {
         if let Some(error) = &self.failed {
             let error = error.clone();
-            return async move { Err(error) }.boxed_local().shared();
+            return spawn_shared(async move { Err(error) });
         }
         if self.end > self.issued {
             self.issue_partial();
@@ -325,6 +351,12 @@ pub fn spawn_shared<F>(future: F) -> WriteHandle
 where
     F: std::future::Future<Output = Result<()>> + 'static,
 {
-    let task = glommio::spawn_local(future);
-    task.boxed_local().shared()
+    let result = Rc::new(RefCell::new(None));
+    let slot = result.clone();
+    let task = glommio::spawn_local(async move {
+        let outcome = future.await;
+        *slot.borrow_mut() = Some(outcome.clone());
+        outcome
+    });
+    WriteHandle { result, waiter: task.boxed_local().shared() }
 }

@@ -440,11 +440,7 @@ impl PartitionLog {
     fn reap_finished_flushes(&self) -> Result<()> {
         let finished: Vec<(InFlightFlush, Result<()>)> = {
             let state = self.state.borrow();
-            state
-                .flushes
-                .iter()
-                .filter_map(|flush| flush.handle.peek().map(|result| (flush.clone(), result.clone())))
-                .collect()
+            state.flushes.iter().filter_map(|flush| flush.handle.peek().map(|result| (flush.clone(), result))).collect()
         };
         for (flush, result) in finished {
             self.complete_flush(&flush, result)?;
@@ -697,7 +693,8 @@ impl PartitionLog {
             }
         }
         let state = self.state.borrow();
-        let cached = state.tail.read(log_start, state.log_end(), usize::MAX).unwrap_or_default();
+        let cache_start = state.tail.first_offset().unwrap_or(log_start).max(log_start);
+        let cached = state.tail.read(cache_start, state.log_end(), usize::MAX).unwrap_or_default();
         Ok(cached.iter().find_map(|batch| {
             let header = BatchHeader::parse(batch, usize::MAX).ok()?;
             (header.max_timestamp() >= timestamp).then(|| crate::segment::first_record_at_or_after(&header, timestamp))

@@ -84,6 +84,11 @@ impl TailCache {
         }
     }
 
+    /// First offset held, if any.
+    pub fn first_offset(&self) -> Option<i64> {
+        self.batches.front().map(|b| b.base_offset)
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

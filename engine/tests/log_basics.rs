@@ -445,3 +445,29 @@ fn long_poll_wakes_on_new_data_and_times_out_without_it() {
         });
     }
 }
+
+#[test]
+fn offset_for_timestamp_finds_batches_still_only_in_memory() {
+    let dir = temp_dir();
+    run(async {
+        // Never flushed: the newest batches sit in the appender's buffer, not yet on disk,
+        // and the small tail cache no longer starts at the log start.
+        let config = LogConfig {
+            flush: FlushPolicy::Never,
+            tail_cache_bytes: 8 * 1024,
+            segment_bytes: 64 << 20,
+            ..small_config()
+        };
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), config).await.unwrap();
+        for i in 0..1100u64 {
+            if i == 1050 {
+                // Let the first chunk's write finish so the cache may drop what it holds.
+                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            log.append(batch(1, 1000, i), 0).await.unwrap();
+        }
+        let newest = 1_700_000_000_000 + 1099;
+        assert_eq!(log.offset_for_timestamp(newest).await.unwrap(), Some((1099, newest)));
+        assert_eq!(log.offset_for_timestamp(1_700_000_000_000 + 5).await.unwrap().map(|(o, _)| o), Some(5));
+    });
+}
