@@ -311,9 +311,9 @@ impl PartitionLog {
         let info = {
             let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
             self.state.borrow().check_failed()?;
-            let verdict = {
+            let (verdict, batch_max_timestamp) = {
                 let header = BatchHeader::parse(&batch, usize::MAX).expect("validated above");
-                self.state.borrow().producers.check(&header)
+                (self.state.borrow().producers.check(&header), header.max_timestamp())
             };
             match verdict.map_err(|reason| EngineError::Sequence { partition: self.name.clone(), reason })? {
                 SequenceVerdict::Append => {}
@@ -322,11 +322,7 @@ impl PartitionLog {
                     return self.answer_duplicate(original).await;
                 }
             }
-            let timestamp_ms = if self.state.borrow().config.log_append_time {
-                now_ms()
-            } else {
-                BatchHeader::parse(&batch, usize::MAX).expect("validated above").max_timestamp()
-            };
+            let timestamp_ms = if self.state.borrow().config.log_append_time { now_ms() } else { batch_max_timestamp };
             if self.state.borrow_mut().should_roll(batch.len(), timestamp_ms) {
                 self.roll_locked().await?;
             }
