@@ -5,6 +5,10 @@ mod data_dir_lock;
 mod serve;
 
 use clap::{Parser, Subcommand};
+
+/// Keeps malformed requests from aborting the process (see `sluice_net::alloc`).
+#[global_allocator]
+static ALLOCATOR: sluice_net::alloc::ReservingAllocator = sluice_net::alloc::ReservingAllocator;
 use std::process::ExitCode;
 
 /// sluice: a Kafka-compatible event streaming broker, thread-per-core on io_uring.
@@ -17,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the broker's shards over a data directory.
+    /// Run the Kafka-compatible broker.
     Serve(serve::ServeArgs),
     /// Benchmarks.
     #[command(subcommand)]

@@ -1,36 +1,47 @@
-//! `sluice serve`: starts one shard per core over the data directory, recovers every
-//! partition log found there, keeps them maintained (interval flushes, retention) and shuts
-//! down cleanly on SIGINT/SIGTERM (every log flushed and trimmed).
-//!
-//! The Kafka listener is not here yet: it comes with the broker (net crate). Until then
-//! this is the storage process the broker will be built on.
+//! `sluice serve`: the Kafka-compatible broker. Parses flags (or `SLUICE_*` environment
+//! variables), takes the data directory's lock, installs SIGINT/SIGTERM handlers and runs
+//! the broker until one arrives (then: stop accepting, finish requests in progress, flush
+//! and close every log).
 
 use crate::data_dir_lock::DataDirLock;
-use sluice_engine::shard::{parse_partition_dir_name, remove_deleted_partitions, run_shards, RuntimeConfig, Shard};
+use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
+use sluice_net::{BrokerConfig, BrokerOptions};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// How often shards look at the shutdown flag and start interval fsyncs that are due
-/// (the resolution of `--flush ms:T`).
-const TICK: Duration = Duration::from_millis(10);
-/// How often shards apply retention.
-const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
+use std::time::Duration;
 
 /// Flags of `sluice serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Directory holding the partition logs.
+    /// Address to accept Kafka clients on (every shard listens on it, SO_REUSEPORT).
+    #[arg(long, default_value = "127.0.0.1:9092", env = "SLUICE_LISTEN")]
+    listen: String,
+    /// Address clients are told to connect to (Metadata); default: the listen address.
+    #[arg(long, env = "SLUICE_ADVERTISE")]
+    advertise: Option<String>,
+    /// Directory holding the partition logs and the metadata.
     #[arg(long, default_value = "./data", env = "SLUICE_DATA_DIR")]
     data_dir: PathBuf,
     /// Number of shards (one executor per core); default: all online CPUs.
-    #[arg(long)]
+    #[arg(long, env = "SLUICE_CORES")]
     cores: Option<usize>,
     /// When to fsync: `every-append` (default: acks wait for fsync), `bytes:N`, `ms:N`, `never`.
-    #[arg(long, default_value = "every-append", value_parser = parse_flush)]
+    #[arg(long, default_value = "every-append", value_parser = parse_flush, env = "SLUICE_FLUSH")]
     flush: FlushPolicy,
+    /// Create topics when clients ask for their metadata (`auto.create.topics.enable`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "SLUICE_AUTO_CREATE_TOPICS")]
+    auto_create_topics: bool,
+    /// Partitions of auto-created topics (`num.partitions`).
+    #[arg(long, default_value_t = 1, env = "SLUICE_NUM_PARTITIONS")]
+    num_partitions: i32,
+    /// Largest batch accepted unless a topic sets `max.message.bytes` (`message.max.bytes`).
+    #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MESSAGE_MAX_BYTES")]
+    message_max_bytes: usize,
+    /// Default `segment.bytes` of topics.
+    #[arg(long, default_value_t = 128 << 20, env = "SLUICE_SEGMENT_BYTES")]
+    segment_bytes: u64,
     /// Spin this many microseconds before an idle shard parks (0 parks at once).
     #[arg(long, default_value_t = 50)]
     spin_before_park_us: u64,
@@ -47,6 +58,12 @@ fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
     }
 }
 
+fn split_host_port(address: &str) -> Result<(String, u16), String> {
+    let (host, port) = address.rsplit_once(':').ok_or_else(|| format!("{address:?} is not HOST:PORT"))?;
+    let port = port.parse().map_err(|_| format!("{address:?}: bad port"))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+}
+
 /// Runs until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), String> {
     let _lock = DataDirLock::acquire(&args.data_dir)?;
@@ -59,53 +76,24 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         spin_before_park: (args.spin_before_park_us > 0).then(|| Duration::from_micros(args.spin_before_park_us)),
         ..RuntimeConfig::default()
     };
-    let leftovers = remove_deleted_partitions(&args.data_dir).map_err(|e| e.to_string())?;
-    if leftovers > 0 {
-        tracing::info!(directories = leftovers, "removed partitions whose deletion a crash interrupted");
-    }
-    // Until the metadata log lands, partitions found on disk are placed round-robin in
-    // name order; the placement table will replace this.
-    let mut partition_dirs: Vec<String> = std::fs::read_dir(&args.data_dir)
-        .map_err(|e| format!("cannot list {}: {e}", args.data_dir.display()))?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| parse_partition_dir_name(name).is_some())
-        .collect();
-    partition_dirs.sort();
-    let shards = runtime.shards;
-    tracing::info!(data_dir = %args.data_dir.display(), shards, partitions = partition_dirs.len(), "starting");
-    let data_dir = args.data_dir.clone();
-    let log_config = LogConfig { flush: args.flush, ..LogConfig::default() };
-    run_shards(&runtime, &args.data_dir, move |shard_id| {
-        let (data_dir, stop, log_config) = (data_dir.clone(), stop.clone(), log_config.clone());
-        let mine: Vec<String> = partition_dirs.iter().skip(shard_id).step_by(shards).cloned().collect();
-        async move {
-            let shard = Shard::new(shard_id, &data_dir);
-            for name in &mine {
-                let (log, report) = shard.open_partition(name, log_config.clone()).await?;
-                for corrupt in &report.corrupt_segments {
-                    tracing::error!(shard = shard_id, partition = %name, %corrupt, "corrupt segment");
-                }
-                tracing::info!(shard = shard_id, partition = %name, segments = report.segments,
-                    log_start = log.log_start_offset(), log_end = log.log_end_offset(),
-                    torn_tail = report.torn_tail.is_some(), "recovered");
-            }
-            tracing::info!(shard = shard_id, partitions = mine.len(), "shard ready");
-            let mut last_retention = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                glommio::timer::sleep(TICK).await;
-                shard.flush_due().await;
-                if last_retention.elapsed() >= RETENTION_INTERVAL {
-                    shard.apply_retention().await;
-                    last_retention = Instant::now();
-                }
-            }
-            tracing::info!(shard = shard_id, "shutting down: flushing logs");
-            shard.close_all().await
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    tracing::info!("clean shutdown");
-    Ok(())
+    let (advertised_host, advertised_port) = split_host_port(args.advertise.as_deref().unwrap_or(&args.listen))?;
+    let log_defaults = LogConfig {
+        flush: args.flush,
+        max_message_bytes: args.message_max_bytes,
+        segment_bytes: args.segment_bytes,
+        ..LogConfig::default()
+    };
+    log_defaults.validate().map_err(|e| e.to_string())?;
+    let broker = BrokerConfig {
+        advertised_host,
+        advertised_port,
+        auto_create_topics: args.auto_create_topics,
+        num_partitions: args.num_partitions,
+        log_defaults,
+        data_dir: args.data_dir,
+        ..BrokerConfig::default()
+    };
+    sluice_net::run(BrokerOptions { listen: args.listen, broker, runtime, stop })
 }
 
 #[cfg(test)]
@@ -120,5 +108,13 @@ mod tests {
         assert_eq!(parse_flush("never"), Ok(FlushPolicy::Never));
         assert!(parse_flush("sometimes").is_err());
         assert!(parse_flush("bytes:x").is_err());
+    }
+
+    #[test]
+    fn advertised_addresses_split_into_host_and_port() {
+        assert_eq!(split_host_port("127.0.0.1:9092"), Ok(("127.0.0.1".into(), 9092)));
+        assert_eq!(split_host_port("[::1]:19092"), Ok(("::1".into(), 19092)));
+        assert!(split_host_port("localhost").is_err());
+        assert!(split_host_port("h:99999").is_err());
     }
 }

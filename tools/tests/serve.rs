@@ -22,11 +22,16 @@ fn populate(data_dir: &Path, partitions: &[&str]) {
     });
 }
 
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// Starts `sluice serve` in the parent of `data_dir`, naming the data directory by a
 /// relative path as `make run` does, and forwards its stderr lines to a channel.
 fn serve(data_dir: &Path, cores: usize) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "--cores", &cores.to_string(), "--data-dir"])
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--cores", &cores.to_string(), "--data-dir"])
         .arg(data_dir.file_name().unwrap())
         .current_dir(data_dir.parent().unwrap())
         .env("RUST_LOG", "info")

@@ -1,0 +1,152 @@
+//! Starting and stopping the broker: one shard per core, each with its share of the
+//! partitions, a listener on the shared port (SO_REUSEPORT spreads connections) and a
+//! link to every other shard.
+
+use crate::context::{BrokerConfig, ShardContext};
+use crate::metadata::Metadata;
+use crate::routing::MESH_CHANNEL_CAPACITY;
+use crate::server::accept_loop;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::net::TcpListener;
+use sluice_engine::shard::{parse_partition_dir_name, remove_deleted_partitions, run_shards, RuntimeConfig};
+use sluice_engine::EngineError;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often shards look at the stop flag and start interval fsyncs that are due.
+const TICK: Duration = Duration::from_millis(10);
+/// How often shards apply retention.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a stopping shard waits for requests in progress.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything `run` needs.
+pub struct BrokerOptions {
+    /// Address every shard listens on (`host:port`).
+    pub listen: String,
+    /// Broker settings.
+    pub broker: BrokerConfig,
+    /// Shard executors.
+    pub runtime: RuntimeConfig,
+    /// Set (by a signal handler) to stop: shards stop accepting, finish the requests in
+    /// progress, flush and close their logs.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Loads the metadata and adds partitions found on disk that it does not list (data from
+/// before the metadata existed), placed like new ones.
+fn load_metadata(data_dir: &Path, shards: usize) -> Result<Metadata, String> {
+    let mut metadata = Metadata::load(data_dir)?;
+    metadata.fit_to_shards(shards);
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in std::fs::read_dir(data_dir).map_err(|e| format!("cannot list {}: {e}", data_dir.display()))?.flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((topic, partition)) = parse_partition_dir_name(&name) {
+            if !metadata.topics.contains_key(topic) {
+                let count = found.entry(topic.to_string()).or_default();
+                *count = (*count).max(partition as usize + 1);
+            }
+        }
+    }
+    if !found.is_empty() {
+        for (topic, count) in found {
+            tracing::info!(topic, partitions = count, "adopting partitions found on disk");
+            let shards = metadata.place(count, shards);
+            metadata.topics.insert(
+                topic,
+                crate::metadata::TopicMeta { id: uuid::Uuid::new_v4(), shards, configs: Default::default() },
+            );
+        }
+        metadata.version += 1;
+    }
+    metadata.store(data_dir).map_err(|e| format!("cannot store metadata: {e}"))?;
+    Ok(metadata)
+}
+
+/// Runs the broker until `options.stop` is set.
+pub fn run(options: BrokerOptions) -> Result<(), String> {
+    let BrokerOptions { listen, broker, runtime, stop } = options;
+    let data_dir = broker.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let leftovers = remove_deleted_partitions(&data_dir).map_err(|e| e.to_string())?;
+    if leftovers > 0 {
+        tracing::info!(directories = leftovers, "removed partitions whose deletion a crash interrupted");
+    }
+    let shards = runtime.shards;
+    let metadata = Arc::new(load_metadata(&data_dir, shards)?);
+    tracing::info!(data_dir = %data_dir.display(), shards, topics = metadata.topics.len(), %listen, "starting");
+    let broker = Arc::new(broker);
+    let mesh = MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY);
+    let stats = run_shards(&runtime, &data_dir, move |shard_id| {
+        let (broker, metadata, mesh, stop, listen) =
+            (broker.clone(), metadata.clone(), mesh.clone(), stop.clone(), listen.clone());
+        async move {
+            let result = run_shard(shard_id, shards, broker, metadata, mesh, &stop, &listen).await;
+            if result.is_err() {
+                // One shard failing takes the broker down rather than leaving it half up.
+                stop.store(true, Ordering::Relaxed);
+            }
+            result
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let routed: u64 = stats.iter().map(|s| s.calls_routed_out).sum();
+    tracing::info!(partition_calls_routed_between_shards = routed, "clean shutdown");
+    Ok(())
+}
+
+/// What one shard did over its life, reported at shutdown.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardSummary {
+    /// Partition calls sent to other shards.
+    pub calls_routed_out: u64,
+}
+
+async fn run_shard(
+    shard_id: usize,
+    shards: usize,
+    broker: Arc<BrokerConfig>,
+    metadata: Arc<Metadata>,
+    mesh: MeshBuilder<crate::routing::ShardMessage, glommio::channels::channel_mesh::Full>,
+    stop: &AtomicBool,
+    listen: &str,
+) -> Result<ShardSummary, EngineError> {
+    let (senders, receivers) =
+        mesh.join().await.map_err(|_| EngineError::Config("cannot join the shard mesh".into()))?;
+    let context = ShardContext::new(shard_id, shards, broker, senders);
+    context.apply_metadata(metadata).await;
+    glommio::spawn_local(context.clone().serve_mesh(receivers)).detach();
+    let listener = TcpListener::bind(listen).map_err(|e| EngineError::io("listen on", listen, e))?;
+    tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
+    let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
+    let mut last_retention = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(TICK).await;
+        context.engine.flush_due().await;
+        if last_retention.elapsed() >= RETENTION_INTERVAL {
+            context.engine.apply_retention().await;
+            last_retention = Instant::now();
+        }
+    }
+    drop(accepting);
+    let draining = Instant::now();
+    while context.stats.requests_in_flight.get() > 0 && draining.elapsed() < DRAIN_TIMEOUT {
+        glommio::timer::sleep(TICK).await;
+    }
+    let stats = &context.stats;
+    tracing::info!(
+        shard = shard_id,
+        connections = stats.connections.get(),
+        requests = stats.requests.get(),
+        calls_routed_out = stats.calls_routed_out.get(),
+        calls_served_for_others = stats.calls_served_for_others.get(),
+        unfinished_requests = stats.requests_in_flight.get(),
+        "shard stopping: flushing logs"
+    );
+    context.engine.close_all().await?;
+    Ok(ShardSummary { calls_routed_out: stats.calls_routed_out.get() })
+}

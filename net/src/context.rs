@@ -1,0 +1,118 @@
+//! What every request handler on a shard can reach: the broker's settings, the shard's
+//! partition logs, its copy of the metadata and its links to the other shards.
+
+use crate::metadata::Metadata;
+use crate::routing::ShardMessage;
+use glommio::channels::channel_mesh::Senders;
+use sluice_engine::shard::Shard;
+use sluice_engine::LogConfig;
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Broker-wide settings, the same on every shard.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// This broker's node id (Kafka's `node.id`).
+    pub node_id: i32,
+    /// Host clients are told to connect to (Metadata).
+    pub advertised_host: String,
+    /// Port clients are told to connect to.
+    pub advertised_port: u16,
+    /// Create a topic when a client asks for its metadata (`auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics without a count
+    /// (`num.partitions`).
+    pub num_partitions: i32,
+    /// Log settings of topics that set nothing themselves.
+    pub log_defaults: LogConfig,
+    /// Largest request frame; a larger one closes the connection
+    /// (`socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+    /// Where the logs and the metadata live.
+    pub data_dir: PathBuf,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 0,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            auto_create_topics: true,
+            num_partitions: 1,
+            log_defaults: LogConfig::default(),
+            max_request_bytes: 100 << 20,
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// Counters a shard keeps about its own work (single-threaded, so plain cells).
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Connections accepted.
+    pub connections: Cell<u64>,
+    /// Requests answered.
+    pub requests: Cell<u64>,
+    /// Requests being handled now.
+    pub requests_in_flight: Cell<u64>,
+    /// Partition calls this shard sent to another shard.
+    pub calls_routed_out: Cell<u64>,
+    /// Partition calls this shard ran for another shard.
+    pub calls_served_for_others: Cell<u64>,
+}
+
+impl ShardStats {
+    /// Adds one to a counter.
+    pub fn bump(counter: &Cell<u64>, by: u64) {
+        counter.set(counter.get() + by);
+    }
+}
+
+/// The state of one shard, shared by its tasks through `Rc`.
+pub struct ShardContext {
+    /// This shard's id (its executor index and mesh peer id).
+    pub id: usize,
+    /// Number of shards.
+    pub shards: usize,
+    /// Broker settings.
+    pub broker: Arc<BrokerConfig>,
+    /// The partition logs this shard owns.
+    pub engine: Shard,
+    /// This shard's copy of the metadata; replaced whole by shard 0's pushes.
+    pub(crate) metadata: RefCell<Arc<Metadata>>,
+    /// Links to every other shard.
+    pub(crate) mesh: Senders<ShardMessage>,
+    /// Serializes metadata changes (used on shard 0 only).
+    pub(crate) control_lock: glommio::sync::Semaphore,
+    /// Last producer id handed out by this shard (see `init_producer_id`).
+    pub(crate) last_producer_id: Cell<i64>,
+    /// Counters.
+    pub stats: ShardStats,
+}
+
+impl ShardContext {
+    /// A shard's context; partitions are opened by the first `apply_metadata`.
+    pub fn new(id: usize, shards: usize, broker: Arc<BrokerConfig>, mesh: Senders<ShardMessage>) -> Rc<Self> {
+        assert_eq!(mesh.peer_id(), id, "mesh peers join in executor order, which is shard order");
+        let engine = Shard::new(id, &broker.data_dir);
+        Rc::new(ShardContext {
+            id,
+            shards,
+            broker,
+            engine,
+            metadata: RefCell::new(Arc::new(Metadata::default())),
+            mesh,
+            control_lock: glommio::sync::Semaphore::new(1),
+            last_producer_id: Cell::new(0),
+            stats: ShardStats::default(),
+        })
+    }
+
+    /// The current metadata snapshot.
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.metadata.borrow().clone()
+    }
+}

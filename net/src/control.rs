@@ -1,0 +1,214 @@
+//! Metadata changes (CreateTopics, DeleteTopics, CreatePartitions, config changes): made
+//! by shard 0 alone, stored durably, then pushed to every shard, which opens or deletes its
+//! partitions to match. A change is answered only after every shard applied it, so a
+//! client that created a topic can produce to it at once over any connection.
+
+use crate::context::ShardContext;
+use crate::error::{KafkaError, KafkaResult};
+use crate::metadata::{check_topic_name, Metadata, TopicMeta};
+use crate::routing::ShardMessage;
+use crate::topic_config::{log_config, TopicConfigs};
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+use sluice_engine::shard::{parse_partition_dir_name, partition_dir_name};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Most partitions one topic may have (bounds the work one request can ask for).
+pub const PARTITIONS_PER_TOPIC_MAX: usize = 10_000;
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: usize,
+    /// Configs set at creation.
+    pub configs: TopicConfigs,
+}
+
+/// One change to the metadata; each item succeeds or fails on its own.
+#[derive(Debug, Clone)]
+pub enum MetadataChange {
+    /// Create topics (TOPIC_ALREADY_EXISTS for existing names).
+    CreateTopics(Vec<NewTopic>),
+    /// Delete topics by name.
+    DeleteTopics(Vec<String>),
+    /// Grow topics to a new partition count.
+    CreatePartitions(Vec<(String, usize)>),
+    /// Replace the configs set on topics.
+    SetTopicConfigs(Vec<(String, TopicConfigs)>),
+}
+
+impl MetadataChange {
+    fn len(&self) -> usize {
+        match self {
+            MetadataChange::CreateTopics(items) => items.len(),
+            MetadataChange::DeleteTopics(items) => items.len(),
+            MetadataChange::CreatePartitions(items) => items.len(),
+            MetadataChange::SetTopicConfigs(items) => items.len(),
+        }
+    }
+}
+
+fn unknown_topic(name: &str) -> KafkaError {
+    KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic {name} does not exist"))
+}
+
+/// Checks a new topic against the broker's rules, without creating it.
+pub fn validate_new_topic(context: &ShardContext, topic: &NewTopic) -> KafkaResult<()> {
+    check_topic_name(&topic.name).map_err(|e| KafkaError::new(ResponseError::InvalidTopicException, e))?;
+    if topic.partitions == 0 || topic.partitions > PARTITIONS_PER_TOPIC_MAX {
+        return Err(KafkaError::new(
+            ResponseError::InvalidPartitions,
+            format!("{} partitions: must be in 1..={PARTITIONS_PER_TOPIC_MAX}", topic.partitions),
+        ));
+    }
+    log_config(&context.broker.log_defaults, &topic.configs)
+        .map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
+    Ok(())
+}
+
+impl ShardContext {
+    /// Makes a metadata change (on shard 0, wherever it was asked) and waits until every
+    /// shard applied it. One result per item, in order.
+    pub async fn change_metadata(self: &Rc<Self>, change: MetadataChange) -> Vec<KafkaResult<()>> {
+        if self.id != 0 {
+            let count = change.len();
+            let (reply, answer) = oneshot::channel();
+            let failure = match self.send_to_shard(0, ShardMessage::ChangeMetadata { change, reply }).await {
+                Ok(()) => match answer.await {
+                    Ok(results) => return results,
+                    Err(_) => KafkaError::new(ResponseError::RequestTimedOut, "the metadata change was dropped"),
+                },
+                Err(error) => error,
+            };
+            return (0..count).map(|_| Err(failure.clone())).collect();
+        }
+        let _serial = self.control_lock.acquire_permit(1).await.expect("never closed");
+        let mut metadata = (*self.metadata()).clone();
+        let results = self.apply_change(&mut metadata, change);
+        if results.iter().all(|r| r.is_err()) {
+            return results;
+        }
+        metadata.version += 1;
+        if let Err(error) = metadata.store(&self.broker.data_dir) {
+            tracing::error!(%error, "cannot store the metadata");
+            let failure = KafkaError::new(ResponseError::KafkaStorageError, format!("cannot store metadata: {error}"));
+            return results.into_iter().map(|_| Err(failure.clone())).collect();
+        }
+        self.broadcast_metadata(Arc::new(metadata)).await;
+        results
+    }
+
+    fn apply_change(&self, metadata: &mut Metadata, change: MetadataChange) -> Vec<KafkaResult<()>> {
+        match change {
+            MetadataChange::CreateTopics(topics) => topics
+                .into_iter()
+                .map(|topic| {
+                    validate_new_topic(self, &topic)?;
+                    if metadata.topics.contains_key(&topic.name) {
+                        return Err(KafkaError::new(
+                            ResponseError::TopicAlreadyExists,
+                            format!("topic {} already exists", topic.name),
+                        ));
+                    }
+                    let shards = metadata.place(topic.partitions, self.shards);
+                    let meta = TopicMeta { id: uuid::Uuid::new_v4(), shards, configs: topic.configs };
+                    metadata.topics.insert(topic.name, meta);
+                    Ok(())
+                })
+                .collect(),
+            MetadataChange::DeleteTopics(names) => names
+                .into_iter()
+                .map(|name| metadata.topics.remove(&name).map(|_| ()).ok_or_else(|| unknown_topic(&name)))
+                .collect(),
+            MetadataChange::CreatePartitions(growths) => growths
+                .into_iter()
+                .map(|(name, count)| {
+                    let current = metadata.topics.get(&name).ok_or_else(|| unknown_topic(&name))?.shards.len();
+                    if count <= current || count > PARTITIONS_PER_TOPIC_MAX {
+                        return Err(KafkaError::new(
+                            ResponseError::InvalidPartitions,
+                            format!("topic {name} has {current} partitions; cannot change to {count}"),
+                        ));
+                    }
+                    let added = metadata.place(count - current, self.shards);
+                    metadata.topics.get_mut(&name).expect("checked").shards.extend(added);
+                    Ok(())
+                })
+                .collect(),
+            MetadataChange::SetTopicConfigs(changes) => changes
+                .into_iter()
+                .map(|(name, configs)| {
+                    let topic = metadata.topics.get_mut(&name).ok_or_else(|| unknown_topic(&name))?;
+                    log_config(&self.broker.log_defaults, &configs)
+                        .map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
+                    topic.configs = configs;
+                    Ok(())
+                })
+                .collect(),
+        }
+    }
+
+    /// Pushes a snapshot to every shard (this one included) and waits until all applied it.
+    async fn broadcast_metadata(self: &Rc<Self>, metadata: Arc<Metadata>) {
+        let others = (0..self.shards).filter(|shard| *shard != self.id).map(|shard| {
+            let metadata = metadata.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                if self.send_to_shard(shard, ShardMessage::ApplyMetadata { metadata, reply }).await.is_ok() {
+                    let _ = answer.await;
+                }
+            }
+        });
+        futures::future::join(self.apply_metadata(metadata.clone()), futures::future::join_all(others)).await;
+    }
+
+    /// Makes this shard match a snapshot: opens partitions it now owns, deletes those whose
+    /// topic is gone, and gives every open log its topic's current configs.
+    pub async fn apply_metadata(&self, metadata: Arc<Metadata>) {
+        *self.metadata.borrow_mut() = metadata.clone();
+        for log in self.engine.partitions() {
+            let name = log.name().to_string();
+            let owned =
+                parse_partition_dir_name(&name).is_some_and(|(topic, p)| metadata.owner(topic, p) == Some(self.id));
+            if !owned {
+                match self.engine.delete_partition(&name).await {
+                    Ok(_) => tracing::info!(shard = self.id, partition = %name, "deleted"),
+                    Err(error) => tracing::error!(shard = self.id, partition = %name, %error, "delete failed"),
+                }
+            }
+        }
+        for (topic, meta) in &metadata.topics {
+            let config = match log_config(&self.broker.log_defaults, &meta.configs) {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::error!(topic, %error, "stored topic configs are invalid; using broker defaults");
+                    self.broker.log_defaults.clone()
+                }
+            };
+            for (partition, _) in meta.shards.iter().enumerate().filter(|(_, owner)| **owner == self.id) {
+                let name = partition_dir_name(topic, partition as i32);
+                if let Some(log) = self.engine.partition(&name) {
+                    if let Err(error) = log.set_config(config.clone()) {
+                        tracing::error!(partition = %name, %error, "cannot apply topic configs");
+                    }
+                    continue;
+                }
+                match self.engine.open_partition(&name, config.clone()).await {
+                    Ok((log, report)) => {
+                        for corrupt in &report.corrupt_segments {
+                            tracing::error!(shard = self.id, partition = %name, %corrupt, "corrupt segment");
+                        }
+                        tracing::info!(shard = self.id, partition = %name, segments = report.segments,
+                            log_start = log.log_start_offset(), log_end = log.log_end_offset(),
+                            torn_tail = report.torn_tail.is_some(), "recovered");
+                    }
+                    Err(error) => tracing::error!(shard = self.id, partition = %name, %error, "cannot open partition"),
+                }
+            }
+        }
+    }
+}

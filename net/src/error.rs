@@ -1,0 +1,57 @@
+//! Errors as Kafka clients see them: an error code plus a message for the log.
+
+use kafka_protocol::ResponseError;
+use sluice_engine::producer_state::SequenceError;
+use sluice_engine::EngineError;
+
+/// A failed partition or topic operation, carrying the Kafka error code to answer with.
+#[derive(Debug, Clone)]
+pub struct KafkaError {
+    /// The code sent to the client.
+    pub code: ResponseError,
+    /// What happened, for the broker's log and the response's error message field.
+    pub message: String,
+}
+
+/// Result of an operation answered with a Kafka error code.
+pub type KafkaResult<T> = Result<T, KafkaError>;
+
+impl KafkaError {
+    /// An error with a message.
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        KafkaError { code, message: message.into() }
+    }
+
+    /// The partition does not exist (or this broker does not host it).
+    pub fn unknown_partition(topic: &str, partition: i32) -> Self {
+        KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("{topic}-{partition} does not exist"))
+    }
+}
+
+impl From<EngineError> for KafkaError {
+    fn from(error: EngineError) -> Self {
+        let code = match &error {
+            EngineError::InvalidBatch { .. } => ResponseError::CorruptMessage,
+            EngineError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+            EngineError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            EngineError::Sequence { reason: SequenceError::OutOfOrder { .. }, .. } => {
+                ResponseError::OutOfOrderSequenceNumber
+            }
+            EngineError::Sequence { reason: SequenceError::FencedEpoch { .. }, .. } => {
+                ResponseError::InvalidProducerEpoch
+            }
+            // The batch was lost to a truncation: the client retries against the leader.
+            EngineError::Truncated { .. } => ResponseError::NotLeaderOrFollower,
+            EngineError::Config(_) => ResponseError::InvalidConfig,
+            EngineError::Corrupt { .. } | EngineError::Io { .. } | EngineError::Failed { .. } => {
+                ResponseError::KafkaStorageError
+            }
+        };
+        KafkaError { code, message: error.to_string() }
+    }
+}
+
+/// The wire code of an optional error (0 for success).
+pub fn code_of<T>(result: &KafkaResult<T>) -> i16 {
+    result.as_ref().err().map_or(0, |e| e.code.code())
+}

@@ -1,0 +1,60 @@
+//! CreatePartitions: grow topics; new partitions go to the least-loaded shards.
+
+use crate::context::ShardContext;
+use crate::control::MetadataChange;
+use crate::error::KafkaError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+
+/// Answers a CreatePartitions request.
+pub async fn handle(context: &Rc<ShardContext>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let metadata = context.metadata();
+    let checked: Vec<Result<(String, usize), KafkaError>> = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            if topic.assignments.is_some() {
+                return Err(KafkaError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    "manual assignment is not supported",
+                ));
+            }
+            let current = metadata.topics.get(&name).map(|t| t.shards.len()).ok_or_else(|| {
+                KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic {name} does not exist"))
+            })?;
+            if topic.count as i64 <= current as i64 {
+                return Err(KafkaError::new(
+                    ResponseError::InvalidPartitions,
+                    format!("topic {name} has {current} partitions; the count can only grow"),
+                ));
+            }
+            Ok((name, topic.count as usize))
+        })
+        .collect();
+    let valid: Vec<(String, usize)> = checked.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let mut applied = if request.validate_only || valid.is_empty() {
+        valid.iter().map(|_| Ok(())).collect()
+    } else {
+        context.change_metadata(MetadataChange::CreatePartitions(valid)).await
+    }
+    .into_iter();
+    let results = request
+        .topics
+        .iter()
+        .zip(checked)
+        .map(|(topic, checked)| {
+            let response = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            match checked.and_then(|_| applied.next().expect("one result per valid topic")) {
+                Ok(()) => response,
+                Err(error) => response
+                    .with_error_code(error.code.code())
+                    .with_error_message(Some(StrBytes::from_string(error.message))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}

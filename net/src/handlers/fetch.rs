@@ -1,0 +1,124 @@
+//! Fetch: read each partition on its owner shard; if fewer than `min_bytes` came back,
+//! long-poll until any partition gets data or `max_wait_ms` passes, then read again.
+//! Fetch sessions (KIP-227) are not kept: every response says session 0, which tells
+//! clients to send full requests.
+
+use crate::context::ShardContext;
+use crate::error::KafkaResult;
+use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Longest long poll honoured, whatever the client asks.
+const MAX_WAIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Answers a Fetch request.
+pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchResponse {
+    if request.session_id != 0 {
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_LIMIT);
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let response_max_bytes = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    loop {
+        let calls = request
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                topic.partitions.iter().map(|p| PartitionCall {
+                    topic: topic.topic.0.to_string(),
+                    partition: p.partition,
+                    op: PartitionOp::Read { offset: p.fetch_offset, max_bytes: p.partition_max_bytes.max(0) as usize },
+                })
+            })
+            .collect();
+        let results = context.call_partitions(calls).await;
+        let bytes_read: usize = results.iter().map(read_bytes).sum();
+        let any_error = results.iter().any(|r| r.is_err());
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if bytes_read >= min_bytes || bytes_read > 0 && any_error || remaining.is_zero() {
+            return build_response(&request, results, response_max_bytes);
+        }
+        let waits = request
+            .topics
+            .iter()
+            .flat_map(|topic| topic.partitions.iter().map(|p| (topic.topic.0.to_string(), p.partition, p.fetch_offset)))
+            .collect();
+        context.wait_for_any(waits, remaining).await;
+    }
+}
+
+fn read_bytes(result: &KafkaResult<PartitionReply>) -> usize {
+    match result {
+        Ok(PartitionReply::Read(read)) => read.batches.iter().map(Bytes::len).sum(),
+        _ => 0,
+    }
+}
+
+/// Joins a partition's batches into the one `records` field (no copy for a single batch).
+fn join_batches(batches: Vec<Bytes>) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.into_iter().next().expect("one batch"),
+        _ => {
+            let mut joined = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            for batch in batches {
+                joined.extend_from_slice(&batch);
+            }
+            joined.freeze()
+        }
+    }
+}
+
+fn build_response(
+    request: &FetchRequest,
+    results: Vec<KafkaResult<PartitionReply>>,
+    response_max_bytes: usize,
+) -> FetchResponse {
+    let mut results = results.into_iter();
+    let mut response_bytes = 0usize;
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let data = PartitionData::default()
+                        .with_partition_index(p.partition)
+                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_preferred_read_replica((-1).into());
+                    match results.next().expect("one result per partition") {
+                        Ok(PartitionReply::Read(read)) => {
+                            // The first data always goes out whole (KIP-74); later
+                            // partitions only while the response stays under max_bytes.
+                            let size: usize = read.batches.iter().map(Bytes::len).sum();
+                            let fits = response_bytes == 0 || response_bytes + size <= response_max_bytes;
+                            let records = if fits { join_batches(read.batches) } else { Bytes::new() };
+                            response_bytes += records.len();
+                            data.with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark)
+                                .with_log_start_offset(read.log_start_offset)
+                                .with_records(Some(records))
+                        }
+                        Ok(other) => unreachable!("read answered with {other:?}"),
+                        Err(error) => data
+                            .with_error_code(error.code.code())
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(-1)
+                            .with_records(Some(Bytes::new())),
+                    }
+                })
+                .collect();
+            FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions)
+        })
+        .collect();
+    FetchResponse::default().with_responses(topics)
+}

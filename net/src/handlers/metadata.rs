@@ -1,0 +1,91 @@
+//! Metadata: this broker, the cluster id, and the topics asked for (creating missing
+//! ones when auto-creation is on and the client allows it).
+
+use crate::context::ShardContext;
+use crate::control::{MetadataChange, NewTopic};
+use crate::metadata::check_topic_name;
+use crate::partition_ops::LEADER_EPOCH;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+
+/// "Authorized operations not requested" (Kafka's INT32_MIN sentinel).
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// Answers a Metadata request.
+pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let asked: Option<Vec<String>> = request
+        .topics
+        .as_ref()
+        .map(|topics| topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect());
+    // v0 has no null array: an empty one means every topic.
+    let asked = asked.filter(|names| !(version == 0 && names.is_empty()));
+    // Clients before v4 cannot say whether they want auto-creation; Kafka creates.
+    let may_create = context.broker.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    if let (Some(names), true) = (&asked, may_create) {
+        let metadata = context.metadata();
+        let missing: Vec<NewTopic> = names
+            .iter()
+            .filter(|name| !metadata.topics.contains_key(*name) && check_topic_name(name).is_ok())
+            .map(|name| NewTopic {
+                name: name.clone(),
+                partitions: context.broker.num_partitions.max(1) as usize,
+                configs: Default::default(),
+            })
+            .collect();
+        if !missing.is_empty() {
+            for (topic, result) in
+                missing.iter().zip(context.change_metadata(MetadataChange::CreateTopics(missing.clone())).await)
+            {
+                match result {
+                    Ok(()) => tracing::info!(topic = %topic.name, partitions = topic.partitions, "auto-created topic"),
+                    Err(error) => tracing::debug!(topic = %topic.name, error = %error.message, "auto-create failed"),
+                }
+            }
+        }
+    }
+    let metadata = context.metadata();
+    let node = BrokerId(context.broker.node_id);
+    let names: Vec<String> = asked.unwrap_or_else(|| metadata.topics.keys().cloned().collect());
+    let topics = names
+        .into_iter()
+        .map(|name| {
+            let response = MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            let Some(topic) = metadata.topics.get(&name) else {
+                let code = if check_topic_name(&name).is_err() {
+                    ResponseError::InvalidTopicException
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                return response.with_error_code(code.code());
+            };
+            let partitions = (0..topic.shards.len() as i32)
+                .map(|index| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_leader_id(node)
+                        .with_leader_epoch(LEADER_EPOCH)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node])
+                })
+                .collect();
+            response.with_topic_id(topic.id).with_partitions(partitions)
+        })
+        .collect();
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(node)
+        .with_host(StrBytes::from_string(context.broker.advertised_host.clone()))
+        .with_port(i32::from(context.broker.advertised_port));
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(StrBytes::from_string(metadata.cluster_id.clone())))
+        .with_controller_id(node)
+        .with_topics(topics)
+        .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
+}

@@ -1,0 +1,74 @@
+//! Produce: append each partition's batches on its owner shard and answer with the
+//! offsets. With acks=all the engine answers only after the fsync that covers the batch
+//! (the broker's default flush policy); acks=0 gets no response at all.
+
+use crate::context::ShardContext;
+use crate::error::KafkaError;
+use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+
+/// Answers a Produce request; `None` for acks=0.
+pub async fn handle(context: &Rc<ShardContext>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let refusal = if !matches!(acks, -1..=1) {
+        Some(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks = {acks}: must be -1, 0 or 1")))
+    } else if request.transactional_id.is_some() {
+        Some(KafkaError::new(ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet"))
+    } else {
+        None
+    };
+    let mut calls = Vec::new();
+    for topic in &request.topic_data {
+        for partition in &topic.partition_data {
+            calls.push(PartitionCall {
+                topic: topic.name.0.to_string(),
+                partition: partition.index,
+                op: PartitionOp::Append { records: partition.records.clone().unwrap_or_default() },
+            });
+        }
+    }
+    let mut results = match &refusal {
+        Some(error) => calls.iter().map(|_| Err(error.clone())).collect(),
+        None => context.call_partitions(calls).await,
+    }
+    .into_iter();
+    if acks == 0 {
+        return None;
+    }
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .map(|partition| {
+                    let result = results.next().expect("one result per partition");
+                    let response = PartitionProduceResponse::default().with_index(partition.index);
+                    match result {
+                        Ok(PartitionReply::Appended { base_offset, log_append_time_ms, log_start_offset }) => response
+                            .with_base_offset(base_offset)
+                            .with_log_append_time_ms(log_append_time_ms)
+                            .with_log_start_offset(log_start_offset),
+                        Ok(other) => unreachable!("append answered with {other:?}"),
+                        Err(error) => {
+                            tracing::debug!(topic = %topic.name.0, partition = partition.index, error = %error.message, "produce refused");
+                            response
+                                .with_error_code(error.code.code())
+                                .with_error_message(Some(StrBytes::from_string(error.message)))
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1)
+                        }
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
+        })
+        .collect();
+    Some(ProduceResponse::default().with_responses(responses))
+}

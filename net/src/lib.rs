@@ -1,0 +1,22 @@
+//! The Kafka protocol server of sluice.
+//!
+//! A request's path, top to bottom: [`server`] reads a frame and decodes it (with the
+//! `kafka-protocol` crate), [`handlers`] turns it into per-partition calls, [`routing`]
+//! runs each call on the shard that owns the partition ([`partition_ops`]), and the
+//! response goes back in request order. Metadata changes go through shard 0
+//! ([`control`], [`metadata`]). [`broker`] starts and stops it all.
+
+pub mod alloc;
+pub mod broker;
+pub mod context;
+pub mod control;
+pub mod error;
+pub mod handlers;
+pub mod metadata;
+pub mod partition_ops;
+pub mod routing;
+pub mod server;
+pub mod topic_config;
+
+pub use broker::{run, BrokerOptions};
+pub use context::BrokerConfig;

@@ -1,0 +1,167 @@
+//! What one request asks of one partition, run by the shard that owns the partition.
+//!
+//! Handlers turn requests into [`PartitionCall`]s; the router runs local ones here directly
+//! and sends the rest to their owner, which runs them here too. Record data travels as
+//! `Bytes` in both directions: moved, never copied.
+
+use crate::error::{KafkaError, KafkaResult};
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::ResponseError;
+use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression};
+use sluice_engine::{LogRead, PartitionLog, ReadLimit};
+
+/// One partition operation.
+#[derive(Debug)]
+pub enum PartitionOp {
+    /// Produce: the request's record data for this partition (one or more v2 batches).
+    Append {
+        /// Batches as the client sent them.
+        records: Bytes,
+    },
+    /// Fetch: whole batches from `offset`, about `max_bytes` (at least one batch).
+    Read {
+        /// First offset wanted.
+        offset: i64,
+        /// Byte budget.
+        max_bytes: usize,
+    },
+    /// ListOffsets by time: the first record with a timestamp at or after this.
+    OffsetForTimestamp {
+        /// Milliseconds since the epoch.
+        timestamp: i64,
+    },
+    /// Log start, high watermark and log end.
+    Offsets,
+    /// DeleteRecords: advance the log start to `offset` (-1: the high watermark).
+    DeleteRecordsBefore {
+        /// New log start offset.
+        offset: i64,
+    },
+    /// OffsetsForLeaderEpoch: where `epoch` (or the latest one below it) ends.
+    EndOffsetForEpoch {
+        /// The leader epoch asked for.
+        epoch: i32,
+    },
+}
+
+/// An operation addressed to a partition.
+#[derive(Debug)]
+pub struct PartitionCall {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// What to do.
+    pub op: PartitionOp,
+}
+
+/// The answer to a [`PartitionOp`], variant by variant.
+#[derive(Debug)]
+pub enum PartitionReply {
+    /// The first batch's base offset and the log append time (-1 with CreateTime).
+    Appended {
+        /// Offset of the first record appended.
+        base_offset: i64,
+        /// Broker time stamped into the batch, or -1.
+        log_append_time_ms: i64,
+        /// Log start offset after the append.
+        log_start_offset: i64,
+    },
+    /// Batches read.
+    Read(LogRead),
+    /// Offset and timestamp of the first record at or after the time; `None` if none.
+    Timestamp(Option<(i64, i64)>),
+    /// The log's offsets.
+    Offsets {
+        /// First offset held.
+        log_start: i64,
+        /// Last offset consumers may read, plus one.
+        high_watermark: i64,
+        /// Next offset to be written.
+        log_end: i64,
+    },
+    /// New log start after DeleteRecords.
+    LowWatermark(i64),
+    /// `(epoch, end offset)` or `None` if the log has no epoch at or below the one asked.
+    EpochEnd(Option<(i32, i64)>),
+}
+
+/// The broker's leader epoch for every partition: one node, never re-elected.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// Runs one operation on a partition log this shard owns.
+pub async fn execute(log: &PartitionLog, op: PartitionOp) -> KafkaResult<PartitionReply> {
+    match op {
+        PartitionOp::Append { records } => append_all(log, records).await,
+        PartitionOp::Read { offset, max_bytes } => {
+            Ok(PartitionReply::Read(log.read(offset, max_bytes, ReadLimit::HighWatermark).await?))
+        }
+        PartitionOp::OffsetForTimestamp { timestamp } => {
+            let found = log.offset_for_timestamp(timestamp).await?;
+            Ok(PartitionReply::Timestamp(match found {
+                Some(found) => Some(exact_record_at_or_after(log, found, timestamp).await?),
+                None => None,
+            }))
+        }
+        PartitionOp::Offsets => Ok(PartitionReply::Offsets {
+            log_start: log.log_start_offset(),
+            high_watermark: log.high_watermark(),
+            log_end: log.log_end_offset(),
+        }),
+        PartitionOp::DeleteRecordsBefore { offset } => {
+            let high_watermark = log.high_watermark();
+            let offset = if offset == -1 { high_watermark } else { offset };
+            if offset < 0 || offset > high_watermark {
+                return Err(KafkaError::new(
+                    ResponseError::OffsetOutOfRange,
+                    format!("{}: cannot delete before {offset}: the high watermark is {high_watermark}", log.name()),
+                ));
+            }
+            Ok(PartitionReply::LowWatermark(log.delete_records_before(offset).await?))
+        }
+        PartitionOp::EndOffsetForEpoch { epoch } => Ok(PartitionReply::EpochEnd(log.end_offset_for_epoch(epoch))),
+    }
+}
+
+/// Appends each batch of a produce request's record data in order; the reply carries the
+/// first batch's offsets. Clients send one batch per partition, but the format allows more.
+async fn append_all(log: &PartitionLog, mut records: Bytes) -> KafkaResult<PartitionReply> {
+    if records.is_empty() {
+        return Err(KafkaError::new(ResponseError::CorruptMessage, format!("{}: empty record data", log.name())));
+    }
+    let mut first = None;
+    while !records.is_empty() {
+        let size =
+            peek_batch_size(&records, usize::MAX).ok().filter(|size| *size <= records.len()).ok_or_else(|| {
+                KafkaError::new(ResponseError::CorruptMessage, format!("{}: truncated batch", log.name()))
+            })?;
+        let batch = records.split_to(size);
+        let info = log.append(batch, LEADER_EPOCH).await?;
+        first.get_or_insert(info);
+    }
+    let info = first.expect("at least one batch");
+    Ok(PartitionReply::Appended {
+        base_offset: info.base_offset,
+        log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
+        log_start_offset: log.log_start_offset(),
+    })
+}
+
+/// The engine finds the batch holding the first record at or after `timestamp` and looks
+/// inside it, unless it is compressed: then it can only name the batch's base offset.
+/// Kafka answers with the exact record, so decompress that batch (ListOffsets only, off the
+/// hot path) and look inside.
+async fn exact_record_at_or_after(log: &PartitionLog, found: (i64, i64), timestamp: i64) -> KafkaResult<(i64, i64)> {
+    let corrupt = |e: String| KafkaError::new(ResponseError::CorruptMessage, format!("{}: {e}", log.name()));
+    let read = log.read(found.0, 1, ReadLimit::LogEnd).await?;
+    let Some(batch) = read.batches.into_iter().next() else {
+        return Ok(found);
+    };
+    let header = BatchHeader::parse(&batch, usize::MAX).map_err(|e| corrupt(e.to_string()))?;
+    if header.compression() == Compression::None || header.base_offset() != found.0 {
+        return Ok(found);
+    }
+    let set = RecordBatchDecoder::decode(&mut batch.clone()).map_err(|e| corrupt(e.to_string()))?;
+    Ok(set.records.iter().find(|r| r.timestamp >= timestamp).map_or(found, |r| (r.offset, r.timestamp)))
+}

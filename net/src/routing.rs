@@ -1,0 +1,215 @@
+//! Cross-shard routing over glommio's channel mesh.
+//!
+//! A request is handled on the shard its connection landed on. Each partition it touches
+//! is owned by one shard; calls for local partitions run in place, the rest are grouped
+//! into one message per owner shard. Messages carry `Bytes` (moved, not copied) and a
+//! oneshot channel for the answer. Nothing is locked: each shard only touches its own logs.
+
+use crate::context::{ShardContext, ShardStats};
+use crate::control::MetadataChange;
+use crate::error::{KafkaError, KafkaResult};
+use crate::metadata::Metadata;
+use crate::partition_ops::{execute, PartitionCall, PartitionReply};
+use futures::channel::oneshot;
+use futures::StreamExt;
+use glommio::channels::channel_mesh::Receivers;
+use kafka_protocol::ResponseError;
+use sluice_engine::shard::partition_dir_name;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Messages between shards.
+pub enum ShardMessage {
+    /// Run these partition calls (all owned by the receiver) and answer in the same order.
+    Partitions {
+        /// The calls.
+        calls: Vec<PartitionCall>,
+        /// One result per call.
+        reply: oneshot::Sender<Vec<KafkaResult<PartitionReply>>>,
+    },
+    /// Answer once any of these partitions has data at or past its offset (Fetch long poll).
+    WaitForData {
+        /// `(topic, partition, offset)`.
+        waits: Vec<(String, i32, i64)>,
+        /// Give up after this long.
+        max_wait: Duration,
+        /// Answered when data came or time ran out; dropped by the sender to cancel.
+        reply: oneshot::Sender<()>,
+    },
+    /// To shard 0: change the metadata.
+    ChangeMetadata {
+        /// The change.
+        change: MetadataChange,
+        /// One result per item of the change.
+        reply: oneshot::Sender<Vec<KafkaResult<()>>>,
+    },
+    /// From shard 0: here is the new metadata; open and delete partitions to match it.
+    ApplyMetadata {
+        /// The new snapshot.
+        metadata: Arc<Metadata>,
+        /// Answered once applied.
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Mesh channel capacity per pair of shards: bounds the messages queued between two shards.
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+impl ShardContext {
+    /// Sends a message to another shard. Fails only when that shard is shutting down.
+    pub(crate) async fn send_to_shard(&self, shard: usize, message: ShardMessage) -> KafkaResult<()> {
+        debug_assert_ne!(shard, self.id, "local work runs in place");
+        self.mesh
+            .send_to(shard, message)
+            .await
+            .map_err(|_| KafkaError::new(ResponseError::NotLeaderOrFollower, format!("shard {shard} is shutting down")))
+    }
+
+    /// Runs partition calls wherever their partitions live, returning results in call order.
+    pub async fn call_partitions(&self, calls: Vec<PartitionCall>) -> Vec<KafkaResult<PartitionReply>> {
+        let metadata = self.metadata();
+        let mut results: Vec<Option<KafkaResult<PartitionReply>>> = (0..calls.len()).map(|_| None).collect();
+        let mut by_shard: Vec<(Vec<usize>, Vec<PartitionCall>)> =
+            (0..self.shards).map(|_| Default::default()).collect();
+        for (index, call) in calls.into_iter().enumerate() {
+            match metadata.owner(&call.topic, call.partition) {
+                Some(owner) => {
+                    by_shard[owner].0.push(index);
+                    by_shard[owner].1.push(call);
+                }
+                None => results[index] = Some(Err(KafkaError::unknown_partition(&call.topic, call.partition))),
+            }
+        }
+        let batches = by_shard.into_iter().enumerate().filter(|(_, (indexes, _))| !indexes.is_empty()).map(
+            |(owner, (indexes, calls))| async move {
+                let answers = if owner == self.id {
+                    self.run_local_calls(calls).await
+                } else {
+                    self.run_remote_calls(owner, calls).await
+                };
+                (indexes, answers)
+            },
+        );
+        for (indexes, answers) in futures::future::join_all(batches).await {
+            debug_assert_eq!(indexes.len(), answers.len());
+            for (index, answer) in indexes.into_iter().zip(answers) {
+                results[index] = Some(answer);
+            }
+        }
+        results.into_iter().map(|r| r.expect("every call is answered")).collect()
+    }
+
+    async fn run_remote_calls(&self, owner: usize, calls: Vec<PartitionCall>) -> Vec<KafkaResult<PartitionReply>> {
+        let count = calls.len();
+        ShardStats::bump(&self.stats.calls_routed_out, count as u64);
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send_to_shard(owner, ShardMessage::Partitions { calls, reply }).await;
+        let failure = match sent {
+            Ok(()) => match answer.await {
+                Ok(answers) => return answers,
+                Err(_) => {
+                    KafkaError::new(ResponseError::NotLeaderOrFollower, format!("shard {owner} dropped the call"))
+                }
+            },
+            Err(error) => error,
+        };
+        (0..count).map(|_| Err(failure.clone())).collect()
+    }
+
+    /// Runs calls for partitions this shard owns, concurrently.
+    pub(crate) async fn run_local_calls(&self, calls: Vec<PartitionCall>) -> Vec<KafkaResult<PartitionReply>> {
+        futures::future::join_all(calls.into_iter().map(|call| async move {
+            let log = self
+                .engine
+                .partition(&partition_dir_name(&call.topic, call.partition))
+                .ok_or_else(|| KafkaError::unknown_partition(&call.topic, call.partition))?;
+            execute(&log, call.op).await
+        }))
+        .await
+    }
+
+    /// Waits until any partition has data at or past its offset, or `max_wait` passes.
+    pub async fn wait_for_any(&self, waits: Vec<(String, i32, i64)>, max_wait: Duration) {
+        let metadata = self.metadata();
+        let mut by_shard: Vec<Vec<(String, i32, i64)>> = vec![Vec::new(); self.shards];
+        for wait in waits {
+            if let Some(owner) = metadata.owner(&wait.0, wait.1) {
+                by_shard[owner].push(wait);
+            }
+        }
+        let mut pending: Vec<futures::future::LocalBoxFuture<'_, ()>> = Vec::new();
+        for (owner, waits) in by_shard.into_iter().enumerate().filter(|(_, w)| !w.is_empty()) {
+            if owner == self.id {
+                pending.push(Box::pin(self.wait_local(waits, max_wait)));
+            } else {
+                pending.push(Box::pin(async move {
+                    let (reply, answer) = oneshot::channel();
+                    if self.send_to_shard(owner, ShardMessage::WaitForData { waits, max_wait, reply }).await.is_ok() {
+                        let _ = answer.await;
+                    }
+                }));
+            }
+        }
+        if pending.is_empty() {
+            glommio::timer::sleep(max_wait).await;
+            return;
+        }
+        futures::future::select_all(pending).await;
+    }
+
+    async fn wait_local(&self, waits: Vec<(String, i32, i64)>, max_wait: Duration) {
+        let logs: Vec<_> = waits
+            .iter()
+            .filter_map(|(topic, partition, offset)| {
+                Some((self.engine.partition(&partition_dir_name(topic, *partition))?, *offset))
+            })
+            .collect();
+        if logs.is_empty() {
+            glommio::timer::sleep(max_wait).await;
+            return;
+        }
+        let waiting = logs.iter().map(|(log, offset)| Box::pin(log.wait_for_data(*offset, max_wait)));
+        futures::future::select_all(waiting).await;
+    }
+
+    /// Serves messages from the other shards until they all hang up.
+    pub(crate) async fn serve_mesh(self: Rc<Self>, mut receivers: Receivers<ShardMessage>) {
+        let streams = receivers.streams();
+        let serving = streams.into_iter().map(|(_, mut stream)| {
+            let context = self.clone();
+            async move {
+                while let Some(message) = stream.next().await {
+                    let context = context.clone();
+                    glommio::spawn_local(async move { context.handle_message(message).await }).detach();
+                }
+            }
+        });
+        futures::future::join_all(serving).await;
+    }
+
+    async fn handle_message(self: Rc<Self>, message: ShardMessage) {
+        match message {
+            ShardMessage::Partitions { calls, reply } => {
+                ShardStats::bump(&self.stats.calls_served_for_others, calls.len() as u64);
+                let _ = reply.send(self.run_local_calls(calls).await);
+            }
+            ShardMessage::WaitForData { waits, max_wait, mut reply } => {
+                // The asker drops its end when another partition answered first.
+                let waiting = Box::pin(self.wait_local(waits, max_wait));
+                if let futures::future::Either::Left(_) =
+                    futures::future::select(waiting, Box::pin(reply.cancellation())).await
+                {
+                    let _ = reply.send(());
+                }
+            }
+            ShardMessage::ChangeMetadata { change, reply } => {
+                let _ = reply.send(self.change_metadata(change).await);
+            }
+            ShardMessage::ApplyMetadata { metadata, reply } => {
+                self.apply_metadata(metadata).await;
+                let _ = reply.send(());
+            }
+        }
+    }
+}

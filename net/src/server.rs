@@ -1,0 +1,172 @@
+//! Connections: frames in, requests handled concurrently, responses out in request order.
+//!
+//! The reader decodes each frame's header at once (a bad one ends the connection: Kafka
+//! closes on requests it cannot parse) and starts a task for the request; the writer
+//! awaits those tasks in arrival order. A bounded queue between them limits the requests
+//! in flight per connection, which pushes back on the client's socket.
+
+use crate::context::{ShardContext, ShardStats};
+use crate::handlers;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use glommio::channels::local_channel;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::task::JoinHandle;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Requests one connection may have in progress before the reader stops reading.
+pub const IN_FLIGHT_PER_CONNECTION: usize = 64;
+/// Read buffer per connection (many small requests per syscall).
+const READ_BUFFER_BYTES: usize = 64 << 10;
+
+/// Accepts connections until the task is dropped.
+pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                ShardStats::bump(&context.stats.connections, 1);
+                glommio::spawn_local(serve_connection(context.clone(), stream)).detach();
+            }
+            Err(error) => {
+                // Out of file descriptors, most likely: back off instead of spinning.
+                tracing::warn!(shard = context.id, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+type PendingResponse = JoinHandle<Option<Bytes>>;
+
+async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::debug!(shard = context.id, %peer, "connection");
+    let (reader, writer) = futures_lite::io::split(stream);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    let (queue, pending) = local_channel::new_bounded::<PendingResponse>(IN_FLIGHT_PER_CONNECTION);
+    let writing = glommio::spawn_local(write_responses(pending, writer));
+    loop {
+        let frame = match read_frame(&mut reader, context.broker.max_request_bytes).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(reason) => {
+                tracing::warn!(shard = context.id, %peer, %reason, "closing connection");
+                break;
+            }
+        };
+        match start_request(&context, frame) {
+            Ok(response) => {
+                if queue.send(response).await.is_err() {
+                    break;
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(shard = context.id, %peer, %reason, "closing connection");
+                break;
+            }
+        }
+    }
+    // Requests already started are answered before the socket closes.
+    drop(queue);
+    writing.await;
+}
+
+/// Reads one size-prefixed frame. `Ok(None)` at a clean end of stream.
+async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+) -> Result<Option<Bytes>, String> {
+    let mut size = [0u8; 4];
+    match reader.read_exact(&mut size).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    }
+    let size = i32::from_be_bytes(size);
+    let size = usize::try_from(size).map_err(|_| format!("negative frame size {size}"))?;
+    if size > max_bytes {
+        return Err(format!("frame of {size} bytes exceeds socket.request.max.bytes = {max_bytes}"));
+    }
+    let mut frame = vec![0u8; size];
+    reader.read_exact(&mut frame).await.map_err(|e| format!("truncated frame of {size} bytes: {e}"))?;
+    Ok(Some(Bytes::from(frame)))
+}
+
+async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
+    pending: local_channel::LocalReceiver<PendingResponse>,
+    mut writer: W,
+) {
+    while let Some(response) = pending.recv().await {
+        let Some(Some(bytes)) = response.await else { continue };
+        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.close().await;
+}
+
+/// Decodes a frame's header and body and starts handling it. An error means the
+/// connection must close.
+fn start_request(context: &Rc<ShardContext>, frame: Bytes) -> Result<PendingResponse, String> {
+    if frame.len() < 8 {
+        return Err(format!("request of {} bytes is shorter than a header", frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
+    if key == ApiKey::ApiVersions && !handlers::is_served(key, version) {
+        // KIP-511: answer in v0 with our ranges, so the client can pick a version.
+        let response = handlers::unsupported_version_response();
+        let bytes = encode_response(key, 0, correlation_id, &ResponseKind::ApiVersions(response))?;
+        return Ok(glommio::spawn_local(async move { Some(bytes) }).detach());
+    }
+    if !handlers::is_served(key, version) {
+        return Err(format!("{key:?} v{version} is not supported"));
+    }
+    let mut body = frame;
+    RequestHeader::decode(&mut body, key.request_header_version(version))
+        .map_err(|e| format!("bad {key:?} v{version} header: {e}"))?;
+    let request =
+        RequestKind::decode(key, &mut body, version).map_err(|e| format!("bad {key:?} v{version} request: {e}"))?;
+    let context = context.clone();
+    ShardStats::bump(&context.stats.requests_in_flight, 1);
+    Ok(glommio::spawn_local(async move {
+        let response = handlers::handle(context.clone(), version, request).await;
+        context.stats.requests_in_flight.set(context.stats.requests_in_flight.get() - 1);
+        ShardStats::bump(&context.stats.requests, 1);
+        let response = response?;
+        match encode_response(key, version, correlation_id, &response) {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                // A response the crate cannot encode is our bug; the client sees a
+                // timeout for this request only, so log it loudly.
+                tracing::error!(?key, version, %error, "cannot encode response");
+                None
+            }
+        }
+    })
+    .detach())
+}
+
+/// Encodes a response with its size prefix and header.
+pub fn encode_response(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<Bytes, String> {
+    let header_version = key.response_header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let mut out = BytesMut::with_capacity(256);
+    out.put_i32(0);
+    header.encode(&mut out, header_version).map_err(|e| e.to_string())?;
+    response.encode(&mut out, version).map_err(|e| e.to_string())?;
+    let size = i32::try_from(out.len() - 4).map_err(|_| "response larger than 2 GiB".to_string())?;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(out.freeze())
+}
