@@ -1,12 +1,12 @@
 # sluice: the two commands a newcomer needs are `make run` and `make test`.
-# Everything here uses only the Rust toolchain (cargo) and what it downloads from crates.io.
+# `make test` also installs what the client tests need: kcat (apt) and Python clients (.venv).
 
 CARGO ?= cargo
 DATA_DIR ?= ./data
 BENCH_DIR ?= ./bench-data
 BENCH_SECONDS ?= 3
 
-.PHONY: run build test lint unit bench fuzz fmt clean
+.PHONY: run build test lint unit clients client-deps bench fuzz fmt clean
 
 ## Build and start a single-node sluice on ./data.
 run: build
@@ -15,14 +15,26 @@ run: build
 build:
 	$(CARGO) build --release --bin sluice
 
-## Everything CI runs: lints, then every test (unit, property, crash, corruption).
-test: lint unit
+## Everything CI runs: lints, then every test (unit, property, crash, corruption), then
+## real Kafka clients (kcat, confluent-kafka, kafka-python) against a real broker.
+test: lint unit clients
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 unit:
 	$(CARGO) test --workspace --locked
+
+VENV ?= .venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+client-deps:
+	command -v kcat >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kcat)
+	[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tools/tests/clients/requirements.txt
+
+clients: build client-deps
+	SLUICE_BIN=target/release/sluice $(VENV)/bin/python -m pytest -q -p no:warnings tools/tests/clients
 
 ## Storage benchmark (engine vs the raw O_DIRECT bandwidth of the same disk).
 ## Results are printed and written to target/bench/storage.md.

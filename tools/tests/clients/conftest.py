@@ -1,0 +1,76 @@
+"""Fixtures for the client compatibility tests: a real `sluice serve` process on a free
+loopback port with its own data directory, stopped (SIGTERM, then SIGKILL) afterwards."""
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+SLUICE = Path(os.environ.get("SLUICE_BIN", ROOT / "target" / "release" / "sluice"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, data_dir, *flags):
+        self.data_dir = data_dir
+        self.flags = flags
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.process = None
+        self.log_path = Path(data_dir).parent / f"broker-{self.port}.log"
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(SLUICE), "serve", "--listen", self.address, "--data-dir", str(self.data_dir), *self.flags],
+            stdout=log, stderr=log, env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            assert self.process.poll() is None, f"broker exited: {self.log()}"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"broker did not start: {self.log()}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def start_broker(tmp_path):
+    brokers = []
+
+    def start(*flags, data_dir=None):
+        broker = Broker(data_dir or tmp_path / "data", *flags).start()
+        brokers.append(broker)
+        return broker
+
+    yield start
+    for broker in brokers:
+        broker.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def broker(start_broker):
+    return start_broker("--cores", "2")
