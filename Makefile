@@ -45,7 +45,7 @@ bench: build
 
 ## Fuzz the decoders (needs `cargo install cargo-fuzz`); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= batch_decode segment_recovery
+FUZZ_TARGETS ?= batch_decode segment_recovery request_decode
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \

@@ -109,9 +109,31 @@ async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
     let _ = writer.close().await;
 }
 
-/// Decodes a frame's header and body and starts handling it. An error means the
-/// connection must close.
-fn start_request(context: &Rc<ShardContext>, frame: Bytes) -> Result<PendingResponse, String> {
+/// A request frame, decoded.
+#[derive(Debug)]
+pub enum DecodedRequest {
+    /// A served API at a served version.
+    Request {
+        /// The API.
+        key: ApiKey,
+        /// Its version.
+        version: i16,
+        /// Echoed in the response.
+        correlation_id: i32,
+        /// The body (boxed: request bodies are large, the other variant tiny).
+        request: Box<RequestKind>,
+    },
+    /// ApiVersions at a version we do not serve: answered in v0 (KIP-511).
+    UnsupportedApiVersions {
+        /// Echoed in the response.
+        correlation_id: i32,
+    },
+}
+
+/// Decodes a frame (without its size prefix): header, then body with `kafka-protocol`.
+/// An error means the connection must close. This is the path `cargo fuzz` drives
+/// (`fuzz/fuzz_targets/request_decode.rs`).
+pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, String> {
     if frame.len() < 8 {
         return Err(format!("request of {} bytes is shorter than a header", frame.len()));
     }
@@ -120,10 +142,7 @@ fn start_request(context: &Rc<ShardContext>, frame: Bytes) -> Result<PendingResp
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
     if key == ApiKey::ApiVersions && !handlers::is_served(key, version) {
-        // KIP-511: answer in v0 with our ranges, so the client can pick a version.
-        let response = handlers::unsupported_version_response();
-        let bytes = encode_response(key, 0, correlation_id, &ResponseKind::ApiVersions(response))?;
-        return Ok(glommio::spawn_local(async move { Some(bytes) }).detach());
+        return Ok(DecodedRequest::UnsupportedApiVersions { correlation_id });
     }
     if !handlers::is_served(key, version) {
         return Err(format!("{key:?} v{version} is not supported"));
@@ -133,10 +152,23 @@ fn start_request(context: &Rc<ShardContext>, frame: Bytes) -> Result<PendingResp
         .map_err(|e| format!("bad {key:?} v{version} header: {e}"))?;
     let request =
         RequestKind::decode(key, &mut body, version).map_err(|e| format!("bad {key:?} v{version} request: {e}"))?;
+    Ok(DecodedRequest::Request { key, version, correlation_id, request: Box::new(request) })
+}
+
+/// Decodes a frame and starts handling it. An error means the connection must close.
+fn start_request(context: &Rc<ShardContext>, frame: Bytes) -> Result<PendingResponse, String> {
+    let (key, version, correlation_id, request) = match decode_request(frame)? {
+        DecodedRequest::Request { key, version, correlation_id, request } => (key, version, correlation_id, request),
+        DecodedRequest::UnsupportedApiVersions { correlation_id } => {
+            let response = ResponseKind::ApiVersions(handlers::unsupported_version_response());
+            let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)?;
+            return Ok(glommio::spawn_local(async move { Some(bytes) }).detach());
+        }
+    };
     let context = context.clone();
     ShardStats::bump(&context.stats.requests_in_flight, 1);
     Ok(glommio::spawn_local(async move {
-        let response = handlers::handle(context.clone(), version, request).await;
+        let response = handlers::handle(context.clone(), version, *request).await;
         context.stats.requests_in_flight.set(context.stats.requests_in_flight.get() - 1);
         ShardStats::bump(&context.stats.requests, 1);
         let response = response?;

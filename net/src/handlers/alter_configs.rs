@@ -115,46 +115,47 @@ pub async fn handle_incremental(
     context: &Rc<ShardContext>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let changes =
-        request
-            .resources
-            .iter()
-            .map(|resource| {
-                let configs =
-                    topic_resource(context, resource.resource_type, &resource.resource_name).and_then(|mut configs| {
-                        for change in &resource.configs {
-                            let name = change.name.to_string();
-                            let value = change.value.as_ref().map(|v| v.to_string());
-                            match (change.config_operation, value) {
-                                (OP_SET, Some(value)) => {
-                                    configs.insert(name, value);
-                                }
-                                (OP_DELETE, _) => {
-                                    configs.remove(&name);
-                                }
-                                (op @ (OP_APPEND | OP_SUBTRACT), Some(value)) => {
-                                    let mut items = list_values(configs.get(&name));
-                                    for item in list_values(Some(&value)) {
-                                        items.retain(|i| *i != item);
-                                        if op == OP_APPEND {
-                                            items.push(item);
-                                        }
+    let changes = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let configs =
+                topic_resource(context, resource.resource_type, &resource.resource_name).and_then(|mut configs| {
+                    for change in &resource.configs {
+                        let name = change.name.to_string();
+                        let value = change.value.as_ref().map(|v| v.to_string());
+                        match (change.config_operation, value) {
+                            (OP_SET, Some(value)) => {
+                                configs.insert(name, value);
+                            }
+                            (OP_DELETE, _) => {
+                                configs.remove(&name);
+                            }
+                            (op @ (OP_APPEND | OP_SUBTRACT), Some(value)) => {
+                                let mut items = list_values(configs.get(&name));
+                                for item in list_values(Some(&value)) {
+                                    items.retain(|i| *i != item);
+                                    if op == OP_APPEND {
+                                        items.push(item);
                                     }
-                                    configs.insert(name, items.join(","));
                                 }
-                                (op, _) => return Err(KafkaError::new(
+                                configs.insert(name, items.join(","));
+                            }
+                            (op, _) => {
+                                return Err(KafkaError::new(
                                     ResponseError::InvalidRequest,
                                     format!(
                                         "operation {op} on {name} is not valid (missing value or unknown operation)"
                                     ),
-                                )),
+                                ))
                             }
                         }
-                        Ok(configs)
-                    });
-                (resource.resource_name.to_string(), configs)
-            })
-            .collect();
+                    }
+                    Ok(configs)
+                });
+            (resource.resource_name.to_string(), configs)
+        })
+        .collect();
     let results = apply(context, request.validate_only, changes).await;
     let responses = request
         .resources
