@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 BENCH_DIR ?= ./bench-data
 BENCH_SECONDS ?= 3
 
-.PHONY: run build test lint unit clients client-deps bench fuzz fmt clean
+.PHONY: run build test lint unit clients client-deps bench bench-clients fuzz fmt clean
 
 ## Build and start a single-node sluice on ./data.
 run: build
@@ -42,6 +42,11 @@ bench: build
 	mkdir -p target/bench
 	./target/release/sluice bench storage --data-dir $(BENCH_DIR) --seconds $(BENCH_SECONDS) \
 		--markdown target/bench/storage.md
+
+## librdkafka's producer against sluice (and tansu when TANSU_BIN is set), same run.
+CLIENT_BENCH_SECONDS ?= 20
+bench-clients: build client-deps
+	bench/clients/run.sh $(CLIENT_BENCH_SECONDS) target/bench/clients.md
 
 ## Fuzz the decoders (needs `cargo install cargo-fuzz`); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
