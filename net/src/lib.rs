@@ -8,6 +8,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod client;
 pub mod context;
 pub mod control;
 pub mod error;

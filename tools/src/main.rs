@@ -1,8 +1,12 @@
 //! `sluice`: the broker process and its tools.
 
 mod bench_cmd;
+mod client_args;
+mod consume_cmd;
 mod data_dir_lock;
+mod produce_cmd;
 mod serve;
+mod topic_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -23,9 +27,36 @@ struct Cli {
 enum Command {
     /// Run the Kafka-compatible broker.
     Serve(serve::ServeArgs),
+    /// Create, list, describe, delete and configure topics (over the Kafka protocol).
+    Topic {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(subcommand)]
+        command: topic_cmd::TopicCommand,
+    },
+    /// Produce records read from standard input, one per line.
+    Produce {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(flatten)]
+        args: produce_cmd::ProduceArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(flatten)]
+        args: consume_cmd::ConsumeArgs,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+}
+
+/// Parses a `name=value` flag (topic configs, headers): split at the first `=`.
+fn parse_name_value(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("{text:?} is not name=value"))?;
+    Ok((name.trim().to_string(), value.to_string()))
 }
 
 fn main() -> ExitCode {
@@ -37,6 +68,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Topic { brokers, command } => topic_cmd::run(brokers, command),
+        Command::Produce { brokers, args } => produce_cmd::run(brokers, args),
+        Command::Consume { brokers, args } => consume_cmd::run(brokers, args),
         Command::Bench(command) => bench_cmd::run(command),
     };
     match result {

@@ -1,50 +1,126 @@
-//! `sluice serve`: the Kafka-compatible broker. Parses flags (or `SLUICE_*` environment
-//! variables), takes the data directory's lock, installs SIGINT/SIGTERM handlers and runs
+//! `sluice serve`: the Kafka-compatible broker. Merges flags, `SLUICE_*` environment
+//! variables and an optional TOML config file, takes the data directory's lock, installs SIGINT/SIGTERM handlers and runs
 //! the broker until one arrives (then: stop accepting, finish requests in progress, flush
 //! and close every log).
 
 use crate::data_dir_lock::DataDirLock;
 use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
+use sluice_net::topic_config;
 use sluice_net::{BrokerConfig, BrokerOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Flags of `sluice serve`.
+/// Flags of `sluice serve`. Each setting comes from, in order: the flag, its `SLUICE_*`
+/// environment variable, the `--config` file, the built-in default.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to accept Kafka clients on (every shard listens on it, SO_REUSEPORT).
-    #[arg(long, default_value = "127.0.0.1:9092", env = "SLUICE_LISTEN")]
-    listen: String,
-    /// Address clients are told to connect to (Metadata); default: the listen address.
+    /// TOML file of settings: the flag names below as keys (`listen = "0.0.0.0:9092"`,
+    /// `data-dir = "/var/lib/sluice"`, ...) and a `[topic-defaults]` table of Kafka topic
+    /// configs (`"retention.ms" = "86400000"`).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ServeSettings,
+}
+
+/// The broker's settings, as flags or as keys of the config file.
+#[derive(clap::Args, serde::Deserialize, Default, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServeSettings {
+    /// Address to accept Kafka clients on; every shard listens on it (SO_REUSEPORT)
+    /// [default: 127.0.0.1:9092].
+    #[arg(long, env = "SLUICE_LISTEN")]
+    listen: Option<String>,
+    /// Address clients are told to connect to (Metadata) [default: the listen address].
     #[arg(long, env = "SLUICE_ADVERTISE")]
     advertise: Option<String>,
-    /// Directory holding the partition logs and the metadata.
-    #[arg(long, default_value = "./data", env = "SLUICE_DATA_DIR")]
-    data_dir: PathBuf,
-    /// Number of shards (one executor per core); default: all online CPUs.
+    /// Directory holding the partition logs and the metadata [default: ./data].
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Number of shards, one executor per core [default: all online CPUs].
     #[arg(long, env = "SLUICE_CORES")]
     cores: Option<usize>,
-    /// When to fsync: `every-append` (default: acks wait for fsync), `bytes:N`, `ms:N`, `never`.
-    #[arg(long, default_value = "every-append", value_parser = parse_flush, env = "SLUICE_FLUSH")]
-    flush: FlushPolicy,
-    /// Create topics when clients ask for their metadata (`auto.create.topics.enable`).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "SLUICE_AUTO_CREATE_TOPICS")]
-    auto_create_topics: bool,
-    /// Partitions of auto-created topics (`num.partitions`).
-    #[arg(long, default_value_t = 1, env = "SLUICE_NUM_PARTITIONS")]
-    num_partitions: i32,
-    /// Largest batch accepted unless a topic sets `max.message.bytes` (`message.max.bytes`).
-    #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MESSAGE_MAX_BYTES")]
-    message_max_bytes: usize,
-    /// Default `segment.bytes` of topics.
-    #[arg(long, default_value_t = 128 << 20, env = "SLUICE_SEGMENT_BYTES")]
-    segment_bytes: u64,
-    /// Spin this many microseconds before an idle shard parks (0 parks at once).
-    #[arg(long, default_value_t = 50)]
-    spin_before_park_us: u64,
+    /// When to fsync: `every-append` (acks wait for fsync), `bytes:N`, `ms:N`, `never`
+    /// [default: every-append].
+    #[arg(long, env = "SLUICE_FLUSH", value_parser = parse_flush_text)]
+    flush: Option<String>,
+    /// Create topics when clients ask for their metadata (`auto.create.topics.enable`)
+    /// [default: true].
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", action = clap::ArgAction::Set)]
+    auto_create_topics: Option<bool>,
+    /// Partitions of auto-created topics (`num.partitions`) [default: 1].
+    #[arg(long, env = "SLUICE_NUM_PARTITIONS")]
+    num_partitions: Option<i32>,
+    /// Largest batch accepted unless a topic sets `max.message.bytes`
+    /// (`message.max.bytes`) [default: 1048576].
+    #[arg(long, env = "SLUICE_MESSAGE_MAX_BYTES")]
+    message_max_bytes: Option<usize>,
+    /// Default `segment.bytes` of topics [default: 134217728].
+    #[arg(long, env = "SLUICE_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
+    /// Largest request frame; a larger one closes the connection
+    /// (`socket.request.max.bytes`) [default: 104857600].
+    #[arg(long, env = "SLUICE_SOCKET_REQUEST_MAX_BYTES")]
+    socket_request_max_bytes: Option<usize>,
+    /// A default for every topic that does not set it, as a Kafka topic config
+    /// `name=value` (repeatable), e.g. `--topic-default retention.ms=86400000`.
+    #[arg(long = "topic-default", value_parser = crate::parse_name_value)]
+    #[serde(default, deserialize_with = "topic_defaults_table")]
+    topic_defaults: Vec<(String, String)>,
+    /// Spin this many microseconds before an idle shard parks; 0 parks at once
+    /// [default: 50].
+    #[arg(long, env = "SLUICE_SPIN_BEFORE_PARK_US")]
+    spin_before_park_us: Option<u64>,
+}
+
+impl ServeSettings {
+    /// Reads a config file.
+    fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Settings given here win; the rest come from `fallback`. Topic defaults merge, ours
+    /// last (so they win on the same name).
+    fn or(self, fallback: ServeSettings) -> ServeSettings {
+        ServeSettings {
+            listen: self.listen.or(fallback.listen),
+            advertise: self.advertise.or(fallback.advertise),
+            data_dir: self.data_dir.or(fallback.data_dir),
+            cores: self.cores.or(fallback.cores),
+            flush: self.flush.or(fallback.flush),
+            auto_create_topics: self.auto_create_topics.or(fallback.auto_create_topics),
+            num_partitions: self.num_partitions.or(fallback.num_partitions),
+            message_max_bytes: self.message_max_bytes.or(fallback.message_max_bytes),
+            segment_bytes: self.segment_bytes.or(fallback.segment_bytes),
+            socket_request_max_bytes: self.socket_request_max_bytes.or(fallback.socket_request_max_bytes),
+            topic_defaults: fallback.topic_defaults.into_iter().chain(self.topic_defaults).collect(),
+            spin_before_park_us: self.spin_before_park_us.or(fallback.spin_before_park_us),
+        }
+    }
+}
+
+/// `[topic-defaults]` in the config file: a table of Kafka topic config names to values
+/// (strings or numbers, as a Kafka properties file would hold them).
+fn topic_defaults_table<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
+    let table = <std::collections::BTreeMap<String, toml::Value> as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(table
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                toml::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            (name, value)
+        })
+        .collect())
+}
+
+fn parse_flush_text(text: &str) -> Result<String, String> {
+    parse_flush(text).map(|_| text.to_string())
 }
 
 fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
@@ -66,34 +142,60 @@ fn split_host_port(address: &str) -> Result<(String, u16), String> {
 
 /// Runs until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), String> {
-    let _lock = DataDirLock::acquire(&args.data_dir)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
-    }
-    let runtime = RuntimeConfig {
-        shards: args.cores.unwrap_or_else(|| RuntimeConfig::default().shards),
-        spin_before_park: (args.spin_before_park_us > 0).then(|| Duration::from_micros(args.spin_before_park_us)),
-        ..RuntimeConfig::default()
+    let file = match &args.config {
+        Some(path) => ServeSettings::from_file(path)?,
+        None => ServeSettings::default(),
     };
-    let (advertised_host, advertised_port) = split_host_port(args.advertise.as_deref().unwrap_or(&args.listen))?;
-    let log_defaults = LogConfig {
-        flush: args.flush,
-        max_message_bytes: args.message_max_bytes,
-        segment_bytes: args.segment_bytes,
+    let settings = args.settings.or(file);
+    let (options, data_dir) = broker_options(settings)?;
+    let _lock = DataDirLock::acquire(&data_dir)?;
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, options.stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    sluice_net::run(options)
+}
+
+/// Turns merged settings into the broker's options, filling in defaults and checking values.
+fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), String> {
+    let defaults = BrokerConfig::default();
+    let listen = settings.listen.unwrap_or_else(|| "127.0.0.1:9092".into());
+    let runtime_defaults = RuntimeConfig::default();
+    let spin_us = settings.spin_before_park_us.unwrap_or(50);
+    let runtime = RuntimeConfig {
+        shards: settings.cores.unwrap_or(runtime_defaults.shards),
+        spin_before_park: (spin_us > 0).then(|| Duration::from_micros(spin_us)),
+        ..runtime_defaults
+    };
+    if runtime.shards == 0 {
+        return Err("--cores must be at least 1".into());
+    }
+    let (advertised_host, advertised_port) = split_host_port(settings.advertise.as_deref().unwrap_or(&listen))?;
+    let mut log_defaults = LogConfig {
+        flush: parse_flush(settings.flush.as_deref().unwrap_or("every-append"))?,
+        max_message_bytes: settings.message_max_bytes.unwrap_or(defaults.log_defaults.max_message_bytes),
+        segment_bytes: settings.segment_bytes.unwrap_or(defaults.log_defaults.segment_bytes),
         ..LogConfig::default()
     };
+    for (name, value) in &settings.topic_defaults {
+        topic_config::apply(&mut log_defaults, name, value).map_err(|e| format!("topic default: {e}"))?;
+    }
     log_defaults.validate().map_err(|e| e.to_string())?;
+    let data_dir = settings.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
     let broker = BrokerConfig {
         advertised_host,
         advertised_port,
-        auto_create_topics: args.auto_create_topics,
-        num_partitions: args.num_partitions,
+        auto_create_topics: settings.auto_create_topics.unwrap_or(defaults.auto_create_topics),
+        num_partitions: settings.num_partitions.unwrap_or(defaults.num_partitions),
+        max_request_bytes: settings.socket_request_max_bytes.unwrap_or(defaults.max_request_bytes),
         log_defaults,
-        data_dir: args.data_dir,
-        ..BrokerConfig::default()
+        data_dir: data_dir.clone(),
+        ..defaults
     };
-    sluice_net::run(BrokerOptions { listen: args.listen, broker, runtime, stop })
+    if broker.num_partitions < 1 {
+        return Err("--num-partitions must be at least 1".into());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    Ok((BrokerOptions { listen, broker, runtime, stop }, data_dir))
 }
 
 #[cfg(test)]
@@ -116,5 +218,40 @@ mod tests {
         assert_eq!(split_host_port("[::1]:19092"), Ok(("::1".into(), 19092)));
         assert!(split_host_port("localhost").is_err());
         assert!(split_host_port("h:99999").is_err());
+    }
+
+    #[test]
+    fn config_file_fills_what_flags_leave_unset() {
+        let file: ServeSettings = toml::from_str(
+            r#"
+            listen = "127.0.0.1:19092"
+            data-dir = "/var/lib/sluice"
+            num-partitions = 6
+            flush = "bytes:1048576"
+            [topic-defaults]
+            "retention.ms" = 3600000
+            "cleanup.policy" = "delete"
+            "#,
+        )
+        .unwrap();
+        let flags = ServeSettings { num_partitions: Some(3), ..ServeSettings::default() };
+        let (options, data_dir) = broker_options(flags.or(file)).unwrap();
+        assert_eq!(options.listen, "127.0.0.1:19092");
+        assert_eq!(data_dir, PathBuf::from("/var/lib/sluice"));
+        assert_eq!(options.broker.num_partitions, 3, "the flag wins over the file");
+        assert_eq!(options.broker.log_defaults.flush, FlushPolicy::Bytes(1 << 20));
+        assert_eq!(options.broker.log_defaults.retention_ms, Some(Duration::from_secs(3600)));
+        assert_eq!(options.broker.advertised_port, 19092, "advertised defaults to the listen address");
+    }
+
+    #[test]
+    fn config_file_mistakes_are_refused_with_their_name() {
+        let unknown = toml::from_str::<ServeSettings>("lisen = \"x\"").unwrap_err().to_string();
+        assert!(unknown.contains("lisen"), "{unknown}");
+        let bad_default =
+            ServeSettings { topic_defaults: vec![("retention.ms".into(), "soon".into())], ..ServeSettings::default() };
+        assert!(broker_options(bad_default).err().expect("refused").contains("retention.ms"));
+        let bad_flush = ServeSettings { flush: Some("sometimes".into()), ..ServeSettings::default() };
+        assert!(broker_options(bad_flush).is_err());
     }
 }
