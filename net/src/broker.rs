@@ -23,6 +23,54 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping shard waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `<data-dir>/.clean-shutdown`: written and fsynced once every log closed cleanly,
+/// removed (durably) at start. Its absence at start, with metadata present, means the last
+/// run crashed.
+pub const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+
+/// How the previous run of this data directory ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviousShutdown {
+    /// A data directory no broker has run on.
+    None,
+    /// Every log was flushed and closed.
+    Clean,
+    /// A crash or kill: recovery checks and cuts the active segments.
+    Unclean,
+}
+
+/// Reads and removes the clean-shutdown marker, so that a crash from now on is seen as
+/// unclean at the next start.
+fn take_clean_shutdown_marker(data_dir: &Path) -> Result<PreviousShutdown, String> {
+    let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => {
+            sync_directory(data_dir)?;
+            Ok(PreviousShutdown::Clean)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(if Metadata::path(data_dir).exists() { PreviousShutdown::Unclean } else { PreviousShutdown::None })
+        }
+        Err(e) => Err(format!("cannot remove {}: {e}", marker.display())),
+    }
+}
+
+fn write_clean_shutdown_marker(data_dir: &Path) -> Result<(), String> {
+    let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+    let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&marker)?;
+        std::io::Write::write_all(&mut file, format!("clean shutdown at {unix_ms} ms since the epoch\n").as_bytes())?;
+        file.sync_all()
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    sync_directory(data_dir)
+}
+
+fn sync_directory(dir: &Path) -> Result<(), String> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("cannot fsync {}: {e}", dir.display()))
+}
+
 /// Everything `run` needs.
 pub struct BrokerOptions {
     /// Address every shard listens on (`host:port`).
@@ -76,6 +124,8 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     if leftovers > 0 {
         tracing::info!(directories = leftovers, "removed partitions whose deletion a crash interrupted");
     }
+    let previous_shutdown = take_clean_shutdown_marker(&data_dir)?;
+    tracing::info!(?previous_shutdown, "data directory");
     let shards = runtime.shards;
     let metadata = Arc::new(load_metadata(&data_dir, shards)?);
     tracing::info!(data_dir = %data_dir.display(), shards, topics = metadata.topics.len(), %listen, "starting");
@@ -95,6 +145,7 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let routed: u64 = stats.iter().map(|s| s.calls_routed_out).sum();
+    write_clean_shutdown_marker(&data_dir)?;
     tracing::info!(partition_calls_routed_between_shards = routed, "clean shutdown");
     Ok(())
 }

@@ -86,6 +86,7 @@ fn serve_recovers_partitions_on_all_shards_and_shuts_down_cleanly() {
     let (child, rx) = serve(&data, 2);
     let mut child = KillOnDrop(child);
     let mut seen = Vec::new();
+    wait_for(&rx, "previous_shutdown=None", &mut seen);
     wait_for(&rx, "shard ready", &mut seen);
     wait_for(&rx, "shard ready", &mut seen);
     let recovered: Vec<&String> = seen.iter().filter(|l| l.contains("recovered") && l.contains("segments=")).collect();
@@ -107,4 +108,20 @@ fn serve_recovers_partitions_on_all_shards_and_shuts_down_cleanly() {
     assert!(status.success(), "clean exit on SIGTERM");
     wait_for(&rx, "clean shutdown", &mut seen);
     assert_eq!(std::fs::metadata(&torn).unwrap().len(), logical, "the torn tail is cut and the file trimmed");
+    let marker = data.join(".clean-shutdown");
+    assert!(marker.exists(), "a clean shutdown leaves its marker");
+
+    // The next start sees the clean shutdown and takes the marker away, so that a crash
+    // (SIGKILL) is seen as unclean by the start after it.
+    let (child, rx) = serve(&data, 1);
+    let mut child = KillOnDrop(child);
+    wait_for(&rx, "previous_shutdown=Clean", &mut seen);
+    wait_for(&rx, "shard ready", &mut seen);
+    assert!(!marker.exists(), "the marker is removed while the broker runs");
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert!(!marker.exists(), "a killed broker leaves no marker");
+    let (child, rx) = serve(&data, 1);
+    let _child = KillOnDrop(child);
+    wait_for(&rx, "previous_shutdown=Unclean", &mut seen);
 }
