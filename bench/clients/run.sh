@@ -8,7 +8,7 @@ out=${2:-target/bench/clients.md}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; cp "$work"/*.log "$(dirname "$out")"/ 2>/dev/null; rm -rf "$work"' EXIT
 "$root/target/release/sluice" serve --listen 127.0.0.1:29092 --data-dir "$work/data" 2> "$work/sluice.log" &
 pids+=($!)
 brokers=(sluice=127.0.0.1:29092)
