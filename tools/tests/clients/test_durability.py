@@ -78,6 +78,7 @@ def test_acknowledged_messages_survive_sigkill_and_sigterm(start_broker, tmp_pat
         broker.process = None
         broker.start()
         assert result["p"].flush(30) == 0
+    assert broker.log().count("previous_shutdown=Unclean") == KILLS, "every restart after a kill is seen as unclean"
     total_acked = sum(len(v) for v in acked.values())
     assert total_acked > 1000, f"only {total_acked} messages were acknowledged"
 
@@ -85,6 +86,7 @@ def test_acknowledged_messages_survive_sigkill_and_sigterm(start_broker, tmp_pat
     assert "clean shutdown" in broker.log()
     broker.process = None
     broker.start()
+    assert broker.log().count("previous_shutdown=Clean") == 1
     stored, ends = read_everything(broker.address)
     for p in range(PARTITIONS):
         assert sorted(stored[p]) == list(range(ends[p])), f"partition {p}: offsets must be dense from 0"
