@@ -12,6 +12,7 @@ pub mod client;
 pub mod context;
 pub mod control;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod partition_ops;
