@@ -110,6 +110,12 @@ pub enum BatchError {
         /// The segment's base offset.
         segment_base: i64,
     },
+    /// A compressed batch whose records cannot be inflated.
+    #[error("cannot decompress the batch's records: {reason}")]
+    Undecompressable {
+        /// What the codec said.
+        reason: String,
+    },
     /// A record inside an uncompressed batch does not parse.
     #[error("malformed record at byte {position} of the batch: {reason}")]
     MalformedRecord {
@@ -382,6 +388,12 @@ impl<'a> Iterator for RecordIter<'a> {
 }
 
 impl<'a> RecordIter<'a> {
+    /// Byte position within the batch of the next record: with the position before and
+    /// after a record, its raw bytes (compaction copies surviving records verbatim).
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
     fn parse_one(&mut self) -> Result<Record<'a>, BatchError> {
         let bytes = self.batch.bytes;
         let start = self.position;

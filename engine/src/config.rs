@@ -50,6 +50,15 @@ pub struct LogConfig {
     pub log_append_time: bool,
     /// Recent batches kept in memory for zero-copy reads, per partition.
     pub tail_cache_bytes: usize,
+    /// `cleanup.policy` includes `delete`: retention (`retention.ms`, `retention.bytes`)
+    /// deletes closed segments. Without it they are kept whatever their age or size.
+    pub delete: bool,
+    /// `cleanup.policy` includes `compact`: [`crate::PartitionLog::compact`] keeps only
+    /// the newest record of each key in closed segments.
+    pub compact: bool,
+    /// How long a tombstone (null value) that is the newest record of its key survives
+    /// compaction, counted from its batch's max timestamp (`delete.retention.ms`).
+    pub delete_retention: Duration,
 }
 
 impl Default for LogConfig {
@@ -64,6 +73,9 @@ impl Default for LogConfig {
             flush: FlushPolicy::EveryAppend,
             log_append_time: false,
             tail_cache_bytes: 4 << 20,
+            delete: true,
+            compact: false,
+            delete_retention: Duration::from_millis(86_400_000),
         }
     }
 }

@@ -122,6 +122,27 @@ pub async fn delete_dir_durably(dir: &Path) -> Result<()> {
     .await
 }
 
+/// fsyncs a file written by other means (a compacted segment written through a DMA
+/// stream), off the reactor thread.
+pub async fn sync_file(path: &Path) -> Result<()> {
+    let path = path.to_path_buf();
+    run_blocking(move || {
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| EngineError::io("fsync", &path, e))
+    })
+    .await
+}
+
+/// Renames `from` to `to` (replacing `to` atomically) and fsyncs the directory, so the
+/// new name survives a crash.
+pub async fn rename_durably(from: &Path, to: &Path) -> Result<()> {
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    run_blocking(move || {
+        std::fs::rename(&from, &to).map_err(|e| EngineError::io("rename", &from, e))?;
+        sync_dir_blocking(to.parent().expect("segment files live in a directory"))
+    })
+    .await
+}
+
 fn sync_dir_blocking(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| EngineError::io("fsync directory", dir, e))
 }

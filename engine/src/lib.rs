@@ -8,6 +8,7 @@
 //! - [`index`], [`segment`], [`scan`]: one segment file, its sparse indexes, and the walk
 //!   over its batches used by recovery and reads.
 //! - [`log`]: a partition log — append, read, flush (group commit), truncate, retention.
+//! - [`compaction`]: batch filtering for `cleanup.policy=compact`.
 //! - [`tail_cache`]: recent batches served without disk reads.
 //! - [`epochs`]: leader epoch history.
 //! - [`shard`]: the executors and the partitions each owns.
@@ -16,6 +17,7 @@
 pub mod appender;
 pub mod batch;
 pub mod batch_builder;
+pub mod compaction;
 pub mod config;
 pub mod epochs;
 pub mod error;
@@ -28,6 +30,7 @@ pub mod segment;
 pub mod shard;
 pub mod tail_cache;
 
+pub use compaction::CompactionReport;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{EngineError, Result};
 pub use log::{AppendInfo, LogRead, PartitionLog, ReadLimit, RecoveryReport, RetentionReport};

@@ -9,6 +9,7 @@
 
 use crate::appender::WriteHandle;
 use crate::batch::{assign_offsets, into_mut, BatchHeader};
+use crate::compaction::{CompactionReport, FilterCounts, Filtered, OffsetMap};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::epochs::LeaderEpochs;
 use crate::error::{EngineError, Result};
@@ -22,6 +23,7 @@ use glommio::sync::Semaphore;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// File in the partition directory holding the log start offset.
@@ -110,6 +112,23 @@ struct LogState {
     epochs: LeaderEpochs,
     producers: ProducerStates,
     failed: Option<EngineError>,
+    /// Bumped by every truncation: a compaction pass that saw another value at its start
+    /// does not swap in what it cleaned (its key map may name records that are gone).
+    truncations: u64,
+    /// A compaction pass is running (one at a time per log).
+    compacting: bool,
+    /// What the last finished compaction pass left: the periodic call skips the log
+    /// until the closed segments change or a kept tombstone expires.
+    compacted: Option<CompactionMark>,
+}
+
+/// The state a compaction pass left behind, see [`LogState::compacted`].
+#[derive(Debug, Clone, Copy)]
+struct CompactionMark {
+    /// Base of the active segment when the pass started: all before it was compacted.
+    active_base: i64,
+    /// When the earliest tombstone kept by the pass expires.
+    tombstone_expiry: Option<i64>,
 }
 
 /// One partition's log. See the module docs for the concurrency model.
@@ -179,6 +198,18 @@ impl PartitionLog {
         fs::create_dir_durably(dir)?;
         fs::ensure_dma_probe(dir.parent().unwrap_or(dir)).await?;
         let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        // A compacted segment is committed by its rename onto `<base>.log`; one still
+        // under its `.cleaned` name was interrupted and is not part of the log.
+        let interrupted: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| EngineError::io("list", dir, e))?
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_name().to_str().is_some_and(|n| n.ends_with(crate::segment::CLEANED_SUFFIX)))
+            .map(|entry| entry.path())
+            .collect();
+        if !interrupted.is_empty() {
+            tracing::info!(partition = %name, files = interrupted.len(), "recovered: removed an interrupted compaction's output");
+            fs::remove_files(interrupted).await?;
+        }
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
             .map_err(|e| EngineError::io("list", dir, e))?
             .filter_map(|entry| entry.ok()?.file_name().to_str().and_then(parse_log_file_name))
@@ -239,6 +270,9 @@ impl PartitionLog {
             epochs,
             producers: ProducerStates::default(),
             failed: None,
+            truncations: 0,
+            compacting: false,
+            compacted: None,
             segments,
             config,
         };
@@ -291,7 +325,10 @@ impl PartitionLog {
     /// append, roll or retention pass.
     pub fn set_config(&self, config: LogConfig) -> Result<()> {
         config.validate()?;
-        self.state.borrow_mut().config = config;
+        let mut state = self.state.borrow_mut();
+        // Compaction settings may have changed: the next pass looks again.
+        state.compacted = None;
+        state.config = config;
         Ok(())
     }
     /// OffsetsForLeaderEpoch for this log.
@@ -795,6 +832,8 @@ impl PartitionLog {
             state.durable_end = state.durable_end.min(new_end);
             state.epochs.truncate_from(new_end);
             state.flushes.clear();
+            state.truncations += 1;
+            state.compacted = None;
             // Cutting the batch holding the log start leaves an empty log starting there.
             state.log_start_offset = state.log_start_offset.min(new_end);
             let mut paths = Vec::new();
@@ -843,12 +882,17 @@ impl PartitionLog {
     }
 
     /// Deletes closed segments past `retention.ms` (by their newest timestamp) or beyond
-    /// `retention.bytes` (oldest first). The active segment is never deleted.
+    /// `retention.bytes` (oldest first). The active segment is never deleted, and nothing
+    /// is when `cleanup.policy` lacks `delete`.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
         let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
         let new_start = {
             let state = self.state.borrow();
             let config = &state.config;
+            if !config.delete {
+                // `cleanup.policy=compact` alone: segments are never deleted for age or size.
+                return Ok(RetentionReport::default());
+            }
             let mut total: u64 = state.segments.values().map(Segment::size).sum();
             let mut new_start = None;
             let closed = state.segments.values().take(state.segments.len() - 1);
@@ -870,6 +914,251 @@ impl PartitionLog {
             Some(offset) if offset > self.log_start_offset() => self.move_log_start(offset).await,
             _ => Ok(RetentionReport::default()),
         }
+    }
+
+    /// Compacts the log (Kafka's `cleanup.policy=compact`): every closed segment is
+    /// rewritten keeping, for each key, only the record with the highest offset in the
+    /// log; records with a null key always stay, and a tombstone (null value) that is the
+    /// newest of its key stays until `now_ms` reaches its batch's max timestamp plus
+    /// `delete.retention.ms`. The active segment is never rewritten, but its fsynced
+    /// records count when deciding what is newest. Survivors keep their offsets; batches
+    /// keep their base offset and `lastOffsetDelta`; an emptied batch goes, and so does an
+    /// emptied segment unless it is the first.
+    ///
+    /// Skipped (cheaply) when the policy lacks `compact`, another pass runs, or nothing
+    /// changed since the last pass: no segment rolled, no truncation, no config change,
+    /// and no kept tombstone has expired since.
+    ///
+    /// Appends go on during the pass: the key map is built and the cleaned segments are
+    /// written without the append permit; only the swap of each segment takes it.
+    pub async fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
+        let skipped = CompactionReport { skipped: true, ..CompactionReport::default() };
+        let (truncations, active_base, durable_end) = {
+            let mut state = self.state.borrow_mut();
+            state.check_failed()?;
+            let active_base = *state.segments.keys().next_back().expect("a log always has an active segment");
+            let unchanged = state.compacted.is_some_and(|mark| {
+                mark.active_base == active_base && mark.tombstone_expiry.is_none_or(|expiry| now_ms < expiry)
+            });
+            if !state.config.compact || state.compacting || state.segments.len() < 2 || unchanged {
+                return Ok(skipped);
+            }
+            state.compacting = true;
+            (state.truncations, active_base, state.durable_end.min(state.log_end()))
+        };
+        struct Compacting<'a>(&'a RefCell<LogState>);
+        impl Drop for Compacting<'_> {
+            fn drop(&mut self) {
+                self.0.borrow_mut().compacting = false;
+            }
+        }
+        let _compacting = Compacting(&self.state);
+
+        let map = self.build_offset_map(durable_end).await?;
+        let (targets, delete_retention_ms) = {
+            let state = self.state.borrow();
+            let targets: Vec<(i64, Rc<DmaFile>, PathBuf, u64)> = state
+                .segments
+                .range(..active_base)
+                .filter(|(_, segment)| !segment.is_active() && segment.corruption().is_none())
+                .map(|(base, segment)| (*base, segment.file().clone(), segment.path().to_path_buf(), segment.size()))
+                .collect();
+            (targets, state.config.delete_retention.as_millis().min(i64::MAX as u128) as i64)
+        };
+        let mut report = CompactionReport::default();
+        let mut tombstone_expiry: Option<i64> = None;
+        for (base, file, path, size) in targets {
+            let cleaned = self.clean_segment(&file, &path, size, &map, now_ms, delete_retention_ms).await?;
+            if let Some(expiry) = cleaned.counts.next_tombstone_expiry {
+                tombstone_expiry = Some(tombstone_expiry.map_or(expiry, |t| t.min(expiry)));
+            }
+            if cleaned.counts.removed == 0 {
+                fs::remove_files(vec![cleaned.path]).await?;
+                continue;
+            }
+            let swapped = self.swap_cleaned(base, &file, &path, &cleaned, truncations).await?;
+            if let Some(removed) = swapped {
+                report.segments_rewritten += 1;
+                report.segments_removed += usize::from(removed);
+                report.bytes_before += size;
+                report.bytes_after += cleaned.size;
+                report.records_removed += cleaned.counts.removed;
+                report.tombstones_removed += cleaned.counts.tombstones_removed;
+            }
+        }
+        let mut state = self.state.borrow_mut();
+        if state.truncations == truncations {
+            state.compacted = Some(CompactionMark { active_base, tombstone_expiry });
+        }
+        drop(state);
+        if report.segments_rewritten > 0 {
+            tracing::info!(
+                partition = %self.name, segments = report.segments_rewritten, records_removed = report.records_removed,
+                bytes_before = report.bytes_before, bytes_after = report.bytes_after, "compacted"
+            );
+        }
+        Ok(report)
+    }
+
+    /// The newest offset of every key in the log below `end` (fsynced data only: a
+    /// record a crash could take back must not make an older one disappear).
+    async fn build_offset_map(&self, end: i64) -> Result<OffsetMap> {
+        let mut map = OffsetMap::default();
+        let mut offset = self.log_start_offset();
+        while offset < end {
+            offset = offset.max(self.log_start_offset());
+            let read = self.read(offset, 1 << 20, ReadLimit::LogEnd).await?;
+            if read.batches.is_empty() {
+                break;
+            }
+            for batch in &read.batches {
+                let header = BatchHeader::parse(batch, usize::MAX).expect("served batches are valid");
+                if header.base_offset() >= end {
+                    return Ok(map);
+                }
+                if let Err(reason) = map.observe(batch) {
+                    // Not seeing its keys only keeps older records of them: safe.
+                    tracing::warn!(partition = %self.name, offset = header.base_offset(), %reason,
+                        "compaction cannot read the keys of a batch; older records of its keys are kept");
+                }
+                offset = header.last_offset() + 1;
+            }
+        }
+        Ok(map)
+    }
+
+    /// Writes what compaction keeps of the closed segment `path` (`size` bytes) to
+    /// `<path>.cleaned` and fsyncs it. Batches whose records cannot be read are kept as
+    /// they are (with a warning naming file and position).
+    async fn clean_segment(
+        &self,
+        file: &DmaFile,
+        path: &Path,
+        size: u64,
+        map: &OffsetMap,
+        now_ms: i64,
+        delete_retention_ms: i64,
+    ) -> Result<CleanedSegment> {
+        use futures::io::AsyncWriteExt;
+        const CHUNK_BYTES: usize = 1 << 20;
+        let mut cleaned_path = path.as_os_str().to_owned();
+        cleaned_path.push(crate::segment::CLEANED_SUFFIX);
+        let cleaned_path = PathBuf::from(cleaned_path);
+        let out = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&cleaned_path)
+            .await
+            .map_err(|e| EngineError::io("create", &cleaned_path, e))?;
+        let mut writer =
+            glommio::io::DmaStreamWriterBuilder::new(out).with_buffer_size(128 << 10).with_write_behind(2).build();
+        let mut counts = FilterCounts::default();
+        let mut written = 0u64;
+        let mut position = 0;
+        while position < size {
+            let mut chunk: Vec<(u64, Bytes)> = Vec::new();
+            let mut chunk_bytes = 0;
+            let outcome = crate::scan::scan_batches(file, path, position, size, true, |at, _, batch| {
+                if chunk_bytes >= CHUNK_BYTES {
+                    return std::ops::ControlFlow::Break(());
+                }
+                chunk_bytes += batch.len();
+                chunk.push((at, batch.clone()));
+                std::ops::ControlFlow::Continue(())
+            })
+            .await?;
+            if let crate::scan::ScanStop::Invalid { position, reason } = outcome.stop {
+                return Err(EngineError::Corrupt { file: path.to_path_buf(), position, reason });
+            }
+            assert!(outcome.end > position, "a walk that stopped took at least one batch");
+            position = outcome.end;
+            for (at, batch) in chunk {
+                let kept = match crate::compaction::filter_batch(&batch, map, now_ms, delete_retention_ms) {
+                    Ok((filtered, batch_counts)) => {
+                        counts.removed += batch_counts.removed;
+                        counts.tombstones_removed += batch_counts.tombstones_removed;
+                        if let Some(expiry) = batch_counts.next_tombstone_expiry {
+                            counts.next_tombstone_expiry =
+                                Some(counts.next_tombstone_expiry.map_or(expiry, |t| t.min(expiry)));
+                        }
+                        match filtered {
+                            Filtered::Keep => Some(batch),
+                            Filtered::Drop => None,
+                            Filtered::Rewrite(rewritten) => Some(rewritten),
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(file = %path.display(), position = at, %reason,
+                            "compaction cannot read the records of a batch; it is kept as it is");
+                        Some(batch)
+                    }
+                };
+                if let Some(kept) = kept {
+                    writer.write_all(&kept).await.map_err(|e| EngineError::io("write", &cleaned_path, e))?;
+                    written += kept.len() as u64;
+                }
+            }
+        }
+        writer.close().await.map_err(|e| EngineError::io("close", &cleaned_path, e))?;
+        fs::sync_file(&cleaned_path).await?;
+        Ok(CleanedSegment { path: cleaned_path, size: written, counts })
+    }
+
+    /// Swaps a cleaned segment in for the closed segment `base`, under the append permit,
+    /// if that segment is still the one that was cleaned (same file, no truncation since
+    /// the key map was built); else discards it. Crash-safe order: the old index files go
+    /// first (a crash leaves the old log, whose index is rebuilt), then the rename of
+    /// `<base>.log.cleaned` onto `<base>.log` with a directory fsync commits, then the new
+    /// index files are built. Readers in flight keep the old file open and finish on it.
+    /// Returns `None` if discarded, else whether the segment was removed (left empty).
+    async fn swap_cleaned(
+        &self,
+        base: i64,
+        old_file: &Rc<DmaFile>,
+        path: &Path,
+        cleaned: &CleanedSegment,
+        truncations: u64,
+    ) -> Result<Option<bool>> {
+        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let (current, first, next_base) = {
+            let state = self.state.borrow();
+            let current = state.truncations == truncations
+                && state.segments.get(&base).is_some_and(|s| !s.is_active() && Rc::ptr_eq(s.file(), old_file));
+            let first = state.segments.keys().next() == Some(&base);
+            let next_base = state.segments.range(base + 1..).next().map(|(b, _)| *b);
+            (current, first, next_base)
+        };
+        if !current {
+            fs::remove_files(vec![cleaned.path.clone()]).await?;
+            return Ok(None);
+        }
+        let next_base = next_base.expect("a closed segment has a successor");
+        let (index, timeindex) = fs::index_paths(path);
+        if cleaned.size == 0 && !first {
+            // Nothing survived: the segment goes. The state changes first (reads in
+            // flight hold the old file), then the files, index files first.
+            {
+                let mut state = self.state.borrow_mut();
+                state.segments.remove(&base);
+                state.tail.drop_before(next_base);
+            }
+            fs::remove_files(vec![index, timeindex, path.to_path_buf(), cleaned.path.clone()]).await?;
+            return Ok(Some(true));
+        }
+        fs::remove_files(vec![index, timeindex]).await?;
+        fs::rename_durably(&cleaned.path, path).await?;
+        let config = self.config();
+        // Reopening rebuilds the index from the new file and writes the index files.
+        let segment = Segment::open_closed(&self.dir, base, &config).await?;
+        assert!(segment.corruption().is_none(), "a cleaned segment is valid: {}", path.display());
+        assert!(segment.next_offset() <= next_base, "compaction keeps offsets inside the segment");
+        let mut state = self.state.borrow_mut();
+        state.segments.insert(base, segment);
+        // Cached batches of compacted segments would serve records compaction removed.
+        state.tail.drop_before(next_base);
+        Ok(Some(false))
     }
 
     /// Moves the log start forward (caller holds the permit), checkpoints it, then deletes
@@ -948,6 +1237,13 @@ async fn position_of_batch_containing(
     })
     .await?;
     Ok(found)
+}
+
+/// A compacted segment written next to the one it replaces.
+struct CleanedSegment {
+    path: PathBuf,
+    size: u64,
+    counts: FilterCounts,
 }
 
 /// Producer-state snapshots kept per partition.

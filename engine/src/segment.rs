@@ -18,6 +18,11 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// Suffix of a compacted segment being written next to `<base>.log`; a file with it is
+/// never part of the log (the rename onto `<base>.log` is the commit), so recovery
+/// deletes any it finds.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+
 /// File name of a segment's log file: the base offset in 20 digits, as Kafka names them.
 pub fn log_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
@@ -327,8 +332,10 @@ impl Segment {
 }
 
 /// Checks that a stored batch can sit at `position` of the segment starting at
-/// `segment_base`, after offsets below `next_offset`: the first batch carries the
-/// segment's base offset, offsets only grow, and they fit the index's 32-bit fields.
+/// `segment_base`, after offsets below `next_offset` (the segment's base for the first
+/// batch): offsets only grow, and they fit the index's 32-bit fields. The first batch
+/// carries the segment's base offset unless compaction removed the batches before it, so
+/// it may start later, never earlier.
 fn check_stored_batch(
     segment_base: i64,
     next_offset: i64,
@@ -336,7 +343,7 @@ fn check_stored_batch(
     header: &BatchHeader<'_>,
 ) -> Result<(), BatchError> {
     let (base_offset, last_offset) = (header.base_offset(), header.last_offset());
-    if base_offset < next_offset || (position == 0 && base_offset != segment_base) {
+    if base_offset < next_offset || base_offset < segment_base {
         return Err(BatchError::OffsetOrder { expected_at_least: next_offset });
     }
     if last_offset - segment_base > i64::from(u32::MAX) || position > u64::from(u32::MAX) {

@@ -196,6 +196,24 @@ impl Shard {
         }
     }
 
+    /// One compaction pass over every log whose `cleanup.policy` includes `compact`
+    /// (see [`PartitionLog::compact`]); logs whose closed segments did not change since
+    /// their last pass are skipped without I/O, so calling it often is cheap. Errors are
+    /// logged per partition; one failed log does not stop the others. Returns the reports
+    /// of the logs that were compacted, by directory name.
+    pub async fn compact_all(&self) -> Vec<(String, crate::CompactionReport)> {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let mut reports = Vec::new();
+        for log in self.partitions() {
+            match log.compact(now_ms).await {
+                Ok(report) if report.skipped => {}
+                Ok(report) => reports.push((log.name().to_string(), report)),
+                Err(error) => tracing::error!(shard = self.id, partition = log.name(), %error, "compaction failed"),
+            }
+        }
+        reports
+    }
+
     /// Deletes a partition this shard owns (DeleteTopics): the log is closed and its
     /// directory renamed to `<name>.deleted` (one durable step, after which it is gone for
     /// good) and then removed. Returns false if the shard does not own it.

@@ -1,0 +1,259 @@
+//! Log compaction (`cleanup.policy=compact`), batch level: reading the keys of a batch
+//! (compressed ones inflated with kafka-protocol's codecs) and rewriting a batch with only
+//! the records compaction keeps. The segment-level pass lives in
+//! [`crate::PartitionLog::compact`].
+//!
+//! A rewritten batch keeps its base offset, `lastOffsetDelta`, timestamps, producer
+//! fields and leader epoch, so offsets and producer sequences stay valid; `recordCount`,
+//! `batchLength` and the CRC are recomputed. A compressed batch that loses records is
+//! written back uncompressed (one that keeps every record stays as it was).
+
+use crate::batch::{BatchError, BatchHeader, Compression, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+use std::collections::HashMap;
+
+/// What [`crate::PartitionLog::compact`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Closed segments rewritten (or removed because nothing in them survived).
+    pub segments_rewritten: usize,
+    /// Closed segments removed because compaction left them empty.
+    pub segments_removed: usize,
+    /// Size of the rewritten segments before.
+    pub bytes_before: u64,
+    /// Size of the rewritten segments after.
+    pub bytes_after: u64,
+    /// Records removed (older versions of a key, expired tombstones).
+    pub records_removed: u64,
+    /// Tombstones removed because `delete.retention.ms` had passed.
+    pub tombstones_removed: u64,
+    /// The pass was skipped: nothing changed since the last one.
+    pub skipped: bool,
+}
+
+/// Where the newest record of each key lies: key → its offset. Keys are kept whole (no
+/// hashing, so no collision can drop a live record); memory grows with distinct keys.
+#[derive(Debug, Default)]
+pub struct OffsetMap {
+    latest: HashMap<Box<[u8]>, i64>,
+}
+
+impl OffsetMap {
+    /// Records the keys of every record of `batch` (control batches carry no keys).
+    pub fn observe(&mut self, batch: &[u8]) -> Result<(), BatchError> {
+        let header = BatchHeader::parse(batch, usize::MAX)?;
+        if header.is_control() {
+            return Ok(());
+        }
+        let plain = plain_batch(&header)?;
+        let plain_header = BatchHeader::parse(&plain, usize::MAX)?;
+        for record in plain_header.records().expect("plain") {
+            let record = record?;
+            if let Some(key) = record.key {
+                let offset = header.base_offset() + i64::from(record.offset_delta);
+                match self.latest.get_mut(key) {
+                    Some(latest) => *latest = (*latest).max(offset),
+                    None => {
+                        self.latest.insert(key.into(), offset);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The offset of the newest record with `key`, if seen.
+    pub fn latest(&self, key: &[u8]) -> Option<i64> {
+        self.latest.get(key).copied()
+    }
+
+    /// Distinct keys seen.
+    pub fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// True before any key was seen.
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+}
+
+/// The outcome of filtering one batch.
+#[derive(Debug)]
+pub enum Filtered {
+    /// Every record survives: store the batch as it was.
+    Keep,
+    /// No record survives: the batch goes.
+    Drop,
+    /// Some survive: the rewritten batch.
+    Rewrite(Bytes),
+}
+
+/// Counts from filtering one batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FilterCounts {
+    /// Records removed.
+    pub removed: u64,
+    /// Of them, expired tombstones.
+    pub tombstones_removed: u64,
+    /// The earliest time (ms) at which a kept tombstone expires, if any was kept.
+    pub next_tombstone_expiry: Option<i64>,
+}
+
+/// Filters `batch` for compaction: a keyed record survives when it is the newest of its
+/// key in `map` (or newer than anything the map saw), and, if it is a tombstone, while
+/// `now_ms < batch max timestamp + delete_retention_ms`. Records with a null key and
+/// control batches always survive.
+pub fn filter_batch(
+    batch: &[u8],
+    map: &OffsetMap,
+    now_ms: i64,
+    delete_retention_ms: i64,
+) -> Result<(Filtered, FilterCounts), BatchError> {
+    let header = BatchHeader::parse(batch, usize::MAX)?;
+    let mut counts = FilterCounts::default();
+    if header.is_control() {
+        return Ok((Filtered::Keep, counts));
+    }
+    let plain = plain_batch(&header)?;
+    let plain_header = BatchHeader::parse(&plain, usize::MAX)?;
+    let tombstone_expiry = header.max_timestamp().saturating_add(delete_retention_ms);
+    let mut kept: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut records = plain_header.records().expect("plain");
+    loop {
+        let start = records.position();
+        let Some(record) = records.next() else { break };
+        let record = record?;
+        let range = start..records.position();
+        let offset = header.base_offset() + i64::from(record.offset_delta);
+        let survives = match record.key {
+            None => true,
+            Some(key) if map.latest(key).is_some_and(|latest| offset < latest) => false,
+            Some(_) if record.value.is_none() => {
+                let live = now_ms < tombstone_expiry;
+                if live {
+                    counts.next_tombstone_expiry =
+                        Some(counts.next_tombstone_expiry.map_or(tombstone_expiry, |t| t.min(tombstone_expiry)));
+                } else {
+                    counts.tombstones_removed += 1;
+                }
+                live
+            }
+            Some(_) => true,
+        };
+        if survives {
+            kept.push(range);
+        } else {
+            counts.removed += 1;
+        }
+    }
+    if counts.removed == 0 {
+        return Ok((Filtered::Keep, counts));
+    }
+    if kept.is_empty() {
+        return Ok((Filtered::Drop, counts));
+    }
+    let body: usize = kept.iter().map(|r| r.len()).sum();
+    let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + body);
+    out.extend_from_slice(&plain[..BATCH_HEADER_BYTES]);
+    for range in &kept {
+        out.extend_from_slice(&plain[range.clone()]);
+    }
+    let batch_length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES).expect("smaller than the original batch");
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    let out = out.freeze();
+    let check = BatchHeader::parse_verified(&out, usize::MAX).expect("a rewritten batch is valid");
+    assert_eq!(
+        (check.base_offset(), check.last_offset_delta()),
+        (header.base_offset(), header.last_offset_delta()),
+        "compaction keeps a batch's offsets"
+    );
+    Ok((Filtered::Rewrite(out), counts))
+}
+
+/// The batch with its records in plain form: itself when uncompressed, else a copy with
+/// the records inflated, the compression bits cleared and `batchLength` fixed. The CRC
+/// of an inflated copy is not valid (it is rewritten before anything is stored).
+pub fn plain_batch(header: &BatchHeader<'_>) -> Result<Bytes, BatchError> {
+    let codec = header.compression();
+    if codec == Compression::None {
+        return Ok(Bytes::copy_from_slice(header.bytes()));
+    }
+    let mut compressed = Bytes::copy_from_slice(&header.bytes()[BATCH_HEADER_BYTES..]);
+    let take = |records: &mut Bytes| Ok(std::mem::take(records));
+    let records = match codec {
+        Compression::Gzip => Gzip::decompress(&mut compressed, take),
+        Compression::Snappy => Snappy::decompress(&mut compressed, take),
+        Compression::Lz4 => Lz4::decompress(&mut compressed, take),
+        Compression::Zstd => Zstd::decompress(&mut compressed, take),
+        Compression::None => unreachable!("handled above"),
+        Compression::Unknown(id) => {
+            return Err(BatchError::Undecompressable { reason: format!("unknown compression codec {id}") })
+        }
+    }
+    .map_err(|e| BatchError::Undecompressable { reason: e.to_string() })?;
+    let mut plain = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len());
+    plain.extend_from_slice(&header.bytes()[..BATCH_HEADER_BYTES]);
+    plain.extend_from_slice(&records);
+    let batch_length = i32::try_from(plain.len() - LOG_OVERHEAD_BYTES)
+        .map_err(|_| BatchError::Undecompressable { reason: "inflated batch over 2 GiB".into() })?;
+    plain[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = header.attributes() & !0x07;
+    plain[21..23].copy_from_slice(&attributes.to_be_bytes());
+    Ok(plain.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::assign_offsets;
+    use crate::batch_builder::BatchBuilder;
+
+    type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+    fn batch(base: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
+        let mut builder = BatchBuilder::new(1_000).producer(7, 1, 40);
+        for (key, value) in records {
+            builder.push(*key, *value, &[], 1_000);
+        }
+        let mut bytes = builder.build().to_vec();
+        assign_offsets(&mut bytes, base, 3, None);
+        bytes
+    }
+
+    #[test]
+    fn keeps_newest_per_key_null_keys_and_offsets() {
+        let first = batch(10, &[(Some(b"a"), Some(b"1")), (None, Some(b"x")), (Some(b"b"), Some(b"1"))]);
+        let second = batch(13, &[(Some(b"a"), Some(b"2"))]);
+        let mut map = OffsetMap::default();
+        map.observe(&first).unwrap();
+        map.observe(&second).unwrap();
+        assert_eq!(map.latest(b"a"), Some(13));
+        let (filtered, counts) = filter_batch(&first, &map, 0, 1_000).unwrap();
+        assert_eq!(counts.removed, 1);
+        let Filtered::Rewrite(out) = filtered else { panic!("expected a rewrite") };
+        let header = BatchHeader::parse_verified(&out, usize::MAX).unwrap();
+        assert_eq!((header.base_offset(), header.last_offset(), header.record_count()), (10, 12, 2));
+        assert_eq!((header.producer_id(), header.base_sequence(), header.partition_leader_epoch()), (7, 40, 3));
+        let offsets: Vec<i32> = header.records().unwrap().map(|r| r.unwrap().offset_delta).collect();
+        assert_eq!(offsets, vec![1, 2]);
+        assert!(matches!(filter_batch(&second, &map, 0, 1_000).unwrap().0, Filtered::Keep));
+    }
+
+    #[test]
+    fn tombstones_expire_after_delete_retention_from_the_batch_max_timestamp() {
+        let tomb = batch(0, &[(Some(b"k"), None)]);
+        let mut map = OffsetMap::default();
+        map.observe(&tomb).unwrap();
+        let (kept, counts) = filter_batch(&tomb, &map, 1_999, 1_000).unwrap();
+        assert!(matches!(kept, Filtered::Keep));
+        assert_eq!(counts.next_tombstone_expiry, Some(2_000));
+        let (gone, counts) = filter_batch(&tomb, &map, 2_000, 1_000).unwrap();
+        assert!(matches!(gone, Filtered::Drop));
+        assert_eq!(counts.tombstones_removed, 1);
+    }
+}
