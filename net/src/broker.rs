@@ -3,6 +3,7 @@
 //! link to every other shard.
 
 use crate::context::{BrokerConfig, ShardContext};
+use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::metadata::Metadata;
 use crate::routing::MESH_CHANNEL_CAPACITY;
 use crate::server::accept_loop;
@@ -169,8 +170,16 @@ async fn run_shard(
     let (senders, receivers) =
         mesh.join().await.map_err(|_| EngineError::Config("cannot join the shard mesh".into()))?;
     let context = ShardContext::new(shard_id, shards, broker, senders);
-    context.apply_metadata(metadata).await;
+    context.apply_metadata(metadata.clone()).await;
     glommio::spawn_local(context.clone().serve_mesh(receivers)).detach();
+    let offsets_partitions: Vec<i32> = metadata
+        .topics
+        .get(CONSUMER_OFFSETS_TOPIC)
+        .map(|topic| (0..topic.shards.len()).filter(|p| topic.shards[*p] == shard_id).map(|p| p as i32).collect())
+        .unwrap_or_default();
+    if let Err(error) = context.groups.load(&context.engine, &offsets_partitions).await {
+        return Err(EngineError::Config(format!("cannot load consumer groups: {}", error.message)));
+    }
     let listener = TcpListener::bind(listen).map_err(|e| EngineError::io("listen on", listen, e))?;
     tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
     let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
@@ -178,6 +187,7 @@ async fn run_shard(
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(TICK).await;
         context.engine.flush_due().await;
+        context.groups.tick(&context.engine).await;
         if last_retention.elapsed() >= RETENTION_INTERVAL {
             context.engine.apply_retention().await;
             last_retention = Instant::now();

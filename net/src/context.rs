@@ -1,6 +1,8 @@
 //! What every request handler on a shard can reach: the broker's settings, the shard's
 //! partition logs, its copy of the metadata and its links to the other shards.
 
+use crate::group::coordinator::GroupCoordinator;
+use crate::group::state::GroupLimits;
 use crate::metadata::Metadata;
 use crate::routing::ShardMessage;
 use glommio::channels::channel_mesh::Senders;
@@ -32,6 +34,8 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// Where the logs and the metadata live.
     pub data_dir: PathBuf,
+    /// Bounds on consumer group membership (Kafka's `group.*` broker settings).
+    pub group_limits: GroupLimits,
 }
 
 impl Default for BrokerConfig {
@@ -45,6 +49,7 @@ impl Default for BrokerConfig {
             log_defaults: LogConfig::default(),
             max_request_bytes: 100 << 20,
             data_dir: PathBuf::from("./data"),
+            group_limits: GroupLimits::default(),
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct ShardContext {
     pub(crate) control_lock: glommio::sync::Semaphore,
     /// Last producer id handed out by this shard (see `init_producer_id`).
     pub(crate) last_producer_id: Cell<i64>,
+    /// The consumer groups this shard coordinates.
+    pub(crate) groups: GroupCoordinator,
     /// Counters.
     pub stats: ShardStats,
 }
@@ -98,6 +105,7 @@ impl ShardContext {
     pub fn new(id: usize, shards: usize, broker: Arc<BrokerConfig>, mesh: Senders<ShardMessage>) -> Rc<Self> {
         assert_eq!(mesh.peer_id(), id, "mesh peers join in executor order, which is shard order");
         let engine = Shard::new(id, &broker.data_dir);
+        let groups = GroupCoordinator::new(broker.group_limits.clone());
         Rc::new(ShardContext {
             id,
             shards,
@@ -107,6 +115,7 @@ impl ShardContext {
             mesh,
             control_lock: glommio::sync::Semaphore::new(1),
             last_producer_id: Cell::new(0),
+            groups,
             stats: ShardStats::default(),
         })
     }

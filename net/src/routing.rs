@@ -44,6 +44,15 @@ pub enum ShardMessage {
         /// One result per item of the change.
         reply: oneshot::Sender<Vec<KafkaResult<()>>>,
     },
+    /// Run a group operation on this shard, the group's coordinator.
+    Group {
+        /// The group.
+        group_id: String,
+        /// What to do.
+        op: crate::group::route::GroupOp,
+        /// The answer.
+        reply: oneshot::Sender<KafkaResult<crate::group::route::GroupReply>>,
+    },
     /// From shard 0: here is the new metadata; open and delete partitions to match it.
     ApplyMetadata {
         /// The new snapshot.
@@ -205,6 +214,14 @@ impl ShardContext {
             }
             ShardMessage::ChangeMetadata { change, reply } => {
                 let _ = reply.send(self.change_metadata(change).await);
+            }
+            ShardMessage::Group { group_id, op, reply } => {
+                ShardStats::bump(&self.stats.calls_served_for_others, 1);
+                let partition = crate::group::records::partition_for_group(
+                    &group_id,
+                    crate::group::records::CONSUMER_OFFSETS_PARTITIONS,
+                );
+                let _ = reply.send(self.run_group_op(&group_id, partition, op).await);
             }
             ShardMessage::ApplyMetadata { metadata, reply } => {
                 self.apply_metadata(metadata).await;

@@ -6,6 +6,7 @@
 use crate::data_dir_lock::DataDirLock;
 use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
+use sluice_net::group::state::GroupLimits;
 use sluice_net::topic_config;
 use sluice_net::{BrokerConfig, BrokerOptions};
 use std::path::{Path, PathBuf};
@@ -70,6 +71,10 @@ struct ServeSettings {
     #[arg(long = "topic-default", value_parser = crate::parse_name_value)]
     #[serde(default, deserialize_with = "topic_defaults_table")]
     topic_defaults: Vec<(String, String)>,
+    /// How long the first rebalance of an empty consumer group waits for more members
+    /// (`group.initial.rebalance.delay.ms`) [default: 3000].
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<u64>,
     /// Spin this many microseconds before an idle shard parks; 0 parks at once
     /// [default: 50].
     #[arg(long, env = "SLUICE_SPIN_BEFORE_PARK_US")]
@@ -99,6 +104,9 @@ impl ServeSettings {
             socket_request_max_bytes: self.socket_request_max_bytes.or(fallback.socket_request_max_bytes),
             topic_defaults: fallback.topic_defaults.into_iter().chain(self.topic_defaults).collect(),
             spin_before_park_us: self.spin_before_park_us.or(fallback.spin_before_park_us),
+            group_initial_rebalance_delay_ms: self
+                .group_initial_rebalance_delay_ms
+                .or(fallback.group_initial_rebalance_delay_ms),
         }
     }
 }
@@ -189,6 +197,12 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
         max_request_bytes: settings.socket_request_max_bytes.unwrap_or(defaults.max_request_bytes),
         log_defaults,
         data_dir: data_dir.clone(),
+        group_limits: GroupLimits {
+            initial_rebalance_delay: settings
+                .group_initial_rebalance_delay_ms
+                .map_or(defaults.group_limits.initial_rebalance_delay, Duration::from_millis),
+            ..defaults.group_limits.clone()
+        },
         ..defaults
     };
     if broker.num_partitions < 1 {

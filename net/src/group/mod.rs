@@ -4,5 +4,7 @@
 //! offsets in `__consumer_offsets` and serves the group APIs builds on it; until it does,
 //! the broker does not advertise the group APIs.
 
+pub mod coordinator;
 pub mod records;
+pub mod route;
 pub mod state;

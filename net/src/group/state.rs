@@ -16,6 +16,7 @@
 //! rejoined or the rebalance timeout passed; the protocol chosen is one every member
 //! supports, by the members' votes (each votes for its most preferred candidate).
 
+use super::records::{StoredGroup, StoredMember};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashMap};
@@ -169,8 +170,9 @@ pub enum Delivery {
 pub enum Outcome<T> {
     /// Answer now.
     Now(T),
-    /// Parked: the answer comes out of [`Group::take_deliveries`] later.
-    Parked,
+    /// Parked under this member id: the answer comes out of [`Group::take_deliveries`]
+    /// later (a member joining without an id learns it from that answer).
+    Parked(String),
 }
 
 #[derive(Debug, Clone)]
@@ -517,7 +519,7 @@ impl Group {
             self.deliveries.iter().position(|d| matches!(d, Delivery::Join { member_id: id, .. } if id == member_id));
         match position.map(|i| self.deliveries.remove(i)) {
             Some(Delivery::Join { result, .. }) => Outcome::Now(result),
-            _ => Outcome::Parked,
+            _ => Outcome::Parked(member_id.to_string()),
         }
     }
 
@@ -648,8 +650,8 @@ impl Group {
     }
 
     /// Checks that a request comes from a current member of the right generation, and
-    /// that a static member's instance id still maps to it.
-    fn check_member(
+    /// that a static member's instance id still maps to it (OffsetCommit uses it too).
+    pub fn check_member(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
@@ -709,7 +711,7 @@ impl Group {
                 }
                 match self.take_sync_delivery(member_id) {
                     Some(result) => Outcome::Now(result),
-                    None => Outcome::Parked,
+                    None => Outcome::Parked(member_id.to_string()),
                 }
             }
         }
@@ -811,6 +813,71 @@ impl Group {
         self.maybe_complete_join(now);
     }
 
+    /// The membership as stored in `__consumer_offsets`.
+    pub fn to_stored(&self, now_ms: i64) -> StoredGroup {
+        let protocol = self.protocol_name.as_deref().unwrap_or_default();
+        StoredGroup {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation_id: self.generation_id,
+            protocol_name: self.protocol_name.clone(),
+            leader_id: self.leader_id.clone(),
+            state_timestamp_ms: now_ms,
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| StoredMember {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: millis(m.rebalance_timeout),
+                    session_timeout_ms: millis(m.session_timeout),
+                    subscription: m.metadata_for(protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group as it was stored: stable with its members (each gets a fresh session), or
+    /// empty. Members that do not come back are expired by their sessions, as in Kafka.
+    pub fn restore(id: impl Into<String>, limits: GroupLimits, stored: StoredGroup, now: Instant) -> Self {
+        let mut group = Group::new(id, limits);
+        group.generation_id = stored.generation_id;
+        group.protocol_type = Some(stored.protocol_type).filter(|t| !t.is_empty());
+        group.protocol_name = stored.protocol_name.clone();
+        let protocol = stored.protocol_name.unwrap_or_default();
+        for member in stored.members {
+            if let Some(instance) = &member.instance_id {
+                group.static_members.insert(instance.clone(), member.member_id.clone());
+            }
+            let session_timeout = Duration::from_millis(member.session_timeout_ms.max(0) as u64);
+            group.members.insert(
+                member.member_id,
+                Member {
+                    instance_id: member.instance_id,
+                    client_id: member.client_id,
+                    client_host: member.client_host,
+                    session_timeout,
+                    rebalance_timeout: Duration::from_millis(member.rebalance_timeout_ms.max(0) as u64),
+                    protocols: vec![(protocol.clone(), member.subscription)],
+                    assignment: member.assignment,
+                    joined: false,
+                    awaiting_sync: false,
+                    session_deadline: now + session_timeout,
+                },
+            );
+        }
+        if !group.members.is_empty() {
+            group.state = GroupState::Stable;
+            group.leader_id = stored.leader_id.filter(|leader| group.members.contains_key(leader));
+            if group.leader_id.is_none() {
+                group.leader_id = group.members.keys().next().cloned();
+            }
+        }
+        group
+    }
+
     /// Marks the group deleted (DeleteGroups): only an empty group can be.
     pub fn delete(&mut self) -> Result<(), ResponseError> {
         match self.state {
@@ -822,6 +889,10 @@ impl Group {
             _ => Err(ResponseError::NonEmptyGroup),
         }
     }
+}
+
+fn millis(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]
@@ -857,7 +928,7 @@ mod tests {
                 assert_eq!(result.error, Some(ResponseError::MemberIdRequired));
                 result.member_id
             }
-            Outcome::Parked => panic!("a first join is answered at once"),
+            Outcome::Parked(_) => panic!("a first join is answered at once"),
         }
     }
 
@@ -872,7 +943,7 @@ mod tests {
     fn stable_group_of_three(group: &mut Group, t0: Instant) -> Vec<String> {
         let ids: Vec<String> = (0..3).map(|_| first_join(group, t0)).collect();
         for id in &ids {
-            assert_eq!(group.join(request(id, None, &["range"]), t0), Outcome::Parked);
+            assert_eq!(group.join(request(id, None, &["range"]), t0), Outcome::Parked(id.clone()));
         }
         assert_eq!(group.state(), GroupState::PreparingRebalance);
         group.tick(t0 + DELAY - Duration::from_millis(1));
@@ -895,7 +966,7 @@ mod tests {
         let t1 = t0 + DELAY;
         let followers: Vec<&String> = ids.iter().filter(|id| **id != leader).collect();
         for follower in &followers {
-            assert_eq!(group.sync(follower, None, 1, vec![], t1), Outcome::Parked);
+            assert_eq!(group.sync(follower, None, 1, vec![], t1), Outcome::Parked(follower.to_string()));
         }
         let assignments = ids.iter().map(|id| (id.clone(), Bytes::from(format!("parts-of-{id}")))).collect();
         assert_eq!(
@@ -924,6 +995,16 @@ mod tests {
         }
         assert_eq!(group.member_count(), 3);
         assert_eq!(group.describe_members().iter().filter(|m| m.assignment.is_empty()).count(), 0);
+
+        // Stored and restored (a broker restart): the same generation, leader and
+        // assignments, and members carry on heartbeating.
+        let restored = Group::restore("g", limits(), group.to_stored(0), t0 + DELAY);
+        assert_eq!(restored.state(), GroupState::Stable);
+        assert_eq!(restored.generation_id(), 1);
+        assert_eq!(restored.leader_id(), group.leader_id());
+        assert_eq!(restored.describe_members(), group.describe_members());
+        let mut restored = restored;
+        assert_eq!(restored.heartbeat(&ids[1], None, 1, t0 + DELAY), Ok(()));
     }
 
     #[test]
@@ -933,11 +1014,11 @@ mod tests {
         let ids = stable_group_of_three(&mut group, t0);
         let t1 = t0 + Duration::from_secs(5);
         let newcomer = first_join(&mut group, t1);
-        assert_eq!(group.join(request(&newcomer, None, &["range"]), t1), Outcome::Parked);
+        assert_eq!(group.join(request(&newcomer, None, &["range"]), t1), Outcome::Parked(newcomer.clone()));
         assert_eq!(group.state(), GroupState::PreparingRebalance);
         assert_eq!(group.heartbeat(&ids[1], None, 1, t1), Err(ResponseError::RebalanceInProgress));
-        assert_eq!(group.join(request(&ids[1], None, &["range"]), t1), Outcome::Parked);
-        assert_eq!(group.join(request(&ids[2], None, &["range"]), t1), Outcome::Parked);
+        assert_eq!(group.join(request(&ids[1], None, &["range"]), t1), Outcome::Parked(ids[1].clone()));
+        assert_eq!(group.join(request(&ids[2], None, &["range"]), t1), Outcome::Parked(ids[2].clone()));
         // The last one in ends the join phase: its own answer comes back directly.
         let Outcome::Now(result) = group.join(request(&ids[0], None, &["range"]), t1) else { panic!("phase ends") };
         assert_eq!((result.generation_id, result.members.len()), (2, 4), "the leader stays leader");
@@ -959,7 +1040,7 @@ mod tests {
         assert_eq!(group.member_count(), 2);
         // ids[1] does not rejoin within the rebalance timeout either.
         let t2 = t1 + SESSION;
-        assert_eq!(group.join(request(&ids[0], None, &["range"]), t2), Outcome::Parked);
+        assert_eq!(group.join(request(&ids[0], None, &["range"]), t2), Outcome::Parked(ids[0].clone()));
         group.tick(t2 + REBALANCE);
         let deliveries = group.take_deliveries();
         let results = joins(&deliveries);
@@ -973,10 +1054,10 @@ mod tests {
     fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance() {
         let t0 = Instant::now();
         let mut group = Group::new("g", limits());
-        let Outcome::Parked = group.join(request("", Some("worker-a"), &["range"]), t0) else {
+        let Outcome::Parked(_) = group.join(request("", Some("worker-a"), &["range"]), t0) else {
             panic!("a static member's first join needs no member id round trip")
         };
-        let Outcome::Parked = group.join(request("", Some("worker-b"), &["range"]), t0) else { panic!() };
+        let Outcome::Parked(_) = group.join(request("", Some("worker-b"), &["range"]), t0) else { panic!() };
         group.tick(t0 + DELAY);
         let deliveries = group.take_deliveries();
         let results = joins(&deliveries);

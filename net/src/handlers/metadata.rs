@@ -56,6 +56,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
         .map(|name| {
             let response = MetadataResponseTopic::default()
                 .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                .with_is_internal(name == crate::group::records::CONSUMER_OFFSETS_TOPIC)
                 .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED);
             let Some(topic) = metadata.topics.get(&name) else {
                 let code = if check_topic_name(&name).is_err() {

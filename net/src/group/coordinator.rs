@@ -1,0 +1,425 @@
+//! The group coordinator of one shard: the groups whose `__consumer_offsets` partition
+//! this shard owns, their parked JoinGroup/SyncGroup requests and committed offsets.
+//!
+//! Every group request reaches the owner shard over the cross-core route, so a group is
+//! only ever touched by one thread. Durable facts are records appended to the group's
+//! `__consumer_offsets` partition before the client hears of them: a commit's offsets
+//! before OffsetCommit is answered, a group's membership before the SyncGroup answers
+//! that end a rebalance (and when the group empties). At start the shard replays its
+//! partitions of the topic to rebuild offsets and groups.
+
+use super::records::{
+    decode_group, decode_key, decode_offset, encode_group, encode_key, encode_offset, CommittedOffset, OffsetsKey,
+    StoredGroup, CONSUMER_OFFSETS_TOPIC,
+};
+use super::state::{Delivery, Group, GroupLimits, GroupState, JoinRequest, JoinResult, Outcome, SyncResult};
+use crate::client::records::decode_fetched;
+use crate::error::{KafkaError, KafkaResult};
+use crate::partition_ops::LEADER_EPOCH;
+use bytes::Bytes;
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+use sluice_engine::batch_builder::BatchBuilder;
+use sluice_engine::shard::{partition_dir_name, Shard};
+use sluice_engine::{PartitionLog, ReadLimit};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Bytes read per step when replaying a partition at start.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// A group and what waits on it.
+struct GroupEntry {
+    group: Group,
+    /// `__consumer_offsets` partition holding this group.
+    partition: i32,
+    parked_joins: HashMap<String, oneshot::Sender<JoinResult>>,
+    parked_syncs: HashMap<String, oneshot::Sender<SyncResult>>,
+    offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// The membership last written to disk (timestamp zeroed), to write only changes.
+    persisted: Option<StoredGroup>,
+}
+
+impl GroupEntry {
+    fn new(group: Group, partition: i32) -> Self {
+        GroupEntry {
+            group,
+            partition,
+            parked_joins: HashMap::new(),
+            parked_syncs: HashMap::new(),
+            offsets: BTreeMap::new(),
+            persisted: None,
+        }
+    }
+}
+
+/// One committed offset's answer in OffsetFetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The committed offset, or `None` if the group committed none.
+    pub committed: Option<CommittedOffset>,
+}
+
+/// Who sends a group request.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// Member id (empty for consumers outside any membership).
+    pub member_id: &'a str,
+    /// A static member's `group.instance.id`.
+    pub instance_id: Option<&'a str>,
+    /// The generation the member is in (-1 outside any membership).
+    pub generation_id: i32,
+}
+
+/// An answer now, or a parked request's channel.
+enum Answer<T> {
+    Ready(T),
+    Parked(oneshot::Receiver<T>),
+}
+
+impl<T> Answer<T> {
+    async fn get(self, group_id: &str) -> KafkaResult<T> {
+        match self {
+            Answer::Ready(answer) => Ok(answer),
+            Answer::Parked(receiver) => {
+                receiver.await.map_err(|_| internal_error(format!("group {group_id} dropped a parked request")))
+            }
+        }
+    }
+}
+
+/// The groups of one shard.
+pub struct GroupCoordinator {
+    groups: RefCell<HashMap<String, GroupEntry>>,
+    limits: GroupLimits,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn internal_error(message: String) -> KafkaError {
+    KafkaError::new(ResponseError::CoordinatorNotAvailable, message)
+}
+
+impl GroupCoordinator {
+    /// No groups yet; [`GroupCoordinator::load`] fills it from disk.
+    pub fn new(limits: GroupLimits) -> Self {
+        GroupCoordinator { groups: RefCell::new(HashMap::new()), limits }
+    }
+
+    /// Replays this shard's `__consumer_offsets` partitions: committed offsets and groups
+    /// as they were last written (tombstones delete). Groups come back stable with their
+    /// members, whose sessions start anew.
+    pub async fn load(&self, engine: &Shard, partitions: &[i32]) -> KafkaResult<()> {
+        for &partition in partitions {
+            let Some(log) = engine.partition(&partition_dir_name(CONSUMER_OFFSETS_TOPIC, partition)) else { continue };
+            let mut offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>> = HashMap::new();
+            let mut groups: HashMap<String, Option<StoredGroup>> = HashMap::new();
+            let mut position = log.log_start_offset();
+            while position < log.high_watermark() {
+                let read = log.read(position, REPLAY_READ_BYTES, ReadLimit::HighWatermark).await?;
+                if read.batches.is_empty() {
+                    break;
+                }
+                for batch in read.batches {
+                    let decoded =
+                        decode_fetched(batch, position).map_err(|e| internal_error(format!("{}: {e}", log.name())))?;
+                    for record in decoded.records {
+                        let Some(key) = record.key else { continue };
+                        let key = decode_key(&key).map_err(|e| {
+                            internal_error(format!("{} offset {}: bad key: {e}", log.name(), record.offset))
+                        })?;
+                        let bad_value = |e: String| {
+                            internal_error(format!("{} offset {}: bad value: {e}", log.name(), record.offset))
+                        };
+                        match key {
+                            OffsetsKey::Offset { group, topic, partition } => {
+                                let group_offsets = offsets.entry(group).or_default();
+                                match record.value {
+                                    Some(value) => {
+                                        group_offsets
+                                            .insert((topic, partition), decode_offset(&value).map_err(bad_value)?);
+                                    }
+                                    None => {
+                                        group_offsets.remove(&(topic, partition));
+                                    }
+                                }
+                            }
+                            OffsetsKey::Group { group } => {
+                                let stored = record.value.map(|v| decode_group(&v)).transpose().map_err(bad_value)?;
+                                groups.insert(group, stored);
+                            }
+                        }
+                    }
+                    position = decoded.next_offset.unwrap_or(position).max(position);
+                }
+            }
+            let now = Instant::now();
+            let mut table = self.groups.borrow_mut();
+            for (id, stored) in groups {
+                let Some(stored) = stored else { continue };
+                let mut entry =
+                    GroupEntry::new(Group::restore(id.clone(), self.limits.clone(), stored.clone(), now), partition);
+                entry.persisted = Some(StoredGroup { state_timestamp_ms: 0, ..stored });
+                table.insert(id, entry);
+            }
+            for (id, group_offsets) in offsets {
+                if group_offsets.is_empty() {
+                    continue;
+                }
+                let entry = table
+                    .entry(id.clone())
+                    .or_insert_with(|| GroupEntry::new(Group::new(id, self.limits.clone()), partition));
+                entry.offsets = group_offsets;
+            }
+            tracing::info!(partition = log.name(), groups = table.len(), "group coordinator loaded");
+        }
+        Ok(())
+    }
+
+    fn with_group<T>(&self, group_id: &str, partition: i32, f: impl FnOnce(&mut GroupEntry) -> T) -> T {
+        let mut groups = self.groups.borrow_mut();
+        let entry = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| GroupEntry::new(Group::new(group_id, self.limits.clone()), partition));
+        f(entry)
+    }
+
+    /// JoinGroup: answered at once or when the rebalance's join phase ends.
+    pub async fn join(
+        &self,
+        engine: &Shard,
+        group_id: &str,
+        partition: i32,
+        request: JoinRequest,
+    ) -> KafkaResult<JoinResult> {
+        let answer = self.with_group(group_id, partition, |entry| match entry.group.join(request, Instant::now()) {
+            Outcome::Now(result) => Answer::Ready(result),
+            Outcome::Parked(member_id) => {
+                let (sender, receiver) = oneshot::channel();
+                entry.parked_joins.insert(member_id, sender);
+                Answer::Parked(receiver)
+            }
+        });
+        self.settle(engine, group_id).await?;
+        answer.get(group_id).await
+    }
+
+    /// SyncGroup: the leader's call ends the rebalance; followers wait for it.
+    pub async fn sync(
+        &self,
+        engine: &Shard,
+        group_id: &str,
+        partition: i32,
+        caller: Caller<'_>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> KafkaResult<SyncResult> {
+        let Caller { member_id, instance_id, generation_id } = caller;
+        let answer = self.with_group(group_id, partition, |entry| {
+            match entry.group.sync(member_id, instance_id, generation_id, assignments, Instant::now()) {
+                Outcome::Now(result) => Answer::Ready(result),
+                Outcome::Parked(member_id) => {
+                    let (sender, receiver) = oneshot::channel();
+                    entry.parked_syncs.insert(member_id, sender);
+                    Answer::Parked(receiver)
+                }
+            }
+        });
+        self.settle(engine, group_id).await?;
+        answer.get(group_id).await
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), ResponseError> {
+        let groups = &mut self.groups.borrow_mut();
+        let Some(entry) = groups.get_mut(group_id) else { return Err(ResponseError::UnknownMemberId) };
+        entry.group.heartbeat(member_id, instance_id, generation_id, Instant::now())
+    }
+
+    /// LeaveGroup for some members; one result each.
+    pub async fn leave(
+        &self,
+        engine: &Shard,
+        group_id: &str,
+        members: Vec<(String, Option<String>)>,
+    ) -> KafkaResult<Vec<Result<(), ResponseError>>> {
+        let results = {
+            let groups = &mut self.groups.borrow_mut();
+            let Some(entry) = groups.get_mut(group_id) else {
+                return Ok(members.iter().map(|_| Err(ResponseError::UnknownMemberId)).collect());
+            };
+            let now = Instant::now();
+            members.iter().map(|(member, instance)| entry.group.leave(member, instance.as_deref(), now)).collect()
+        };
+        self.settle(engine, group_id).await?;
+        Ok(results)
+    }
+
+    /// OffsetCommit: checks the committer (a member of the current generation, or anyone
+    /// when the group has no members and the request names no generation: consumers
+    /// that assign partitions themselves), writes the offsets, then remembers them.
+    pub async fn commit(
+        &self,
+        engine: &Shard,
+        group_id: &str,
+        partition: i32,
+        caller: Caller<'_>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> KafkaResult<Result<(), ResponseError>> {
+        let Caller { member_id, instance_id, generation_id } = caller;
+        let allowed = self.with_group(group_id, partition, |entry| {
+            let group = &mut entry.group;
+            if generation_id < 0 && member_id.is_empty() {
+                return if group.state() == GroupState::Empty { Ok(()) } else { Err(ResponseError::UnknownMemberId) };
+            }
+            group.check_member(member_id, instance_id, generation_id)?;
+            match group.state() {
+                GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
+                    Err(ResponseError::RebalanceInProgress)
+                }
+                _ => group.heartbeat(member_id, instance_id, generation_id, Instant::now()),
+            }
+        });
+        if let Err(error) = allowed {
+            return Ok(Err(error));
+        }
+        let mut batch = BatchBuilder::new(now_ms());
+        for (topic, topic_partition, committed) in &offsets {
+            let key = encode_key(&OffsetsKey::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *topic_partition,
+            });
+            batch.push(Some(&key), Some(&encode_offset(committed)), &[], committed.commit_timestamp_ms);
+        }
+        if !batch.is_empty() {
+            offsets_log(engine, partition)?.append(batch.build(), LEADER_EPOCH).await?;
+        }
+        self.with_group(group_id, partition, |entry| {
+            for (topic, topic_partition, committed) in offsets {
+                entry.offsets.insert((topic, topic_partition), committed);
+            }
+        });
+        Ok(Ok(()))
+    }
+
+    /// OffsetFetch: the committed offsets of the partitions asked for (all the group has
+    /// for `None`).
+    pub fn fetch_offsets(&self, group_id: &str, partitions: Option<Vec<(String, i32)>>) -> Vec<FetchedOffset> {
+        let groups = self.groups.borrow();
+        let offsets = groups.get(group_id).map(|entry| &entry.offsets);
+        match partitions {
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|(topic, partition)| {
+                    let committed = offsets.and_then(|o| o.get(&(topic.clone(), partition))).cloned();
+                    FetchedOffset { topic, partition, committed }
+                })
+                .collect(),
+            None => offsets
+                .into_iter()
+                .flatten()
+                .map(|((topic, partition), committed)| FetchedOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    committed: Some(committed.clone()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Runs the timers of every group that has one due (ends of join phases, expired
+    /// sessions), then persists and answers what they completed.
+    pub async fn tick(&self, engine: &Shard) {
+        let now = Instant::now();
+        let due: Vec<String> = {
+            let mut groups = self.groups.borrow_mut();
+            groups
+                .iter_mut()
+                .filter(|(_, entry)| entry.group.next_deadline().is_some_and(|deadline| deadline <= now))
+                .map(|(id, entry)| {
+                    entry.group.tick(now);
+                    id.clone()
+                })
+                .collect()
+        };
+        for group_id in due {
+            if let Err(error) = self.settle(engine, &group_id).await {
+                tracing::warn!(group = group_id, error = %error.message, "cannot store group");
+            }
+        }
+    }
+
+    /// Writes the group's membership if a rebalance just ended (or it emptied), then
+    /// answers the requests the last call completed, in that order: no member learns an
+    /// assignment that a crash could take back.
+    async fn settle(&self, engine: &Shard, group_id: &str) -> KafkaResult<()> {
+        let (to_store, partition) = {
+            let groups = self.groups.borrow();
+            let Some(entry) = groups.get(group_id) else { return Ok(()) };
+            let settled = matches!(entry.group.state(), GroupState::Stable | GroupState::Empty);
+            let current = StoredGroup { state_timestamp_ms: 0, ..entry.group.to_stored(0) };
+            let changed = entry.persisted.as_ref() != Some(&current);
+            let worth_storing = entry.persisted.is_some() || entry.group.state() == GroupState::Stable;
+            ((settled && changed && worth_storing).then_some(current), entry.partition)
+        };
+        let mut result = Ok(());
+        if let Some(stored) = to_store {
+            let key = encode_key(&OffsetsKey::Group { group: group_id.to_string() });
+            let mut batch = BatchBuilder::new(now_ms());
+            batch.push(
+                Some(&key),
+                Some(&encode_group(&StoredGroup { state_timestamp_ms: now_ms(), ..stored.clone() })),
+                &[],
+                now_ms(),
+            );
+            result = match offsets_log(engine, partition) {
+                Ok(log) => log.append(batch.build(), LEADER_EPOCH).await.map(|_| ()).map_err(KafkaError::from),
+                Err(error) => Err(error),
+            };
+            if result.is_ok() {
+                if let Some(entry) = self.groups.borrow_mut().get_mut(group_id) {
+                    entry.persisted = Some(stored);
+                }
+            }
+        }
+        let mut groups = self.groups.borrow_mut();
+        let Some(entry) = groups.get_mut(group_id) else { return result };
+        for delivery in entry.group.take_deliveries() {
+            match delivery {
+                Delivery::Join { member_id, result: answer } => {
+                    if let Some(sender) = entry.parked_joins.remove(&member_id) {
+                        let _ = sender.send(answer);
+                    }
+                }
+                Delivery::Sync { member_id, result: answer } => {
+                    if let Some(sender) = entry.parked_syncs.remove(&member_id) {
+                        // A membership that could not be stored is not handed out.
+                        let answer = if result.is_ok() { answer } else { Err(ResponseError::CoordinatorNotAvailable) };
+                        let _ = sender.send(answer);
+                    }
+                }
+            }
+        }
+        result
+    }
+}
+
+fn offsets_log(engine: &Shard, partition: i32) -> KafkaResult<Rc<PartitionLog>> {
+    engine.partition(&partition_dir_name(CONSUMER_OFFSETS_TOPIC, partition)).ok_or_else(|| {
+        KafkaError::new(ResponseError::NotCoordinator, format!("{CONSUMER_OFFSETS_TOPIC}-{partition} is not here"))
+    })
+}

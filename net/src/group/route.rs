@@ -1,0 +1,147 @@
+//! Getting a group request to its coordinator: the shard that owns the group's
+//! `__consumer_offsets` partition (created with the first group request, as Kafka does).
+
+use super::coordinator::{Caller, FetchedOffset};
+use super::records::{partition_for_group, CommittedOffset, CONSUMER_OFFSETS_PARTITIONS, CONSUMER_OFFSETS_TOPIC};
+use super::state::{JoinRequest, JoinResult, SyncResult};
+use crate::context::{ShardContext, ShardStats};
+use crate::control::{MetadataChange, NewTopic};
+use crate::error::{KafkaError, KafkaResult};
+use crate::routing::ShardMessage;
+use bytes::Bytes;
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+
+/// A group operation, run on the group's coordinator shard.
+#[derive(Debug)]
+pub enum GroupOp {
+    /// JoinGroup.
+    Join(JoinRequest),
+    /// SyncGroup.
+    Sync {
+        /// Member.
+        member_id: String,
+        /// Static member's instance id.
+        instance_id: Option<String>,
+        /// Generation the member is in.
+        generation_id: i32,
+        /// The leader's assignments.
+        assignments: Vec<(String, Bytes)>,
+    },
+    /// Heartbeat.
+    Heartbeat {
+        /// Member.
+        member_id: String,
+        /// Static member's instance id.
+        instance_id: Option<String>,
+        /// Generation the member is in.
+        generation_id: i32,
+    },
+    /// LeaveGroup: `(member id, instance id)` each.
+    Leave(Vec<(String, Option<String>)>),
+    /// OffsetCommit.
+    Commit {
+        /// Member (empty for consumers without a group membership).
+        member_id: String,
+        /// Static member's instance id.
+        instance_id: Option<String>,
+        /// Generation (-1 without membership).
+        generation_id: i32,
+        /// `(topic, partition, offset)`.
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    },
+    /// OffsetFetch: these partitions, or all.
+    FetchOffsets(Option<Vec<(String, i32)>>),
+}
+
+/// The answer to a [`GroupOp`], variant by variant.
+#[derive(Debug)]
+pub enum GroupReply {
+    /// JoinGroup's answer.
+    Joined(JoinResult),
+    /// SyncGroup's answer.
+    Synced(SyncResult),
+    /// Heartbeat's or OffsetCommit's error code, if any.
+    Done(Result<(), ResponseError>),
+    /// LeaveGroup: one result per member.
+    Left(Vec<Result<(), ResponseError>>),
+    /// OffsetFetch.
+    Offsets(Vec<FetchedOffset>),
+}
+
+impl ShardContext {
+    /// Runs a group operation on the group's coordinator shard.
+    pub async fn call_group(self: &Rc<Self>, group_id: &str, op: GroupOp) -> KafkaResult<GroupReply> {
+        if group_id.is_empty() {
+            return Err(KafkaError::new(ResponseError::InvalidGroupId, "the group id is empty"));
+        }
+        self.ensure_offsets_topic().await?;
+        let partition = partition_for_group(group_id, CONSUMER_OFFSETS_PARTITIONS);
+        let owner = self.metadata().owner(CONSUMER_OFFSETS_TOPIC, partition).ok_or_else(|| {
+            KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("{CONSUMER_OFFSETS_TOPIC} is not ready"))
+        })?;
+        if owner == self.id {
+            return self.run_group_op(group_id, partition, op).await;
+        }
+        ShardStats::bump(&self.stats.calls_routed_out, 1);
+        let (reply, answer) = oneshot::channel();
+        self.send_to_shard(owner, ShardMessage::Group { group_id: group_id.to_string(), op, reply }).await?;
+        answer.await.unwrap_or_else(|_| {
+            Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("shard {owner} dropped the call")))
+        })
+    }
+
+    /// Runs a group operation on this shard, the group's coordinator.
+    pub(crate) async fn run_group_op(&self, group_id: &str, partition: i32, op: GroupOp) -> KafkaResult<GroupReply> {
+        let groups = &self.groups;
+        let engine = &self.engine;
+        Ok(match op {
+            GroupOp::Join(request) => GroupReply::Joined(groups.join(engine, group_id, partition, request).await?),
+            GroupOp::Sync { member_id, instance_id, generation_id, assignments } => GroupReply::Synced(
+                groups
+                    .sync(
+                        engine,
+                        group_id,
+                        partition,
+                        Caller { member_id: &member_id, instance_id: instance_id.as_deref(), generation_id },
+                        assignments,
+                    )
+                    .await?,
+            ),
+            GroupOp::Heartbeat { member_id, instance_id, generation_id } => {
+                GroupReply::Done(groups.heartbeat(group_id, &member_id, instance_id.as_deref(), generation_id))
+            }
+            GroupOp::Leave(members) => GroupReply::Left(groups.leave(engine, group_id, members).await?),
+            GroupOp::Commit { member_id, instance_id, generation_id, offsets } => GroupReply::Done(
+                groups
+                    .commit(
+                        engine,
+                        group_id,
+                        partition,
+                        Caller { member_id: &member_id, instance_id: instance_id.as_deref(), generation_id },
+                        offsets,
+                    )
+                    .await?,
+            ),
+            GroupOp::FetchOffsets(partitions) => GroupReply::Offsets(groups.fetch_offsets(group_id, partitions)),
+        })
+    }
+
+    /// Creates `__consumer_offsets` (compacted) if it does not exist yet.
+    pub async fn ensure_offsets_topic(self: &Rc<Self>) -> KafkaResult<()> {
+        if self.metadata().topics.contains_key(CONSUMER_OFFSETS_TOPIC) {
+            return Ok(());
+        }
+        let topic = NewTopic {
+            name: CONSUMER_OFFSETS_TOPIC.to_string(),
+            partitions: CONSUMER_OFFSETS_PARTITIONS as usize,
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+        };
+        let result = self.change_metadata(MetadataChange::CreateTopics(vec![topic])).await.into_iter().next();
+        match result.expect("one result per topic") {
+            Err(error) if error.code != ResponseError::TopicAlreadyExists => Err(error),
+            _ => Ok(()),
+        }
+    }
+}

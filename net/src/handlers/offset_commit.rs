@@ -1,0 +1,58 @@
+//! OffsetCommit: the group's coordinator checks the committer, writes the offsets to
+//! `__consumer_offsets` (durably, under the broker's flush policy) and then answers.
+
+use crate::context::ShardContext;
+use crate::group::records::CommittedOffset;
+use crate::group::route::{GroupOp, GroupReply};
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Answers an OffsetCommit request.
+pub async fn handle(context: &Rc<ShardContext>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let offsets = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(|p| {
+                let committed = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                    commit_timestamp_ms: now_ms,
+                };
+                (topic.name.0.to_string(), p.partition_index, committed)
+            })
+        })
+        .collect();
+    let op = GroupOp::Commit {
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        generation_id: request.generation_id_or_member_epoch,
+        offsets,
+    };
+    let code = match context.call_group(&request.group_id.0, op).await {
+        Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
+        Ok(other) => unreachable!("commit answered with {other:?}"),
+        Err(error) => error.code.code(),
+    };
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(topic.name).with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,25 @@
+//! SyncGroup: the leader hands in the assignment; every member gets its own part.
+
+use crate::context::ShardContext;
+use crate::group::route::{GroupOp, GroupReply};
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use std::rc::Rc;
+
+/// Answers a SyncGroup request.
+pub async fn handle(context: &Rc<ShardContext>, request: SyncGroupRequest) -> SyncGroupResponse {
+    let op = GroupOp::Sync {
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.map(|i| i.to_string()),
+        generation_id: request.generation_id,
+        assignments: request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
+    };
+    let response = SyncGroupResponse::default()
+        .with_protocol_type(request.protocol_type)
+        .with_protocol_name(request.protocol_name);
+    match context.call_group(&request.group_id.0, op).await {
+        Ok(GroupReply::Synced(Ok(assignment))) => response.with_assignment(assignment),
+        Ok(GroupReply::Synced(Err(error))) => response.with_error_code(error.code()),
+        Ok(other) => unreachable!("sync answered with {other:?}"),
+        Err(error) => response.with_error_code(error.code.code()),
+    }
+}
