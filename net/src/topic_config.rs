@@ -13,7 +13,8 @@ pub type TopicConfigs = BTreeMap<String, String>;
 /// Every topic config sluice understands, with a one-line meaning (DescribeConfigs
 /// documentation).
 pub const KNOWN_TOPIC_CONFIGS: &[(&str, &str)] = &[
-    ("cleanup.policy", "delete or compact (compaction itself is not implemented yet: stored only)"),
+    ("cleanup.policy", "delete (retention deletes old segments), compact (keep the newest record per key), or both"),
+    ("delete.retention.ms", "how long a compacted topic keeps a tombstone, from its batch's max timestamp"),
     ("retention.ms", "delete closed segments whose newest record is older than this; -1 keeps forever"),
     ("retention.bytes", "delete oldest closed segments while the partition is larger; -1 for no limit"),
     ("segment.bytes", "roll the active segment at this size"),
@@ -52,12 +53,20 @@ fn positive(name: &str, value: &str) -> Result<u64, String> {
 pub fn apply(config: &mut LogConfig, name: &str, value: &str) -> Result<(), String> {
     match name {
         "cleanup.policy" => {
+            let (mut delete, mut compact) = (false, false);
             for policy in value.split(',') {
-                if !matches!(policy.trim(), "delete" | "compact") {
-                    return Err(format!("cleanup.policy must be delete, compact or both, got {value:?}"));
+                match policy.trim() {
+                    "delete" => delete = true,
+                    "compact" => compact = true,
+                    _ => return Err(format!("cleanup.policy must be delete, compact or both, got {value:?}")),
                 }
             }
+            (config.delete, config.compact) = (delete, compact);
         }
+        "delete.retention.ms" => match parse_i64(name, value)? {
+            ms if ms >= 0 => config.delete_retention = Duration::from_millis(ms as u64),
+            ms => return Err(format!("delete.retention.ms must be >= 0, got {ms}")),
+        },
         "retention.ms" => config.retention_ms = optional_duration(name, value)?,
         "retention.bytes" => {
             config.retention_bytes = match parse_i64(name, value)? {
@@ -101,7 +110,13 @@ pub fn log_config(defaults: &LogConfig, configs: &TopicConfigs) -> Result<LogCon
 pub fn default_value(defaults: &LogConfig, name: &str) -> String {
     let millis = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64).to_string();
     match name {
-        "cleanup.policy" => "delete".into(),
+        "cleanup.policy" => match (defaults.compact, defaults.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            _ => "delete",
+        }
+        .into(),
+        "delete.retention.ms" => defaults.delete_retention.as_millis().to_string(),
         "retention.ms" => millis(defaults.retention_ms),
         "retention.bytes" => defaults.retention_bytes.map_or(-1, |b| b as i64).to_string(),
         "segment.bytes" => defaults.segment_bytes.to_string(),
@@ -131,6 +146,37 @@ mod tests {
         assert_eq!(config.segment_bytes, 1 << 20);
         assert!(config.log_append_time);
         assert_eq!(default_value(&config, "segment.bytes"), "1048576");
+    }
+
+    #[test]
+    fn cleanup_policy_and_delete_retention_map_to_the_log_config() {
+        let defaults = LogConfig::default();
+        assert!(defaults.delete && !defaults.compact, "Kafka's default is delete");
+        assert_eq!(default_value(&defaults, "cleanup.policy"), "delete");
+        assert_eq!(default_value(&defaults, "delete.retention.ms"), "86400000");
+        for (value, compact, delete) in [
+            ("compact", true, false),
+            ("delete", false, true),
+            ("compact,delete", true, true),
+            (" delete , compact", true, true),
+        ] {
+            let configs: TopicConfigs = [("cleanup.policy".to_string(), value.to_string())].into();
+            let config = log_config(&defaults, &configs).unwrap();
+            assert_eq!((config.compact, config.delete), (compact, delete), "{value}");
+        }
+        let configs: TopicConfigs = [
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("delete.retention.ms".to_string(), "1000".to_string()),
+        ]
+        .into();
+        let config = log_config(&defaults, &configs).unwrap();
+        assert_eq!(config.delete_retention, Duration::from_secs(1));
+        assert_eq!(default_value(&config, "cleanup.policy"), "compact");
+        assert_eq!(default_value(&config, "delete.retention.ms"), "1000");
+        assert!(is_known("delete.retention.ms"));
+        let mut config = LogConfig::default();
+        assert!(apply(&mut config, "delete.retention.ms", "-1").unwrap_err().contains("delete.retention.ms"));
+        assert!(apply(&mut config, "cleanup.policy", "").is_err());
     }
 
     #[test]
