@@ -346,3 +346,65 @@ fn compact_only_logs_are_not_touched_by_retention_and_delete_only_logs_not_compa
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn appends_and_reads_go_on_while_a_pass_runs() {
+    run(async {
+        let tmp = temp_dir();
+        let dir = tmp.path().join("t-0");
+        let (log, _) = PartitionLog::open(&dir, compact_config()).await.unwrap();
+        fill(&log).await;
+        let appends = async {
+            for i in 0..200u64 {
+                let mut builder = BatchBuilder::new(T0);
+                builder.push(Some(&key(i % 1_000)), Some(format!("v{}", 100_000 + i).as_bytes()), &[], T0);
+                let info = log.append(builder.build(), 0).await.unwrap();
+                assert_eq!(info.base_offset, (100_000 + i) as i64);
+                if i % 50 == 0 {
+                    // Reads in the middle of the pass walk cleanly too.
+                    assert!(!read_all(&log, 0).await.is_empty());
+                }
+            }
+        };
+        let (report, ()) = futures::join!(log.compact(T0), appends);
+        assert!(report.unwrap().records_removed > 90_000);
+        log.flush().await.unwrap();
+        let records = records_of(&read_all(&log, 0).await);
+        for (offset, k, v) in &records {
+            assert_eq!(v.as_deref(), Some(format!("v{offset}").as_bytes()));
+            assert_eq!(k.as_deref(), Some(&key(*offset as u64 % 1_000)[..]));
+        }
+        // Every key's newest record is there.
+        let newest: HashMap<Vec<u8>, i64> = records.iter().map(|(o, k, _)| (k.clone().unwrap(), *o)).collect();
+        for k in 0..1_000u64 {
+            let expected = if k < 200 { 100_000 + k as i64 } else { 99_000 + k as i64 };
+            assert_eq!(newest[&key(k)], expected, "key {k}");
+        }
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn shard_compacts_only_its_compacted_logs_and_skips_unchanged_ones() {
+    run(async {
+        let tmp = temp_dir();
+        let shard = sluice_engine::shard::Shard::new(0, tmp.path());
+        let (compacted, _) = shard.open_partition("c-0", compact_config()).await.unwrap();
+        let plain = LogConfig { compact: false, delete: true, ..compact_config() };
+        let (deleted, _) = shard.open_partition("d-0", plain).await.unwrap();
+        for log in [&compacted, &deleted] {
+            for _ in 0..3 {
+                let mut builder = BatchBuilder::new(T0);
+                builder.push(Some(b"k"), Some(b"v"), &[], T0);
+                log.append(builder.build(), 0).await.unwrap();
+                log.roll().await.unwrap();
+            }
+        }
+        let reports = shard.compact_all().await;
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].0, "c-0");
+        assert_eq!(reports[0].1.records_removed, 2);
+        assert!(shard.compact_all().await.is_empty(), "unchanged logs are skipped");
+        shard.close_all().await.unwrap();
+    });
+}
