@@ -11,8 +11,10 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::net::TcpListener;
 use sluice_engine::shard::{parse_partition_dir_name, remove_deleted_partitions, run_shards, RuntimeConfig};
 use sluice_engine::EngineError;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +23,9 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(10);
 /// How often shards apply retention.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
+/// How often shards compact logs with `cleanup.policy=compact` (Kafka's
+/// `log.cleaner.backoff.ms`); a log whose closed segments did not change is skipped cheaply.
+const COMPACTION_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a stopping shard waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -184,6 +189,8 @@ async fn run_shard(
     tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
     let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
     let mut last_retention = Instant::now();
+    let mut last_compaction = Instant::now();
+    let compacting = Rc::new(Cell::new(false));
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(TICK).await;
         context.engine.flush_due().await;
@@ -192,8 +199,25 @@ async fn run_shard(
             context.engine.apply_retention().await;
             last_retention = Instant::now();
         }
+        if last_compaction.elapsed() >= COMPACTION_INTERVAL && !compacting.get() {
+            // In its own task: rewriting segments must not hold up the ticks above.
+            let (context, compacting) = (context.clone(), compacting.clone());
+            compacting.set(true);
+            glommio::spawn_local(async move {
+                for (partition, report) in context.engine.compact_all().await {
+                    tracing::info!(shard = context.id, partition, ?report, "compacted");
+                }
+                compacting.set(false);
+            })
+            .detach();
+            last_compaction = Instant::now();
+        }
     }
     drop(accepting);
+    while compacting.get() {
+        // Let a pass finish rather than close logs under it.
+        glommio::timer::sleep(TICK).await;
+    }
     let draining = Instant::now();
     while context.stats.requests_in_flight.get() > 0 && draining.elapsed() < DRAIN_TIMEOUT {
         glommio::timer::sleep(TICK).await;
