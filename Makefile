@@ -32,6 +32,8 @@ client-deps:
 	command -v kcat >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kcat)
 	[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r tools/tests/clients/requirements.txt
+	command -v npm >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm)
+	npm ci --prefix tools/tests/clients/js --no-audit --no-fund --loglevel=error
 
 clients: build client-deps
 	SLUICE_BIN=target/release/sluice $(VENV)/bin/python -m pytest -q -p no:warnings tools/tests/clients
