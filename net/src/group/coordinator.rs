@@ -287,9 +287,11 @@ impl GroupCoordinator {
             }
             group.check_member(member_id, instance_id, generation_id)?;
             match group.state() {
-                GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                    Err(ResponseError::RebalanceInProgress)
-                }
+                // As Kafka: a member of the current generation may commit while the group
+                // prepares a rebalance (cooperative consumers commit before they give
+                // partitions up), but not between JoinGroup and SyncGroup.
+                GroupState::CompletingRebalance => Err(ResponseError::RebalanceInProgress),
+                GroupState::PreparingRebalance => Ok(()),
                 _ => group.heartbeat(member_id, instance_id, generation_id, Instant::now()),
             }
         });

@@ -1,8 +1,12 @@
 """Consumer groups against a real broker: partitions split among a group's members,
 committed offsets that survive broker restarts, and kafka-python's group consumer."""
+import json
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -14,6 +18,7 @@ MESSAGES = 60_000
 # Shorter than Kafka's 3 s so that the tests do not wait long; members started together
 # still land in one rebalance.
 GROUP_FLAGS = ("--cores", "2", "--group-initial-rebalance-delay-ms", "1000")
+WORKER = Path(__file__).with_name("group_worker.py")
 
 
 def produce(address, topic, count, start=0):
@@ -115,3 +120,132 @@ def test_kafka_python_group_consumer_joins_consumes_commits_and_leaves(start_bro
     checker.close()
     assert total == 500
 
+
+
+class Worker:
+    """A group member process (group_worker.py) whose events are collected with the time
+    they were seen."""
+
+    def __init__(self, address, topic, group, *flags):
+        self.process = subprocess.Popen([sys.executable, str(WORKER), address, topic, group, *flags],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.events = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.events.append((time.time(), json.loads(line)))
+
+    def of(self, kind):
+        return [(at, event[kind]) for at, event in list(self.events) if kind in event]
+
+    def messages(self):
+        return [m for _, m in self.of("msg")]
+
+    def assignment(self):
+        """Current partitions, from the assign/revoke callbacks (incremental or eager)."""
+        owned = set()
+        for _, event in list(self.events):
+            if "assigned" in event:
+                owned |= set(event["assigned"])
+            if "revoked" in event:
+                owned -= set(event["revoked"])
+        return owned
+
+    def wait_for(self, condition, seconds, what):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if condition():
+                return
+            time.sleep(0.05)
+        lifecycle = [e for _, e in self.events if "msg" not in e and "committed" not in e]
+        raise AssertionError(f"timed out waiting for {what}: {lifecycle[-10:]}, exit {self.process.poll()}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(30)
+        self.reader.join(5)
+
+
+def test_a_killed_member_loses_its_partitions_to_the_others_and_nothing_is_lost(start_broker):
+    broker = start_broker(*GROUP_FLAGS)
+    produce(broker.address, "jobs", MESSAGES)
+    workers = [Worker(broker.address, "jobs", "crunch", "--throttle-ms", "20", "--idle", "8") for _ in range(3)]
+    try:
+        for worker in workers:
+            worker.wait_for(lambda w=worker: len(w.assignment()) == 2, 30, "a 2/2/2 split")
+        victim, survivors = workers[0], workers[1:]
+        victim.wait_for(lambda: len(victim.messages()) >= 1000, 30, "the victim to make progress")
+        lost = victim.assignment()
+        victim.stop(signal.SIGKILL)  # no LeaveGroup: only the session timeout tells
+        killed_at = time.time()
+        survivors[0].wait_for(lambda: set().union(*(s.assignment() for s in survivors)) == set(range(PARTITIONS)),
+                              30, "the victim's partitions to move")
+        moved_after = time.time() - killed_at
+        assert moved_after < 6 + 5, f"partitions moved {moved_after:.1f} s after the kill (session timeout 6 s)"
+        for survivor in survivors:
+            survivor.wait_for(lambda s=survivor: s.process.poll() is not None, 90, "the survivors to finish")
+    finally:
+        for worker in workers:
+            worker.stop(signal.SIGKILL)
+    everything = [m for w in workers for m in w.messages()]
+    assert set(everything) == {"v%d" % i for i in range(MESSAGES)}, "at least once: nothing lost"
+    # Duplicates come only from the victim's tail after its last successful commit.
+    events = [e for _, e in victim.events]
+    last_commit = max(i for i, e in enumerate(events) if "committed" in e)
+    uncommitted = {e["msg"] for e in events[last_commit:] if "msg" in e}
+    survivors_saw = [m for w in survivors for m in w.messages()]
+    duplicates = {m for m in victim.messages() if m in set(survivors_saw)}
+    assert duplicates <= uncommitted, f"{len(duplicates - uncommitted)} duplicates were committed by the victim"
+    assert len(survivors_saw) == len(set(survivors_saw)), "the survivors never read a message twice"
+    assert lost, "the victim owned partitions"
+
+
+def test_cooperative_sticky_newcomer_revokes_only_what_moves(start_broker):
+    broker = start_broker(*GROUP_FLAGS)
+    produce(broker.address, "coop", 600)
+    flags = ("--strategy", "cooperative-sticky", "--seconds", "40", "--idle", "1000")
+    first = [Worker(broker.address, "coop", "sticky", *flags) for _ in range(2)]
+    newcomer = None
+    try:
+        for worker in first:
+            worker.wait_for(lambda w=worker: len(w.assignment()) == 3, 30, "a 3/3 split")
+        before = [w.assignment() for w in first]
+        revokes_before = [len(w.of("revoked")) for w in first]
+        newcomer = Worker(broker.address, "coop", "sticky", *flags)
+        newcomer.wait_for(lambda: len(newcomer.assignment()) == 2, 30, "the newcomer's partitions")
+        for worker in first:
+            worker.wait_for(lambda w=worker: len(w.assignment()) == 2, 30, "the old members to give one each")
+        taken = newcomer.assignment()
+        for worker, owned_before, seen in zip(first, before, revokes_before):
+            revoked = set().union(*(set(r) for _, r in worker.of("revoked")[seen:]))
+            assert revoked <= taken, f"revoked {revoked}, but only {taken} moved"
+            assert worker.assignment() == owned_before - revoked, "the partitions that stay were never revoked"
+    finally:
+        for worker in first + ([newcomer] if newcomer else []):
+            worker.stop(signal.SIGKILL)
+
+
+def test_a_static_member_restarting_within_its_session_gets_its_partitions_back_without_a_rebalance(start_broker):
+    broker = start_broker(*GROUP_FLAGS)
+    produce(broker.address, "static", 600)
+    flags = ("--session-ms", "15000", "--seconds", "60", "--idle", "1000")
+    steady = Worker(broker.address, "static", "fleet", "--instance", "worker-1", *flags)
+    restarting = Worker(broker.address, "static", "fleet", "--instance", "worker-2", *flags)
+    replacement = None
+    try:
+        for worker in (steady, restarting):
+            worker.wait_for(lambda w=worker: len(w.assignment()) == 3, 30, "a 3/3 split")
+        owned = restarting.assignment()
+        steady_events = len(steady.events)
+        restarting.stop(signal.SIGKILL)
+        replacement = Worker(broker.address, "static", "fleet", "--instance", "worker-2", *flags)
+        replacement.wait_for(lambda: replacement.assignment() == owned, 10, "the same partitions back")
+        time.sleep(3)  # long enough for a rebalance to have reached the steady member
+        later = [e for _, e in steady.events[steady_events:]]
+        assert not any("assigned" in e or "revoked" in e for e in later), f"the steady member rebalanced: {later}"
+    finally:
+        for worker in (steady, restarting) + ((replacement,) if replacement else ()):
+            worker.stop(signal.SIGKILL)
