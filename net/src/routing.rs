@@ -53,6 +53,11 @@ pub enum ShardMessage {
         /// The answer.
         reply: oneshot::Sender<KafkaResult<crate::group::route::GroupReply>>,
     },
+    /// List the groups this shard coordinates.
+    ListGroups {
+        /// The groups.
+        reply: oneshot::Sender<Vec<crate::group::coordinator::GroupListing>>,
+    },
     /// From shard 0: here is the new metadata; open and delete partitions to match it.
     ApplyMetadata {
         /// The new snapshot.
@@ -222,6 +227,9 @@ impl ShardContext {
                     crate::group::records::CONSUMER_OFFSETS_PARTITIONS,
                 );
                 let _ = reply.send(self.run_group_op(&group_id, partition, op).await);
+            }
+            ShardMessage::ListGroups { reply } => {
+                let _ = reply.send(self.groups.list());
             }
             ShardMessage::ApplyMetadata { metadata, reply } => {
                 self.apply_metadata(metadata).await;

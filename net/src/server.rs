@@ -6,7 +6,7 @@
 //! in flight per connection, which pushes back on the client's socket.
 
 use crate::context::{ShardContext, ShardStats};
-use crate::handlers;
+use crate::handlers::{self, RequestSource};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use glommio::channels::local_channel;
@@ -58,7 +58,7 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
                 break;
             }
         };
-        match start_request(&context, frame) {
+        match start_request(&context, frame, &peer) {
             Ok(response) => {
                 if queue.send(response).await.is_err() {
                     break;
@@ -120,6 +120,8 @@ pub enum DecodedRequest {
         version: i16,
         /// Echoed in the response.
         correlation_id: i32,
+        /// The header's client id (empty when null).
+        client_id: String,
         /// The body (boxed: request bodies are large, the other variant tiny).
         request: Box<RequestKind>,
     },
@@ -148,17 +150,20 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, String> {
         return Err(format!("{key:?} v{version} is not supported"));
     }
     let mut body = frame;
-    RequestHeader::decode(&mut body, key.request_header_version(version))
+    let header = RequestHeader::decode(&mut body, key.request_header_version(version))
         .map_err(|e| format!("bad {key:?} v{version} header: {e}"))?;
+    let client_id = header.client_id.map(|id| id.to_string()).unwrap_or_default();
     let request =
         RequestKind::decode(key, &mut body, version).map_err(|e| format!("bad {key:?} v{version} request: {e}"))?;
-    Ok(DecodedRequest::Request { key, version, correlation_id, request: Box::new(request) })
+    Ok(DecodedRequest::Request { key, version, correlation_id, client_id, request: Box::new(request) })
 }
 
 /// Decodes a frame and starts handling it. An error means the connection must close.
-fn start_request(context: &Rc<ShardContext>, frame: Bytes) -> Result<PendingResponse, String> {
-    let (key, version, correlation_id, request) = match decode_request(frame)? {
-        DecodedRequest::Request { key, version, correlation_id, request } => (key, version, correlation_id, request),
+fn start_request(context: &Rc<ShardContext>, frame: Bytes, peer: &str) -> Result<PendingResponse, String> {
+    let (key, version, correlation_id, client_id, request) = match decode_request(frame)? {
+        DecodedRequest::Request { key, version, correlation_id, client_id, request } => {
+            (key, version, correlation_id, client_id, request)
+        }
         DecodedRequest::UnsupportedApiVersions { correlation_id } => {
             let response = ResponseKind::ApiVersions(handlers::unsupported_version_response());
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)?;
@@ -166,9 +171,12 @@ fn start_request(context: &Rc<ShardContext>, frame: Bytes) -> Result<PendingResp
         }
     };
     let context = context.clone();
+    // Kafka shows the peer as "/address" (without the port) in DescribeGroups.
+    let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
+    let source = RequestSource { client_id, client_host: format!("/{host}") };
     ShardStats::bump(&context.stats.requests_in_flight, 1);
     Ok(glommio::spawn_local(async move {
-        let response = handlers::handle(context.clone(), version, *request).await;
+        let response = handlers::handle(context.clone(), version, *request, source).await;
         context.stats.requests_in_flight.set(context.stats.requests_in_flight.get() - 1);
         ShardStats::bump(&context.stats.requests, 1);
         let response = response?;

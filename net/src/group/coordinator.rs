@@ -12,7 +12,9 @@ use super::records::{
     decode_group, decode_key, decode_offset, encode_group, encode_key, encode_offset, CommittedOffset, OffsetsKey,
     StoredGroup, CONSUMER_OFFSETS_TOPIC,
 };
-use super::state::{Delivery, Group, GroupLimits, GroupState, JoinRequest, JoinResult, Outcome, SyncResult};
+use super::state::{
+    Delivery, Group, GroupLimits, GroupState, JoinRequest, JoinResult, MemberDescription, Outcome, SyncResult,
+};
 use crate::client::records::decode_fetched;
 use crate::error::{KafkaError, KafkaResult};
 use crate::partition_ops::LEADER_EPOCH;
@@ -64,6 +66,30 @@ pub struct FetchedOffset {
     pub partition: i32,
     /// The committed offset, or `None` if the group committed none.
     pub committed: Option<CommittedOffset>,
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type ("consumer"), empty for groups that only commit offsets.
+    pub protocol_type: String,
+    /// State.
+    pub state: GroupState,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// State (`Dead` for a group that does not exist).
+    pub state: GroupState,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Chosen protocol.
+    pub protocol_name: String,
+    /// Members with their metadata and assignments.
+    pub members: Vec<MemberDescription>,
 }
 
 /// Who sends a group request.
@@ -343,6 +369,115 @@ impl GroupCoordinator {
         }
     }
 
+    /// Every group this shard coordinates (ListGroups).
+    pub fn list(&self) -> Vec<GroupListing> {
+        self.groups
+            .borrow()
+            .iter()
+            .map(|(id, entry)| GroupListing {
+                group_id: id.clone(),
+                protocol_type: entry.group.protocol_type().unwrap_or_default().to_string(),
+                state: entry.group.state(),
+            })
+            .collect()
+    }
+
+    /// DescribeGroups for one group.
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
+        let groups = self.groups.borrow();
+        let Some(entry) = groups.get(group_id) else {
+            return GroupDescription {
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let group = &entry.group;
+        GroupDescription {
+            state: group.state(),
+            protocol_type: group.protocol_type().unwrap_or_default().to_string(),
+            // Kafka names the protocol only once the group is stable.
+            protocol_name: if group.state() == GroupState::Stable {
+                group.protocol_name().unwrap_or_default().to_string()
+            } else {
+                String::new()
+            },
+            members: group.describe_members(),
+        }
+    }
+
+    /// DeleteGroups for one group: only an empty group (no members) can go; its
+    /// membership and committed offsets are deleted with tombstones.
+    pub async fn delete(&self, engine: &Shard, group_id: &str) -> KafkaResult<Result<(), ResponseError>> {
+        let (partition, keys) = {
+            let mut groups = self.groups.borrow_mut();
+            let Some(entry) = groups.get_mut(group_id) else { return Ok(Err(ResponseError::GroupIdNotFound)) };
+            if let Err(error) = entry.group.delete() {
+                return Ok(Err(error));
+            }
+            let mut keys: Vec<OffsetsKey> = entry
+                .offsets
+                .keys()
+                .map(|(topic, partition)| OffsetsKey::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                })
+                .collect();
+            keys.push(OffsetsKey::Group { group: group_id.to_string() });
+            (entry.partition, keys)
+        };
+        let written = write_tombstones(engine, partition, &keys).await;
+        if written.is_ok() {
+            self.groups.borrow_mut().remove(group_id);
+        } else if let Some(entry) = self.groups.borrow_mut().get_mut(group_id) {
+            // Not deleted after all: the group stays as it was, empty.
+            entry.group = Group::new(group_id, self.limits.clone());
+        }
+        written.map(Ok)
+    }
+
+    /// OffsetDelete: forgets committed offsets of partitions of topics no member is
+    /// subscribed to. One result per partition.
+    pub async fn delete_offsets(
+        &self,
+        engine: &Shard,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> KafkaResult<Result<Vec<Result<(), ResponseError>>, ResponseError>> {
+        let (partition, results, keys) = {
+            let groups = self.groups.borrow();
+            let Some(entry) = groups.get(group_id) else { return Ok(Err(ResponseError::GroupIdNotFound)) };
+            let subscribed = entry.group.subscribed_topics();
+            let mut keys = Vec::new();
+            let results: Vec<Result<(), ResponseError>> = partitions
+                .iter()
+                .map(|(topic, topic_partition)| {
+                    if subscribed.contains(topic) {
+                        return Err(ResponseError::GroupSubscribedToTopic);
+                    }
+                    keys.push(OffsetsKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *topic_partition,
+                    });
+                    Ok(())
+                })
+                .collect();
+            (entry.partition, results, keys)
+        };
+        write_tombstones(engine, partition, &keys).await?;
+        if let Some(entry) = self.groups.borrow_mut().get_mut(group_id) {
+            for key in keys {
+                if let OffsetsKey::Offset { topic, partition, .. } = key {
+                    entry.offsets.remove(&(topic, partition));
+                }
+            }
+        }
+        Ok(Ok(results))
+    }
+
     /// Runs the timers of every group that has one due (ends of join phases, expired
     /// sessions), then persists and answers what they completed.
     pub async fn tick(&self, engine: &Shard) {
@@ -418,6 +553,19 @@ impl GroupCoordinator {
         }
         result
     }
+}
+
+/// Appends one tombstone (a record with a null value) per key.
+async fn write_tombstones(engine: &Shard, partition: i32, keys: &[OffsetsKey]) -> KafkaResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut batch = BatchBuilder::new(now_ms());
+    for key in keys {
+        batch.push(Some(&encode_key(key)), None, &[], now_ms());
+    }
+    offsets_log(engine, partition)?.append(batch.build(), LEADER_EPOCH).await?;
+    Ok(())
 }
 
 fn offsets_log(engine: &Shard, partition: i32) -> KafkaResult<Rc<PartitionLog>> {

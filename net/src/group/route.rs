@@ -1,7 +1,7 @@
 //! Getting a group request to its coordinator: the shard that owns the group's
 //! `__consumer_offsets` partition (created with the first group request, as Kafka does).
 
-use super::coordinator::{Caller, FetchedOffset};
+use super::coordinator::{Caller, FetchedOffset, GroupDescription, GroupListing};
 use super::records::{partition_for_group, CommittedOffset, CONSUMER_OFFSETS_PARTITIONS, CONSUMER_OFFSETS_TOPIC};
 use super::state::{JoinRequest, JoinResult, SyncResult};
 use crate::context::{ShardContext, ShardStats};
@@ -53,6 +53,12 @@ pub enum GroupOp {
     },
     /// OffsetFetch: these partitions, or all.
     FetchOffsets(Option<Vec<(String, i32)>>),
+    /// DescribeGroups.
+    Describe,
+    /// DeleteGroups.
+    Delete,
+    /// OffsetDelete: these partitions.
+    DeleteOffsets(Vec<(String, i32)>),
 }
 
 /// The answer to a [`GroupOp`], variant by variant.
@@ -68,6 +74,10 @@ pub enum GroupReply {
     Left(Vec<Result<(), ResponseError>>),
     /// OffsetFetch.
     Offsets(Vec<FetchedOffset>),
+    /// DescribeGroups.
+    Described(GroupDescription),
+    /// OffsetDelete: a group-level error, or one result per partition.
+    OffsetsDeleted(Result<Vec<Result<(), ResponseError>>, ResponseError>),
 }
 
 impl ShardContext {
@@ -125,7 +135,27 @@ impl ShardContext {
                     .await?,
             ),
             GroupOp::FetchOffsets(partitions) => GroupReply::Offsets(groups.fetch_offsets(group_id, partitions)),
+            GroupOp::Describe => GroupReply::Described(groups.describe(group_id)),
+            GroupOp::Delete => GroupReply::Done(groups.delete(engine, group_id).await?),
+            GroupOp::DeleteOffsets(partitions) => {
+                GroupReply::OffsetsDeleted(groups.delete_offsets(engine, group_id, partitions).await?)
+            }
         })
+    }
+
+    /// Every group of every shard (ListGroups). Before `__consumer_offsets` exists there
+    /// are none.
+    pub async fn list_groups(self: &Rc<Self>) -> KafkaResult<Vec<GroupListing>> {
+        let mut listings = self.groups.list();
+        for shard in (0..self.shards).filter(|s| *s != self.id) {
+            let (reply, answer) = oneshot::channel();
+            self.send_to_shard(shard, ShardMessage::ListGroups { reply }).await?;
+            listings.extend(answer.await.map_err(|_| {
+                KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("shard {shard} dropped the call"))
+            })?);
+        }
+        listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(listings)
     }
 
     /// Creates `__consumer_offsets` (compacted) if it does not exist yet.

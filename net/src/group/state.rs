@@ -813,6 +813,23 @@ impl Group {
         self.maybe_complete_join(now);
     }
 
+    /// Topics the members subscribe to, read from their consumer protocol metadata
+    /// (groups of other protocol types subscribe to nothing that offsets name).
+    pub fn subscribed_topics(&self) -> std::collections::BTreeSet<String> {
+        let mut topics = std::collections::BTreeSet::new();
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return topics;
+        }
+        for member in self.members.values() {
+            for (_, metadata) in &member.protocols {
+                if let Some(subscription) = decode_subscription(metadata) {
+                    topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+                }
+            }
+        }
+        topics
+    }
+
     /// The membership as stored in `__consumer_offsets`.
     pub fn to_stored(&self, now_ms: i64) -> StoredGroup {
         let protocol = self.protocol_name.as_deref().unwrap_or_default();
@@ -889,6 +906,20 @@ impl Group {
             _ => Err(ResponseError::NonEmptyGroup),
         }
     }
+}
+
+/// A consumer's subscription from its JoinGroup metadata: a version, then the schema of
+/// that version. `None` when it cannot be read.
+fn decode_subscription(metadata: &Bytes) -> Option<kafka_protocol::messages::ConsumerProtocolSubscription> {
+    use kafka_protocol::protocol::Decodable;
+    if metadata.len() < 2 {
+        return None;
+    }
+    let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+    let mut body = metadata.slice(2..);
+    let max =
+        <kafka_protocol::messages::ConsumerProtocolSubscription as kafka_protocol::protocol::Message>::VERSIONS.max;
+    kafka_protocol::messages::ConsumerProtocolSubscription::decode(&mut body, version.clamp(0, max)).ok()
 }
 
 fn millis(duration: Duration) -> i32 {

@@ -1,6 +1,7 @@
 //! JoinGroup: handed to the group's coordinator shard; answered when the rebalance's
 //! join phase ends (or at once with an error, or MEMBER_ID_REQUIRED on a first join).
 
+use super::RequestSource;
 use crate::context::ShardContext;
 use crate::group::route::{GroupOp, GroupReply};
 use crate::group::state::JoinRequest;
@@ -15,15 +16,20 @@ fn string(text: String) -> StrBytes {
 }
 
 /// Answers a JoinGroup request.
-pub async fn handle(context: &Rc<ShardContext>, request: JoinGroupRequest, version: i16) -> JoinGroupResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: JoinGroupRequest,
+    version: i16,
+    source: RequestSource,
+) -> JoinGroupResponse {
     let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
     // v0 has no rebalance timeout: Kafka uses the session timeout.
     let rebalance_ms = if version >= 1 { request.rebalance_timeout_ms } else { request.session_timeout_ms };
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.map(|i| i.to_string()),
-        client_id: String::new(),
-        client_host: String::new(),
+        client_id: source.client_id,
+        client_host: source.client_host,
         session_timeout: session,
         rebalance_timeout: Duration::from_millis(rebalance_ms.max(0) as u64),
         protocol_type: request.protocol_type.to_string(),

@@ -9,19 +9,23 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -58,6 +62,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The advertised range of an API, if served.
@@ -74,8 +82,22 @@ pub fn is_served(key: ApiKey, version: i16) -> bool {
         && version <= crate_range.max
 }
 
+/// Who sent a request: the header's client id and the connection's address.
+#[derive(Debug, Clone, Default)]
+pub struct RequestSource {
+    /// The client id from the request header (empty when null).
+    pub client_id: String,
+    /// The client's address as Kafka shows it (`/127.0.0.1`).
+    pub client_host: String,
+}
+
 /// Answers one request. `None`: no response is sent (Produce with acks=0).
-pub async fn handle(context: Rc<ShardContext>, version: i16, request: RequestKind) -> Option<ResponseKind> {
+pub async fn handle(
+    context: Rc<ShardContext>,
+    version: i16,
+    request: RequestKind,
+    source: RequestSource,
+) -> Option<ResponseKind> {
     let context = &context;
     Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(version)),
@@ -100,12 +122,16 @@ pub async fn handle(context: Rc<ShardContext>, version: i16, request: RequestKin
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(context, r, version).await)
         }
-        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(context, r, version).await),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(context, r, version, source).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(context, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(context, r).await),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(context, r, version).await),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(context, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(context, r, version).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(context, r).await),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(context, r).await),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(context, r).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(context, r).await),
         other => {
             // `is_served` admits only the APIs above, so the connection never gets here.
             unreachable!("request {:?} passed is_served but has no handler", std::mem::discriminant(&other))

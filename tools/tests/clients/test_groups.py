@@ -249,3 +249,47 @@ def test_a_static_member_restarting_within_its_session_gets_its_partitions_back_
     finally:
         for worker in (steady, restarting) + ((replacement,) if replacement else ()):
             worker.stop(signal.SIGKILL)
+
+
+def test_admin_clients_list_describe_delete_groups_and_their_offsets(start_broker):
+    from confluent_kafka import ConsumerGroupState
+    from kafka import KafkaAdminClient
+    from kafka.errors import NoError
+
+    broker = start_broker(*GROUP_FLAGS)
+    produce(broker.address, "admin-topic", 60)
+    consumer = group_consumer(broker.address, "admin-g", **{"client.id": "describer"})
+    consumer.subscribe(["admin-topic"])
+    got = 0
+    deadline = time.time() + 30
+    while got < 60 and time.time() < deadline:
+        got += len(consumer.consume(100, 0.5))
+    consumer.commit(asynchronous=False)
+    admin = AdminClient({"bootstrap.servers": broker.address})
+
+    listed = admin.list_consumer_groups().result(30)
+    assert [(g.group_id, g.state) for g in listed.valid] == [("admin-g", ConsumerGroupState.STABLE)]
+    described = admin.describe_consumer_groups(["admin-g"])["admin-g"].result(30)
+    assert described.state == ConsumerGroupState.STABLE
+    assert described.partition_assignor == "range"
+    [member] = described.members
+    assert member.client_id == "describer" and member.host == "/127.0.0.1"
+    assert sorted(tp.partition for tp in member.assignment.topic_partitions) == list(range(PARTITIONS))
+
+    kp_admin = KafkaAdminClient(bootstrap_servers=broker.address)
+    # A stable group's subscribed topic keeps its offsets; a group with members stays.
+    refused = kp_admin.delete_group_offsets("admin-g", [KpTopicPartition("admin-topic", 0)])
+    assert refused[KpTopicPartition("admin-topic", 0)].__name__ == "GroupSubscribedToTopicError"
+    assert kp_admin.delete_groups(["admin-g"]) == {"admin-g": "NonEmptyGroupError"}
+
+    consumer.close()
+    deleted = kp_admin.delete_group_offsets("admin-g", [KpTopicPartition("admin-topic", 0)])
+    assert deleted[KpTopicPartition("admin-topic", 0)] is NoError
+    checker = group_consumer(broker.address, "admin-g")
+    committed = checker.committed([TopicPartition("admin-topic", p) for p in range(PARTITIONS)], timeout=10)
+    checker.close()
+    assert committed[0].offset < 0 and all(c.offset >= 0 for c in committed[1:])
+    assert kp_admin.delete_groups(["admin-g"]) == {"admin-g": "OK"}
+    assert admin.list_consumer_groups().result(30).valid == []
+    assert kp_admin.delete_groups(["admin-g"]) == {"admin-g": "GroupIdNotFoundError"}
+    kp_admin.close()

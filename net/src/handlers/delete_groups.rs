@@ -1,0 +1,22 @@
+//! DeleteGroups: each empty group's membership and committed offsets are deleted
+//! (NON_EMPTY_GROUP while it has members, GROUP_ID_NOT_FOUND if it does not exist).
+
+use crate::context::ShardContext;
+use crate::group::route::{GroupOp, GroupReply};
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use std::rc::Rc;
+
+/// Answers a DeleteGroups request.
+pub async fn handle(context: &Rc<ShardContext>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let code = match context.call_group(&group_id.0, GroupOp::Delete).await {
+            Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
+            Ok(other) => unreachable!("delete answered with {other:?}"),
+            Err(error) => error.code.code(),
+        };
+        results.push(DeletableGroupResult::default().with_group_id(group_id).with_error_code(code));
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

@@ -1,0 +1,46 @@
+//! DescribeGroups: state, protocol and members (with metadata and assignment) of each
+//! group, from its coordinator shard. An unknown group is described as Dead, as Kafka does.
+
+use crate::context::ShardContext;
+use crate::group::route::{GroupOp, GroupReply};
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+/// Operations are not reported (no ACLs).
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// Answers a DescribeGroups request.
+pub async fn handle(context: &Rc<ShardContext>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for group_id in request.groups {
+        let answer = DescribedGroup::default()
+            .with_group_id(group_id.clone())
+            .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+        groups.push(match context.call_group(&group_id.0, GroupOp::Describe).await {
+            Ok(GroupReply::Described(group)) => answer
+                .with_group_state(StrBytes::from_static_str(group.state.kafka_name()))
+                .with_protocol_type(StrBytes::from_string(group.protocol_type))
+                .with_protocol_data(StrBytes::from_string(group.protocol_name))
+                .with_members(
+                    group
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(StrBytes::from_string(m.member_id))
+                                .with_group_instance_id(m.instance_id.map(StrBytes::from_string))
+                                .with_client_id(StrBytes::from_string(m.client_id))
+                                .with_client_host(StrBytes::from_string(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment)
+                        })
+                        .collect(),
+                ),
+            Ok(other) => unreachable!("describe answered with {other:?}"),
+            Err(error) => answer.with_error_code(error.code.code()),
+        });
+    }
+    DescribeGroupsResponse::default().with_groups(groups)
+}
