@@ -16,7 +16,7 @@ build:
 	$(CARGO) build --release --bin sluice
 
 ## Everything CI runs: lints, then every test (unit, property, crash, corruption), then
-## real Kafka clients (kcat, confluent-kafka, kafka-python) against a real broker.
+## real Kafka clients (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs) against a real broker.
 test: lint unit clients
 
 lint:
