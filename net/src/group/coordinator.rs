@@ -535,7 +535,13 @@ impl GroupCoordinator {
         }
         let mut groups = self.groups.borrow_mut();
         let Some(entry) = groups.get_mut(group_id) else { return result };
-        for delivery in entry.group.take_deliveries() {
+        let deliveries = entry.group.take_deliveries();
+        if entry.group.is_unused() && entry.offsets.is_empty() && entry.persisted.is_none() && deliveries.is_empty() {
+            // e.g. a refused JoinGroup: no trace of the group is worth keeping.
+            groups.remove(group_id);
+            return result;
+        }
+        for delivery in deliveries {
             match delivery {
                 Delivery::Join { member_id, result: answer } => {
                     if let Some(sender) = entry.parked_joins.remove(&member_id) {

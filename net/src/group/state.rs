@@ -287,6 +287,12 @@ impl Group {
         self.members.len()
     }
 
+    /// No members, none joining and no member ids handed out: nothing to keep in memory
+    /// unless the group has committed offsets.
+    pub fn is_unused(&self) -> bool {
+        self.state == GroupState::Empty && self.members.is_empty() && self.pending_members.is_empty()
+    }
+
     /// Members with their metadata and assignments (DescribeGroups).
     pub fn describe_members(&self) -> Vec<MemberDescription> {
         let protocol = self.protocol_name.as_deref().unwrap_or_default();
