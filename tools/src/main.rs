@@ -4,6 +4,7 @@ mod bench_cmd;
 mod client_args;
 mod consume_cmd;
 mod data_dir_lock;
+mod group_cmd;
 mod produce_cmd;
 mod serve;
 mod topic_cmd;
@@ -33,6 +34,13 @@ enum Command {
         brokers: client_args::BrokerArgs,
         #[command(subcommand)]
         command: topic_cmd::TopicCommand,
+    },
+    /// List, describe and delete consumer groups, and reset their offsets (over the Kafka protocol).
+    Group {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(subcommand)]
+        command: group_cmd::GroupCommand,
     },
     /// Produce records read from standard input, one per line.
     Produce {
@@ -69,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Topic { brokers, command } => topic_cmd::run(brokers, command),
+        Command::Group { brokers, command } => group_cmd::run(brokers, command),
         Command::Produce { brokers, args } => produce_cmd::run(brokers, args),
         Command::Consume { brokers, args } => consume_cmd::run(brokers, args),
         Command::Bench(command) => bench_cmd::run(command),
