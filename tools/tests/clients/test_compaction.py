@@ -42,6 +42,7 @@ def test_compacted_topic_keeps_the_newest_record_per_key_and_shrinks(start_broke
     while log_bytes(data_dir, "latest") > before // 4 and time.time() < deadline:
         time.sleep(1)
     after = log_bytes(data_dir, "latest")
+    print(f"compaction: {before} bytes of .log before, {after} after")
     assert after <= before // 4, f"{before} bytes before, {after} after"
 
     consumer = Consumer({"bootstrap.servers": broker.address, "group.id": "compaction-check",
