@@ -1,11 +1,11 @@
 //! Records out of a Fetch response's record data: the batches are split and checked
-//! (CRC-32C), compressed ones are inflated with `kafka-protocol`'s codecs, and every batch
-//! is read with the engine's record parser, which keeps duplicate header keys (Kafka
+//! (CRC-32C), compressed ones are inflated (the engine's `plain_batch`, shared with
+//! compaction), and every batch is read with the engine's record parser, which keeps duplicate header keys (Kafka
 //! allows them; `kafka-protocol`'s decoder folds them into a map).
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::Bytes;
 use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression, TimestampType, BATCH_HEADER_BYTES};
+use sluice_engine::compaction::plain_batch;
 
 /// One record as a consumer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub fn decode_fetched(mut data: Bytes, from_offset: i64) -> Result<DecodedRecord
         }
         let plain = match header.compression() {
             Compression::None => batch.clone(),
-            codec => inflate(&header, codec).map_err(|e| format!("batch at offset {}: {e}", header.base_offset()))?,
+            _ => plain_batch(&header).map_err(|e| format!("batch at offset {}: {e}", header.base_offset()))?,
         };
         let plain_header = BatchHeader::parse(&plain, usize::MAX).map_err(|e| e.to_string())?;
         let base_offset = header.base_offset();
@@ -83,33 +83,10 @@ pub fn decode_fetched(mut data: Bytes, from_offset: i64) -> Result<DecodedRecord
     Ok(DecodedRecords { records, next_offset })
 }
 
-/// The same batch with its records inflated and the compression bits cleared, so the one
-/// record parser reads it. The CRC of the result is not valid (it is never stored or sent).
-fn inflate(header: &BatchHeader<'_>, codec: Compression) -> Result<Bytes, String> {
-    let mut compressed = Bytes::copy_from_slice(&header.bytes()[BATCH_HEADER_BYTES..]);
-    let take = |records: &mut Bytes| Ok(std::mem::take(records));
-    let records = match codec {
-        Compression::Gzip => Gzip::decompress(&mut compressed, take),
-        Compression::Snappy => Snappy::decompress(&mut compressed, take),
-        Compression::Lz4 => Lz4::decompress(&mut compressed, take),
-        Compression::Zstd => Zstd::decompress(&mut compressed, take),
-        Compression::None => unreachable!("only compressed batches are inflated"),
-        Compression::Unknown(id) => return Err(format!("unknown compression codec {id}")),
-    }
-    .map_err(|e| e.to_string())?;
-    let mut plain = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len());
-    plain.extend_from_slice(&header.bytes()[..BATCH_HEADER_BYTES]);
-    plain.extend_from_slice(&records);
-    let batch_length = i32::try_from(plain.len() - 12).map_err(|_| "inflated batch over 2 GiB".to_string())?;
-    plain[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    let attributes = header.attributes() & !0x07;
-    plain[21..23].copy_from_slice(&attributes.to_be_bytes());
-    Ok(plain.freeze())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use kafka_protocol::records::{
         Compression as Codec, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType as Ts,
     };
