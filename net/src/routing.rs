@@ -48,6 +48,8 @@ pub enum ShardMessage {
     Group {
         /// The group.
         group_id: String,
+        /// The group's `__consumer_offsets` partition (owned by the receiver).
+        partition: i32,
         /// What to do.
         op: crate::group::route::GroupOp,
         /// The answer.
@@ -220,12 +222,8 @@ impl ShardContext {
             ShardMessage::ChangeMetadata { change, reply } => {
                 let _ = reply.send(self.change_metadata(change).await);
             }
-            ShardMessage::Group { group_id, op, reply } => {
+            ShardMessage::Group { group_id, partition, op, reply } => {
                 ShardStats::bump(&self.stats.calls_served_for_others, 1);
-                let partition = crate::group::records::partition_for_group(
-                    &group_id,
-                    crate::group::records::CONSUMER_OFFSETS_PARTITIONS,
-                );
                 let _ = reply.send(self.run_group_op(&group_id, partition, op).await);
             }
             ShardMessage::ListGroups { reply } => {

@@ -87,16 +87,23 @@ impl ShardContext {
             return Err(KafkaError::new(ResponseError::InvalidGroupId, "the group id is empty"));
         }
         self.ensure_offsets_topic().await?;
-        let partition = partition_for_group(group_id, CONSUMER_OFFSETS_PARTITIONS);
-        let owner = self.metadata().owner(CONSUMER_OFFSETS_TOPIC, partition).ok_or_else(|| {
+        let metadata = self.metadata();
+        // The topic's own partition count, as Kafka (it is 50 unless created otherwise).
+        let partitions = metadata.topics.get(CONSUMER_OFFSETS_TOPIC).map_or(0, |topic| topic.shards.len() as i32);
+        let not_ready = || {
             KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("{CONSUMER_OFFSETS_TOPIC} is not ready"))
-        })?;
+        };
+        if partitions == 0 {
+            return Err(not_ready());
+        }
+        let partition = partition_for_group(group_id, partitions);
+        let owner = metadata.owner(CONSUMER_OFFSETS_TOPIC, partition).ok_or_else(not_ready)?;
         if owner == self.id {
             return self.run_group_op(group_id, partition, op).await;
         }
         ShardStats::bump(&self.stats.calls_routed_out, 1);
         let (reply, answer) = oneshot::channel();
-        self.send_to_shard(owner, ShardMessage::Group { group_id: group_id.to_string(), op, reply }).await?;
+        self.send_to_shard(owner, ShardMessage::Group { group_id: group_id.to_string(), partition, op, reply }).await?;
         answer.await.unwrap_or_else(|_| {
             Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("shard {owner} dropped the call")))
         })

@@ -3,6 +3,7 @@
 use crate::context::ShardContext;
 use crate::control::{validate_new_topic, MetadataChange, NewTopic};
 use crate::error::{KafkaError, KafkaResult};
+use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::topic_config::TopicConfigs;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -51,6 +52,13 @@ fn to_new_topic(
     context: &ShardContext,
     topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
 ) -> KafkaResult<NewTopic> {
+    if topic.name.0.as_str() == CONSUMER_OFFSETS_TOPIC {
+        // Its partition count decides where every group lives: the broker creates it.
+        return Err(KafkaError::new(
+            ResponseError::InvalidRequest,
+            format!("{CONSUMER_OFFSETS_TOPIC} is internal: the broker creates it with the first group request"),
+        ));
+    }
     if !matches!(topic.replication_factor, -1 | 1) {
         return Err(KafkaError::new(
             ResponseError::InvalidReplicationFactor,

@@ -3,6 +3,7 @@
 
 use crate::context::ShardContext;
 use crate::control::{MetadataChange, NewTopic};
+use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::metadata::check_topic_name;
 use crate::partition_ops::LEADER_EPOCH;
 use kafka_protocol::messages::metadata_response::{
@@ -27,10 +28,17 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
     // Clients before v4 cannot say whether they want auto-creation; Kafka creates.
     let may_create = context.broker.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     if let (Some(names), true) = (&asked, may_create) {
+        if names.iter().any(|name| name == CONSUMER_OFFSETS_TOPIC) {
+            if let Err(error) = context.ensure_offsets_topic().await {
+                tracing::debug!(error = %error.message, "cannot create {CONSUMER_OFFSETS_TOPIC}");
+            }
+        }
         let metadata = context.metadata();
         let missing: Vec<NewTopic> = names
             .iter()
             .filter(|name| !metadata.topics.contains_key(*name) && check_topic_name(name).is_ok())
+            // The broker creates its internal topic itself, with its own partition count.
+            .filter(|name| name.as_str() != CONSUMER_OFFSETS_TOPIC)
             .map(|name| NewTopic {
                 name: name.clone(),
                 partitions: context.broker.num_partitions.max(1) as usize,

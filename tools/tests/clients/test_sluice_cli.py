@@ -118,3 +118,13 @@ def test_serve_reads_its_settings_from_a_config_file(start_broker, tmp_path):
     assert "3 partitions" in described
     assert "retention.ms            60000  (default)" in described
     assert sluice(broker, "consume", "auto-created", "-e").stdout == b"hello\n"
+
+
+def test_the_internal_offsets_topic_is_created_by_the_broker_only(broker):
+    refused = sluice(broker, "topic", "create", "__consumer_offsets", "-p", "3", check=False)
+    assert refused.returncode != 0 and b"InvalidRequest" in refused.stderr
+    # A client asking for its metadata (auto-creation allowed) gets the broker's own layout.
+    sluice(broker, "produce", "__consumer_offsets", check=False, stdin=b"")
+    described = sluice(broker, "topic", "describe", "__consumer_offsets").stdout.decode()
+    assert "50 partitions" in described and "cleanup.policy          compact  (topic)" in described
+    assert "(internal)" in sluice(broker, "topic", "list").stdout.decode()
