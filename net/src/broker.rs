@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// How often shards look at the stop flag and start interval fsyncs that are due.
 const TICK: Duration = Duration::from_millis(10);
+/// How often group timers (sessions, join phases) are checked: each check walks the
+/// shard's groups, so not every tick.
+const GROUP_TICK: Duration = Duration::from_millis(100);
 /// How often shards apply retention.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
 /// How often shards compact logs with `cleanup.policy=compact` (Kafka's
@@ -190,11 +193,15 @@ async fn run_shard(
     let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
     let mut last_retention = Instant::now();
     let mut last_compaction = Instant::now();
+    let mut last_group_tick = Instant::now();
     let compacting = Rc::new(Cell::new(false));
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(TICK).await;
         context.engine.flush_due().await;
-        context.groups.tick(&context.engine).await;
+        if last_group_tick.elapsed() >= GROUP_TICK {
+            context.groups.tick(&context.engine).await;
+            last_group_tick = Instant::now();
+        }
         if last_retention.elapsed() >= RETENTION_INTERVAL {
             context.engine.apply_retention().await;
             last_retention = Instant::now();
