@@ -1,6 +1,8 @@
 //! sluice's benchmarks. `storage`: the engine alone, against the raw bandwidth of the
-//! same disk. (The Kafka-protocol load generator joins this crate with the broker.)
+//! same disk. `open_loop`: the schedule and latency recording of the Kafka-protocol load
+//! generator (which joins this crate next).
 
+pub mod open_loop;
 pub mod raw_disk;
 pub mod report;
 pub mod storage;
