@@ -13,7 +13,7 @@ use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -43,8 +43,12 @@ type PendingResponse = JoinHandle<Option<Bytes>>;
 
 async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer_address = stream.peer_addr().ok();
+    let peer = peer_address.map(|a| a.to_string()).unwrap_or_default();
     tracing::debug!(shard = context.id, %peer, "connection");
+    // Kafka shows the peer as "/address" (without the port) in DescribeGroups; made once
+    // per connection, shared by its requests.
+    let client_host: Rc<str> = peer_address.map_or_else(|| "/".into(), |a| format!("/{}", a.ip()).into());
     let (reader, writer) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let (queue, pending) = local_channel::new_bounded::<PendingResponse>(IN_FLIGHT_PER_CONNECTION);
@@ -58,7 +62,7 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
                 break;
             }
         };
-        match start_request(&context, frame, &peer) {
+        match start_request(&context, frame, &client_host) {
             Ok(response) => {
                 if queue.send(response).await.is_err() {
                     break;
@@ -120,8 +124,8 @@ pub enum DecodedRequest {
         version: i16,
         /// Echoed in the response.
         correlation_id: i32,
-        /// The header's client id (empty when null).
-        client_id: String,
+        /// The header's client id (empty when null; shares the frame's bytes).
+        client_id: StrBytes,
         /// The body (boxed: request bodies are large, the other variant tiny).
         request: Box<RequestKind>,
     },
@@ -152,14 +156,14 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, String> {
     let mut body = frame;
     let header = RequestHeader::decode(&mut body, key.request_header_version(version))
         .map_err(|e| format!("bad {key:?} v{version} header: {e}"))?;
-    let client_id = header.client_id.map(|id| id.to_string()).unwrap_or_default();
+    let client_id = header.client_id.unwrap_or_default();
     let request =
         RequestKind::decode(key, &mut body, version).map_err(|e| format!("bad {key:?} v{version} request: {e}"))?;
     Ok(DecodedRequest::Request { key, version, correlation_id, client_id, request: Box::new(request) })
 }
 
 /// Decodes a frame and starts handling it. An error means the connection must close.
-fn start_request(context: &Rc<ShardContext>, frame: Bytes, peer: &str) -> Result<PendingResponse, String> {
+fn start_request(context: &Rc<ShardContext>, frame: Bytes, client_host: &Rc<str>) -> Result<PendingResponse, String> {
     let (key, version, correlation_id, client_id, request) = match decode_request(frame)? {
         DecodedRequest::Request { key, version, correlation_id, client_id, request } => {
             (key, version, correlation_id, client_id, request)
@@ -171,9 +175,7 @@ fn start_request(context: &Rc<ShardContext>, frame: Bytes, peer: &str) -> Result
         }
     };
     let context = context.clone();
-    // Kafka shows the peer as "/address" (without the port) in DescribeGroups.
-    let host = peer.rsplit_once(':').map_or(peer, |(host, _)| host);
-    let source = RequestSource { client_id, client_host: format!("/{host}") };
+    let source = RequestSource { client_id, client_host: client_host.clone() };
     ShardStats::bump(&context.stats.requests_in_flight, 1);
     Ok(glommio::spawn_local(async move {
         let response = handlers::handle(context.clone(), version, *request, source).await;

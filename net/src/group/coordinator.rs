@@ -45,6 +45,12 @@ struct GroupEntry {
 }
 
 impl GroupEntry {
+    /// Nothing about the group is worth keeping in memory: no members, no member ids
+    /// handed out, no offsets, nothing stored.
+    fn is_forgettable(&self) -> bool {
+        self.group.is_unused() && self.offsets.is_empty() && self.persisted.is_none()
+    }
+
     fn new(group: Group, partition: i32) -> Self {
         GroupEntry {
             group,
@@ -322,6 +328,10 @@ impl GroupCoordinator {
             }
         });
         if let Err(error) = allowed {
+            let mut groups = self.groups.borrow_mut();
+            if groups.get(group_id).is_some_and(GroupEntry::is_forgettable) {
+                groups.remove(group_id); // a refused commit to a group nobody uses
+            }
             return Ok(Err(error));
         }
         let mut batch = BatchBuilder::new(now_ms());
@@ -536,7 +546,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.borrow_mut();
         let Some(entry) = groups.get_mut(group_id) else { return result };
         let deliveries = entry.group.take_deliveries();
-        if entry.group.is_unused() && entry.offsets.is_empty() && entry.persisted.is_none() && deliveries.is_empty() {
+        if entry.is_forgettable() && deliveries.is_empty() {
             // e.g. a refused JoinGroup: no trace of the group is worth keeping.
             groups.remove(group_id);
             return result;

@@ -28,8 +28,8 @@ pub async fn handle(
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.map(|i| i.to_string()),
-        client_id: source.client_id,
-        client_host: source.client_host,
+        client_id: source.client_id.to_string(),
+        client_host: source.client_host.to_string(),
         session_timeout: session,
         rebalance_timeout: Duration::from_millis(rebalance_ms.max(0) as u64),
         protocol_type: request.protocol_type.to_string(),

@@ -3,6 +3,7 @@
 
 use crate::context::ShardContext;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
 mod alter_configs;
@@ -82,13 +83,14 @@ pub fn is_served(key: ApiKey, version: i16) -> bool {
         && version <= crate_range.max
 }
 
-/// Who sent a request: the header's client id and the connection's address.
-#[derive(Debug, Clone, Default)]
+/// Who sent a request: the header's client id and the connection's address. Cheap to
+/// make for every request (no copies); only group handlers read it.
+#[derive(Debug, Clone)]
 pub struct RequestSource {
     /// The client id from the request header (empty when null).
-    pub client_id: String,
-    /// The client's address as Kafka shows it (`/127.0.0.1`).
-    pub client_host: String,
+    pub client_id: StrBytes,
+    /// The client's address as Kafka shows it (`/127.0.0.1`), one per connection.
+    pub client_host: Rc<str>,
 }
 
 /// Answers one request. `None`: no response is sent (Produce with acks=0).
