@@ -1,8 +1,21 @@
-//! sluice's benchmarks. `storage`: the engine alone, against the raw bandwidth of the
-//! same disk. `open_loop`: the schedule and latency recording of the Kafka-protocol load
-//! generator (which joins this crate next).
+//! sluice's benchmarks.
+//!
+//! - `storage` ([`storage`], [`raw_disk`]): the engine alone, against the raw bandwidth of
+//!   the same disk.
+//! - The Kafka load generator: [`workload`] (what is sent), [`open_loop`] (schedule and
+//!   latency recording with coordinated-omission correction), [`route`] (connections to
+//!   partition leaders), [`producer`] and [`consumer`] (the tasks), [`stats`] (what they
+//!   count), [`kafka_run`] (a whole run across worker threads) and [`kafka_report`]
+//!   (tables, JSON and the latency chart).
 
+pub mod consumer;
+pub mod kafka_report;
+pub mod kafka_run;
 pub mod open_loop;
+pub mod producer;
 pub mod raw_disk;
 pub mod report;
+pub mod route;
+pub mod stats;
 pub mod storage;
+pub mod workload;

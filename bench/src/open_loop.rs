@@ -1,5 +1,5 @@
-//! Open-loop load with coordinated-omission correction (issue 5 groundwork; the Kafka
-//! load generator will drive it).
+//! Open-loop load with coordinated-omission correction, and the latency recorder of the
+//! Kafka load generator.
 //!
 //! A closed-loop generator sends the next message only after the previous answer, so
 //! when the broker stalls it simply stops sending, and the stall shows up as one slow
@@ -62,6 +62,7 @@ impl Schedule {
 }
 
 /// Latencies in microseconds, from each message's intended send time to its answer.
+#[derive(Clone)]
 pub struct LatencyRecorder {
     histogram: Histogram<u64>,
 }
@@ -97,6 +98,72 @@ impl LatencyRecorder {
     pub fn count(&self) -> u64 {
         self.histogram.len()
     }
+
+    /// Records a latency already in microseconds (clamped into the histogram's range).
+    pub fn record_us(&mut self, micros: u64) {
+        self.histogram.record(micros.clamp(1, LATENCY_US_MAX)).expect("clamped into the histogram's range");
+    }
+
+    /// Adds every latency of `other` (same bounds, so it cannot fail).
+    pub fn add(&mut self, other: &LatencyRecorder) {
+        self.histogram.add(&other.histogram).expect("recorders share their bounds");
+    }
+
+    /// Hands out what was recorded and starts empty (a reporting interval).
+    pub fn take(&mut self) -> LatencyRecorder {
+        let taken = self.clone();
+        self.histogram.reset();
+        taken
+    }
+
+    /// The usual percentiles.
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.count(),
+            p50_us: self.quantile_us(0.50),
+            p90_us: self.quantile_us(0.90),
+            p99_us: self.quantile_us(0.99),
+            p999_us: self.quantile_us(0.999),
+            p9999_us: self.quantile_us(0.9999),
+            max_us: self.max_us(),
+        }
+    }
+
+    /// Points of the percentile curve, (percentile, latency µs), from the median out to the
+    /// maximum, spaced evenly on the "nines" scale that latency plots use.
+    pub fn percentile_curve(&self) -> Vec<(f64, u64)> {
+        if self.count() == 0 {
+            return Vec::new();
+        }
+        let mut points = Vec::new();
+        let mut nines = 0.0f64;
+        while nines <= 6.0 {
+            let quantile = 1.0 - 10f64.powf(-nines);
+            points.push((100.0 * quantile, self.quantile_us(quantile)));
+            nines += 0.05;
+        }
+        points.push((100.0, self.max_us()));
+        points
+    }
+}
+
+/// The usual latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LatencySummary {
+    /// Latencies recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// 99.99th percentile.
+    pub p9999_us: u64,
+    /// Largest.
+    pub max_us: u64,
 }
 
 #[cfg(test)]

@@ -143,6 +143,20 @@ pub enum Compression {
     Unknown(u8),
 }
 
+impl Compression {
+    /// The codec's id in a batch's attributes (their low three bits).
+    pub fn attribute_bits(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+            Compression::Unknown(id) => i16::from(id),
+        }
+    }
+}
+
 /// Whose clock the batch's timestamps are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {

@@ -3,8 +3,9 @@
 //! The broker itself never builds batches (it stores what producers send); this exists for
 //! tools that produce (the CLI, the load generator) and for tests.
 
-use crate::batch::{put_varlong, BATCH_HEADER_BYTES, MAGIC_V2};
-use bytes::Bytes;
+use crate::batch::{put_varlong, Compression, BATCH_HEADER_BYTES, MAGIC_V2};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 /// Accumulates records and encodes them as one batch with base offset 0.
 pub struct BatchBuilder {
@@ -78,16 +79,41 @@ impl BatchBuilder {
 
     /// Encodes the batch: header with a correct CRC, then the records.
     pub fn build(&self) -> Bytes {
+        self.encode(Compression::None, &self.records)
+    }
+
+    /// Encodes the batch with its records compressed by `codec`, as a producer with
+    /// `compression.type` set sends it.
+    pub fn build_compressed(&self, codec: Compression) -> Result<Bytes, String> {
+        let mut compressed = BytesMut::with_capacity(self.records.len() / 2 + 64);
+        let put = |out: &mut BytesMut| {
+            out.extend_from_slice(&self.records);
+            Ok(())
+        };
+        match codec {
+            Compression::None => return Ok(self.build()),
+            Compression::Gzip => Gzip::compress(&mut compressed, put),
+            Compression::Snappy => Snappy::compress(&mut compressed, put),
+            Compression::Lz4 => Lz4::compress(&mut compressed, put),
+            Compression::Zstd => Zstd::compress(&mut compressed, put),
+            Compression::Unknown(id) => return Err(format!("unknown compression codec {id}")),
+        }
+        .map_err(|e| format!("{codec:?} compression failed: {e}"))?;
+        Ok(self.encode(codec, &compressed))
+    }
+
+    fn encode(&self, codec: Compression, records: &[u8]) -> Bytes {
         assert!(self.record_count > 0, "a batch holds at least one record");
-        let mut out = Vec::with_capacity(self.size_bytes());
+        let size = BATCH_HEADER_BYTES + records.len();
+        let mut out = Vec::with_capacity(size);
         let (producer_id, producer_epoch, base_sequence) = self.producer.unwrap_or((-1, -1, -1));
         out.extend_from_slice(&0i64.to_be_bytes()); // base offset: the broker assigns it
-        let batch_length = (self.size_bytes() - 12) as i32;
+        let batch_length = (size - 12) as i32;
         out.extend_from_slice(&batch_length.to_be_bytes());
         out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
         out.push(MAGIC_V2);
         out.extend_from_slice(&[0; 4]); // CRC, filled below
-        out.extend_from_slice(&0i16.to_be_bytes()); // attributes: no compression, CreateTime
+        out.extend_from_slice(&codec.attribute_bits().to_be_bytes()); // CreateTime, no transaction
         out.extend_from_slice(&(self.record_count - 1).to_be_bytes());
         out.extend_from_slice(&self.base_timestamp.to_be_bytes());
         out.extend_from_slice(&self.max_timestamp.to_be_bytes());
@@ -96,7 +122,7 @@ impl BatchBuilder {
         out.extend_from_slice(&base_sequence.to_be_bytes());
         out.extend_from_slice(&self.record_count.to_be_bytes());
         debug_assert_eq!(out.len(), BATCH_HEADER_BYTES);
-        out.extend_from_slice(&self.records);
+        out.extend_from_slice(records);
         let crc = crc32c::crc32c(&out[21..]);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(out)
@@ -126,4 +152,29 @@ pub fn synthetic_batch(count: usize, value_bytes: usize, seed: u64, timestamp_ms
         builder.push(Some(&key), Some(&value), &[], timestamp_ms);
     }
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchHeader;
+    use crate::compaction::plain_batch;
+
+    #[test]
+    fn compressed_batches_inflate_to_the_plain_batch() {
+        let mut builder = BatchBuilder::new(1_000);
+        for i in 0..50u32 {
+            builder.push(Some(&i.to_be_bytes()), Some(&[b'v'; 300]), &[(b"h", Some(b"x"))], 1_000 + i64::from(i));
+        }
+        let plain = builder.build();
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let batch = builder.build_compressed(codec).unwrap();
+            assert!(batch.len() < plain.len() / 2, "{codec:?} shrinks repetitive values");
+            let header = BatchHeader::parse_verified(&batch, usize::MAX).expect("valid CRC and length");
+            assert_eq!(header.compression(), codec);
+            assert_eq!(header.record_count(), 50);
+            let inflated = plain_batch(&header).unwrap();
+            assert_eq!(&inflated[BATCH_HEADER_BYTES..], &plain[BATCH_HEADER_BYTES..], "{codec:?}");
+        }
+    }
 }

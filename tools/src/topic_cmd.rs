@@ -3,13 +3,12 @@
 //! IncrementalAlterConfigs), so it works against any Kafka-compatible broker.
 
 use crate::client_args::{run_client, BrokerArgs};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+    DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::{Message, StrBytes};
 use sluice_net::client::{ClientError, KafkaConnection};
@@ -99,35 +98,17 @@ async fn create(
     replicas: i16,
     configs: &[(String, String)],
 ) -> Result<(), ClientError> {
-    let topics = names
-        .iter()
-        .map(|name| {
-            CreatableTopic::default()
-                .with_name(TopicName(str_bytes(name)))
-                .with_num_partitions(partitions)
-                .with_replication_factor(replicas)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default().with_name(str_bytes(k)).with_value(Some(str_bytes(v)))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    let request = CreateTopicsRequest::default().with_topics(topics).with_timeout_ms(ADMIN_TIMEOUT_MS);
-    let response = connection.send(&request).await?;
-    let outcomes = response.topics.iter().map(|result| {
-        let name = result.name.0.as_str();
-        (name, ClientError::check(|| format!("create topic {name}"), result.error_code, result.error_message.as_ref()))
-    });
-    report_each("created", outcomes.collect())
+    let timeout = std::time::Duration::from_millis(ADMIN_TIMEOUT_MS as u64);
+    let outcomes = connection.create_topics(names, partitions, replicas, configs, timeout).await?;
+    report_each("created", outcomes)
 }
 
 /// Prints what happened to each topic; an error if any failed (the last one is returned,
 /// the others are printed).
-fn report_each(done: &str, outcomes: Vec<(&str, Result<(), ClientError>)>) -> Result<(), ClientError> {
+fn report_each<Name: std::fmt::Display>(
+    done: &str,
+    outcomes: Vec<(Name, Result<(), ClientError>)>,
+) -> Result<(), ClientError> {
     let mut failure = Ok(());
     for (name, outcome) in outcomes {
         match outcome {

@@ -3,7 +3,8 @@
 //! On connect it asks the broker for its API versions (ApiVersions v3, falling back to v0
 //! as KIP-511 describes) and then sends each request at the highest version both sides
 //! speak. Requests are answered in order on a Kafka connection, so [`KafkaConnection::send`]
-//! writes one request and reads its response.
+//! writes one request and reads its response; [`KafkaConnection::into_pipelined`] turns it
+//! into a connection with many requests in flight (see [`super::pipeline`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
@@ -100,8 +101,35 @@ pub struct KafkaConnection {
     reader: BufReader<ReadHalf<TcpStream>>,
     writer: WriteHalf<TcpStream>,
     next_correlation_id: i32,
+    versions: BrokerVersions,
+}
+
+/// The versions a broker serves, learned from ApiVersions, and the version each request
+/// is sent at.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerVersions {
+    /// The broker address (for error messages).
+    address: String,
     /// API key → the broker's (min, max) versions.
-    broker_versions: HashMap<i16, (i16, i16)>,
+    ranges: HashMap<i16, (i16, i16)>,
+}
+
+impl BrokerVersions {
+    /// The version a request of `key` is sent at: the highest that the broker, the
+    /// protocol crate and this client all speak.
+    pub fn version_for(&self, key: ApiKey, crate_max: i16) -> Result<i16> {
+        let cap = CLIENT_VERSION_CAPS.iter().find(|(k, _)| *k == key).map_or(crate_max, |(_, cap)| *cap);
+        let (broker_min, broker_max) = self
+            .ranges
+            .get(&(key as i16))
+            .copied()
+            .ok_or_else(|| ClientError::Unsupported { address: self.address.clone(), api: key })?;
+        let version = broker_max.min(crate_max).min(cap);
+        if version < broker_min.max(key.valid_versions().min) {
+            return Err(ClientError::Unsupported { address: self.address.clone(), api: key });
+        }
+        Ok(version)
+    }
 }
 
 impl KafkaConnection {
@@ -119,7 +147,7 @@ impl KafkaConnection {
             reader: BufReader::with_capacity(64 << 10, reader),
             writer,
             next_correlation_id: 0,
-            broker_versions: HashMap::new(),
+            versions: BrokerVersions { address: address.to_string(), ranges: HashMap::new() },
         };
         connection.negotiate_versions().await?;
         Ok(connection)
@@ -133,17 +161,22 @@ impl KafkaConnection {
     /// The version a request of `key` is sent at: the highest that the broker, the
     /// protocol crate and this client all speak.
     pub fn version_for(&self, key: ApiKey, crate_max: i16) -> Result<i16> {
-        let cap = CLIENT_VERSION_CAPS.iter().find(|(k, _)| *k == key).map_or(crate_max, |(_, cap)| *cap);
-        let (broker_min, broker_max) = self
-            .broker_versions
-            .get(&(key as i16))
-            .copied()
-            .ok_or_else(|| ClientError::Unsupported { address: self.address.clone(), api: key })?;
-        let version = broker_max.min(crate_max).min(cap);
-        if version < broker_min.max(key.valid_versions().min) {
-            return Err(ClientError::Unsupported { address: self.address.clone(), api: key });
-        }
-        Ok(version)
+        self.versions.version_for(key, crate_max)
+    }
+
+    /// Hands the socket to a pipelined connection: up to `max_in_flight` requests
+    /// outstanding at once, answered in order (what Kafka producers do with
+    /// `max.in.flight.requests.per.connection`). Must run on a glommio executor.
+    pub fn into_pipelined(self, max_in_flight: usize) -> super::pipeline::PipelinedConnection {
+        super::pipeline::PipelinedConnection::start(
+            self.address,
+            self.client_id,
+            self.versions,
+            self.reader,
+            self.writer,
+            self.next_correlation_id,
+            max_in_flight,
+        )
     }
 
     /// Sends a request at the negotiated version and waits for its response.
@@ -155,19 +188,9 @@ impl KafkaConnection {
 
     /// Sends a request at a given version and waits for its response.
     pub async fn send_at<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
-        let key = ApiKey::try_from(R::KEY).expect("kafka-protocol requests have known keys");
         let correlation_id = self.write_request(request, version).await?;
-        let mut body = self.read_frame().await?;
-        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
-            .map_err(|e| self.protocol_error(format!("{key:?} v{version} response header: {e}")))?;
-        if header.correlation_id != correlation_id {
-            return Err(self.protocol_error(format!(
-                "response carries correlation id {}, expected {correlation_id}",
-                header.correlation_id
-            )));
-        }
-        R::Response::decode(&mut body, version)
-            .map_err(|e| self.protocol_error(format!("{key:?} v{version} response: {e}")))
+        let body = self.read_frame().await?;
+        decode_response::<R>(body, version, correlation_id, &self.address)
     }
 
     /// Sends a request the broker does not answer (Produce with acks=0).
@@ -200,7 +223,7 @@ impl KafkaConnection {
             response = self.send_api_versions(&request, 0).await?;
         }
         ClientError::check(|| format!("ApiVersions from {}", self.address), response.error_code, None)?;
-        self.broker_versions =
+        self.versions.ranges =
             response.api_keys.iter().map(|api| (api.api_key, (api.min_version, api.max_version))).collect();
         Ok(())
     }
@@ -219,16 +242,7 @@ impl KafkaConnection {
     }
 
     async fn read_frame(&mut self) -> Result<Bytes> {
-        let mut size = [0u8; 4];
-        self.reader.read_exact(&mut size).await.map_err(|e| self.io_error(e))?;
-        let size = i32::from_be_bytes(size);
-        let size = usize::try_from(size)
-            .ok()
-            .filter(|size| *size <= RESPONSE_BYTES_MAX)
-            .ok_or_else(|| self.protocol_error(format!("response frame of {size} bytes")))?;
-        let mut frame = vec![0u8; size];
-        self.reader.read_exact(&mut frame).await.map_err(|e| self.io_error(e))?;
-        Ok(Bytes::from(frame))
+        read_response_frame(&mut self.reader, &self.address).await
     }
 
     fn io_error(&self, source: std::io::Error) -> ClientError {
@@ -238,6 +252,44 @@ impl KafkaConnection {
     fn protocol_error(&self, reason: impl Into<String>) -> ClientError {
         ClientError::Protocol { address: self.address.clone(), reason: reason.into() }
     }
+}
+
+/// Decodes a response frame (without its size): the header, whose correlation id must be
+/// the request's, then the body.
+pub(super) fn decode_response<R: Request>(
+    mut body: Bytes,
+    version: i16,
+    correlation_id: i32,
+    address: &str,
+) -> Result<R::Response> {
+    let key = ApiKey::try_from(R::KEY).expect("kafka-protocol requests have known keys");
+    let protocol_error = |reason: String| ClientError::Protocol { address: address.to_string(), reason };
+    let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+        .map_err(|e| protocol_error(format!("{key:?} v{version} response header: {e}")))?;
+    if header.correlation_id != correlation_id {
+        return Err(protocol_error(format!(
+            "response carries correlation id {}, expected {correlation_id}",
+            header.correlation_id
+        )));
+    }
+    R::Response::decode(&mut body, version).map_err(|e| protocol_error(format!("{key:?} v{version} response: {e}")))
+}
+
+/// Reads one size-prefixed response frame (without its size).
+pub(super) async fn read_response_frame<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    address: &str,
+) -> Result<Bytes> {
+    let io_error = |source| ClientError::Io { address: address.to_string(), source };
+    let mut size = [0u8; 4];
+    reader.read_exact(&mut size).await.map_err(io_error)?;
+    let size = i32::from_be_bytes(size);
+    let size = usize::try_from(size).ok().filter(|size| *size <= RESPONSE_BYTES_MAX).ok_or_else(|| {
+        ClientError::Protocol { address: address.to_string(), reason: format!("response frame of {size} bytes") }
+    })?;
+    let mut frame = vec![0u8; size];
+    reader.read_exact(&mut frame).await.map_err(io_error)?;
+    Ok(Bytes::from(frame))
 }
 
 /// Tries every address the name resolves to.
@@ -255,7 +307,7 @@ async fn connect_any(address: &str) -> Result<TcpStream> {
 }
 
 /// Encodes a request with its size prefix and header.
-fn encode_request<R: Request>(
+pub(super) fn encode_request<R: Request>(
     key: ApiKey,
     version: i16,
     correlation_id: i32,

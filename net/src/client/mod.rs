@@ -7,6 +7,8 @@
 pub mod connection;
 pub mod ops;
 pub mod partitioner;
+pub mod pipeline;
 pub mod records;
 
 pub use connection::{ClientError, KafkaConnection};
+pub use pipeline::PipelinedConnection;

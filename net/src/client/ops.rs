@@ -5,12 +5,13 @@
 use super::connection::{ClientError, KafkaConnection, Result};
 use super::records::{decode_fetched, FetchedRecord};
 use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    FetchRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+    CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
@@ -33,6 +34,46 @@ pub struct FetchedPartition {
     pub records: Vec<FetchedRecord>,
     /// Where the next fetch of this partition starts; `None` when no whole batch came.
     pub next_offset: Option<i64>,
+}
+
+/// A Produce request carrying one batch for each of some partitions of a topic.
+pub fn produce_request(topic: &str, batches: Vec<(i32, Bytes)>, acks: i16, timeout: Duration) -> ProduceRequest {
+    let partitions = batches
+        .into_iter()
+        .map(|(partition, batch)| PartitionProduceData::default().with_index(partition).with_records(Some(batch)))
+        .collect();
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms(timeout))
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(partitions)])
+}
+
+/// A consumer's Fetch request (no fetch session) from each `(partition, offset)`: up to
+/// `partition_max_bytes` a partition and `max_bytes` in all, waiting up to `max_wait` for
+/// at least one byte.
+pub fn fetch_request(
+    topic: &str,
+    positions: &[(i32, i64)],
+    max_wait: Duration,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> FetchRequest {
+    let partitions = positions
+        .iter()
+        .map(|(partition, offset)| {
+            FetchPartition::default()
+                .with_partition(*partition)
+                .with_fetch_offset(*offset)
+                .with_partition_max_bytes(partition_max_bytes)
+        })
+        .collect();
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(timeout_ms(max_wait))
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(partitions)])
 }
 
 fn topic_name(topic: &str) -> TopicName {
@@ -68,6 +109,48 @@ impl KafkaConnection {
         Ok(found.partitions.len() as i32)
     }
 
+    /// Creates topics with `partitions` partitions, `replicas` replicas and topic configs;
+    /// one outcome per name (TOPIC_ALREADY_EXISTS is an error here, for the caller to judge).
+    pub async fn create_topics(
+        &mut self,
+        names: &[String],
+        partitions: i32,
+        replicas: i16,
+        configs: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Vec<(String, Result<()>)>> {
+        let str_bytes = |text: &str| StrBytes::from_string(text.to_string());
+        let configs: Vec<CreatableTopicConfig> = configs
+            .iter()
+            .map(|(k, v)| CreatableTopicConfig::default().with_name(str_bytes(k)).with_value(Some(str_bytes(v))))
+            .collect();
+        let topics = names
+            .iter()
+            .map(|name| {
+                CreatableTopic::default()
+                    .with_name(topic_name(name))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(replicas)
+                    .with_configs(configs.clone())
+            })
+            .collect();
+        let request = CreateTopicsRequest::default().with_topics(topics).with_timeout_ms(timeout_ms(timeout));
+        let response = self.send(&request).await?;
+        Ok(response
+            .topics
+            .iter()
+            .map(|result| {
+                let name = result.name.0.to_string();
+                let outcome = ClientError::check(
+                    || format!("create topic {name}"),
+                    result.error_code,
+                    result.error_message.as_ref(),
+                );
+                (name, outcome)
+            })
+            .collect())
+    }
+
     /// Appends one batch to a partition. Returns the base offset assigned, or `None` with
     /// acks=0 (the broker sends no response).
     pub async fn produce(
@@ -78,12 +161,7 @@ impl KafkaConnection {
         acks: i16,
         timeout: Duration,
     ) -> Result<Option<i64>> {
-        let request =
-            ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms(timeout)).with_topic_data(vec![
-                TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![
-                    PartitionProduceData::default().with_index(partition).with_records(Some(batch)),
-                ]),
-            ]);
+        let request = produce_request(topic, vec![(partition, batch)], acks, timeout);
         if acks == 0 {
             self.send_without_response(&request).await?;
             return Ok(None);
@@ -136,22 +214,7 @@ impl KafkaConnection {
         max_wait: Duration,
         max_bytes: i32,
     ) -> Result<Vec<FetchedPartition>> {
-        let partitions = positions
-            .iter()
-            .map(|(partition, offset)| {
-                FetchPartition::default()
-                    .with_partition(*partition)
-                    .with_fetch_offset(*offset)
-                    .with_partition_max_bytes(max_bytes)
-            })
-            .collect();
-        let request = FetchRequest::default()
-            .with_replica_id((-1).into())
-            .with_max_wait_ms(timeout_ms(max_wait))
-            .with_min_bytes(1)
-            .with_max_bytes(max_bytes)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(partitions)]);
+        let request = fetch_request(topic, positions, max_wait, max_bytes, max_bytes);
         let response = self.send(&request).await?;
         ClientError::check(|| format!("fetch from {topic}"), response.error_code, None)?;
         let mut fetched = Vec::new();
