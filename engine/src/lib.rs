@@ -13,6 +13,7 @@
 //! - [`epochs`]: leader epoch history.
 //! - [`shard`]: the executors and the partitions each owns.
 //! - [`fs`]: small files (indexes, checkpoints) and directory fsync.
+//! - [`sync_stats`]: the shard's fsync count and latency histogram.
 
 pub mod appender;
 pub mod batch;
@@ -28,6 +29,7 @@ pub mod producer_state;
 pub mod scan;
 pub mod segment;
 pub mod shard;
+pub mod sync_stats;
 pub mod tail_cache;
 
 pub use compaction::CompactionReport;

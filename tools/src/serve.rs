@@ -128,18 +128,7 @@ fn topic_defaults_table<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Re
 }
 
 fn parse_flush_text(text: &str) -> Result<String, String> {
-    parse_flush(text).map(|_| text.to_string())
-}
-
-fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
-    let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{text}: {e}"));
-    match text.split_once(':') {
-        None if text == "every-append" => Ok(FlushPolicy::EveryAppend),
-        None if text == "never" => Ok(FlushPolicy::Never),
-        Some(("bytes", n)) => Ok(FlushPolicy::Bytes(number(n)?)),
-        Some(("ms", n)) => Ok(FlushPolicy::Interval(Duration::from_millis(number(n)?))),
-        _ => Err(format!("unknown flush policy {text:?}: use every-append, bytes:N, ms:N or never")),
-    }
+    text.parse::<FlushPolicy>().map(|_| text.to_string())
 }
 
 fn split_host_port(address: &str) -> Result<(String, u16), String> {
@@ -179,7 +168,7 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     }
     let (advertised_host, advertised_port) = split_host_port(settings.advertise.as_deref().unwrap_or(&listen))?;
     let mut log_defaults = LogConfig {
-        flush: parse_flush(settings.flush.as_deref().unwrap_or("every-append"))?,
+        flush: settings.flush.as_deref().unwrap_or("every-append").parse()?,
         max_message_bytes: settings.message_max_bytes.unwrap_or(defaults.log_defaults.max_message_bytes),
         segment_bytes: settings.segment_bytes.unwrap_or(defaults.log_defaults.segment_bytes),
         ..LogConfig::default()
@@ -215,16 +204,6 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flush_policies_parse_from_their_flag_forms() {
-        assert_eq!(parse_flush("every-append"), Ok(FlushPolicy::EveryAppend));
-        assert_eq!(parse_flush("bytes:1048576"), Ok(FlushPolicy::Bytes(1 << 20)));
-        assert_eq!(parse_flush("ms:5"), Ok(FlushPolicy::Interval(Duration::from_millis(5))));
-        assert_eq!(parse_flush("never"), Ok(FlushPolicy::Never));
-        assert!(parse_flush("sometimes").is_err());
-        assert!(parse_flush("bytes:x").is_err());
-    }
 
     #[test]
     fn advertised_addresses_split_into_host_and_port() {
