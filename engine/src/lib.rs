@@ -13,7 +13,7 @@
 //! - [`epochs`]: leader epoch history.
 //! - [`shard`]: the executors and the partitions each owns.
 //! - [`fs`]: small files (indexes, checkpoints) and directory fsync.
-//! - [`sync_stats`]: the shard's fsync count and latency histogram.
+//! - [`sync_stats`]: the shard's fsync count and latencies ([`latency`] records).
 
 pub mod appender;
 pub mod batch;
@@ -24,6 +24,7 @@ pub mod epochs;
 pub mod error;
 pub mod fs;
 pub mod index;
+pub mod latency;
 pub mod log;
 pub mod producer_state;
 pub mod scan;
