@@ -198,7 +198,7 @@ impl Appender {
             for write in writes {
                 write.await?;
             }
-            file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))
+            crate::sync_stats::fdatasync(&file, &path).await
         })
     }
 

@@ -29,6 +29,35 @@ impl FlushPolicy {
     }
 }
 
+/// The text form used by `sluice serve --flush` and the admin socket: `every-append`,
+/// `bytes:N`, `ms:N` or `never`.
+impl std::str::FromStr for FlushPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{text}: {e}"));
+        match text.split_once(':') {
+            None if text == "every-append" => Ok(FlushPolicy::EveryAppend),
+            None if text == "never" => Ok(FlushPolicy::Never),
+            Some(("bytes", n)) => Ok(FlushPolicy::Bytes(number(n)?)),
+            Some(("ms", n)) => Ok(FlushPolicy::Interval(Duration::from_millis(number(n)?))),
+            _ => Err(format!("unknown flush policy {text:?}: use every-append, bytes:N, ms:N or never")),
+        }
+    }
+}
+
+/// Writes the form [`FlushPolicy::from_str`](std::str::FromStr) reads.
+impl std::fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushPolicy::EveryAppend => f.write_str("every-append"),
+            FlushPolicy::Bytes(limit) => write!(f, "bytes:{limit}"),
+            FlushPolicy::Interval(interval) => write!(f, "ms:{}", interval.as_millis()),
+            FlushPolicy::Never => f.write_str("never"),
+        }
+    }
+}
+
 /// Settings of one partition log.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -105,5 +134,23 @@ impl LogConfig {
             return Err(EngineError::Config("index.interval.bytes must be > 0".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_policies_round_trip_through_their_text_form() {
+        for text in ["every-append", "bytes:1048576", "ms:5", "never"] {
+            let policy: FlushPolicy = text.parse().unwrap();
+            assert_eq!(policy.to_string(), text);
+        }
+        assert_eq!("bytes:1048576".parse(), Ok(FlushPolicy::Bytes(1 << 20)));
+        assert_eq!("ms:5".parse(), Ok(FlushPolicy::Interval(Duration::from_millis(5))));
+        assert!("sometimes".parse::<FlushPolicy>().is_err());
+        assert!("bytes:x".parse::<FlushPolicy>().is_err());
+        assert!("ms:".parse::<FlushPolicy>().is_err());
     }
 }

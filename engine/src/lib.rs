@@ -13,6 +13,7 @@
 //! - [`epochs`]: leader epoch history.
 //! - [`shard`]: the executors and the partitions each owns.
 //! - [`fs`]: small files (indexes, checkpoints) and directory fsync.
+//! - [`sync_stats`]: the shard's fsync count and latencies ([`latency`] records).
 
 pub mod appender;
 pub mod batch;
@@ -23,11 +24,13 @@ pub mod epochs;
 pub mod error;
 pub mod fs;
 pub mod index;
+pub mod latency;
 pub mod log;
 pub mod producer_state;
 pub mod scan;
 pub mod segment;
 pub mod shard;
+pub mod sync_stats;
 pub mod tail_cache;
 
 pub use compaction::CompactionReport;

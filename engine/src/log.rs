@@ -104,6 +104,10 @@ struct LogState {
     log_start_offset: i64,
     /// Offsets below this are fsynced.
     durable_end: i64,
+    /// Offsets below this were visible to consumers under a flush policy that does not
+    /// fsync every append. A switch to every-append at runtime must not hide them again:
+    /// the high watermark moves down only by truncation.
+    visible_floor: i64,
     /// fsyncs in flight, oldest first.
     flushes: VecDeque<InFlightFlush>,
     unflushed_bytes: u64,
@@ -154,7 +158,7 @@ impl LogState {
     }
     fn high_watermark(&self) -> i64 {
         if self.config.flush.syncs_every_append() {
-            self.durable_end.min(self.log_end())
+            self.durable_end.max(self.visible_floor).min(self.log_end())
         } else {
             self.log_end()
         }
@@ -263,6 +267,7 @@ impl PartitionLog {
         let state = LogState {
             log_start_offset: checkpointed_start.max(first_base).min(log_end),
             durable_end: log_end,
+            visible_floor: 0,
             flushes: VecDeque::new(),
             unflushed_bytes: 0,
             last_flush: Instant::now(),
@@ -328,6 +333,9 @@ impl PartitionLog {
         let mut state = self.state.borrow_mut();
         // Compaction settings may have changed: the next pass looks again.
         state.compacted = None;
+        if config.flush.syncs_every_append() && !state.config.flush.syncs_every_append() {
+            state.visible_floor = state.visible_floor.max(state.log_end());
+        }
         state.config = config;
         Ok(())
     }
@@ -773,7 +781,7 @@ impl PartitionLog {
         let result = async {
             flush.await?;
             file.truncate(end).await.map_err(|e| EngineError::io("truncate", &path, e))?;
-            file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))
+            crate::sync_stats::fdatasync(&file, &path).await
         }
         .await;
         if let Err(error) = result {
@@ -830,6 +838,7 @@ impl PartitionLog {
             keep.shrink_to(cut, new_end);
             state.tail.truncate_from(new_end);
             state.durable_end = state.durable_end.min(new_end);
+            state.visible_floor = state.visible_floor.min(new_end);
             state.epochs.truncate_from(new_end);
             state.flushes.clear();
             state.truncations += 1;

@@ -143,7 +143,7 @@ impl Segment {
         });
         if end < file_size {
             file.truncate(end).await.map_err(|e| EngineError::io("truncate", &path, e))?;
-            file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &path, e))?;
+            crate::sync_stats::fdatasync(&file, &path).await?;
         }
         let tail_start = page_down(end);
         let tail_page = if end > tail_start {
@@ -267,7 +267,7 @@ impl Segment {
     }
     /// fsyncs the segment file (recovery makes what it read back durable).
     pub async fn sync(&self) -> Result<()> {
-        self.file.fdatasync().await.map_err(|e| EngineError::io("fdatasync", &self.path, e))
+        crate::sync_stats::fdatasync(&self.file, &self.path).await
     }
     /// The corruption found when this closed segment was opened, if any.
     pub fn corruption(&self) -> Option<&(u64, BatchError)> {

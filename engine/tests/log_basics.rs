@@ -471,3 +471,36 @@ fn offset_for_timestamp_finds_batches_still_only_in_memory() {
         assert_eq!(log.offset_for_timestamp(1_700_000_000_000 + 5).await.unwrap().map(|(o, _)| o), Some(5));
     });
 }
+
+#[test]
+fn switching_to_every_append_at_runtime_never_lowers_the_high_watermark() {
+    let dir = temp_dir();
+    run(async {
+        let config = LogConfig { flush: FlushPolicy::Never, ..small_config() };
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), config.clone()).await.unwrap();
+        for i in 0..10u64 {
+            log.append(batch(2, 100, i), 0).await.unwrap();
+        }
+        assert_eq!(log.high_watermark(), 20, "never: the log end is visible");
+        log.set_config(LogConfig { flush: FlushPolicy::EveryAppend, ..config }).unwrap();
+        assert_eq!(log.high_watermark(), 20, "what consumers saw stays visible before any fsync");
+        log.append(batch(1, 100, 99), 0).await.unwrap();
+        assert_eq!(log.high_watermark(), 21, "every-append: the fsynced end");
+    });
+}
+
+#[test]
+fn every_fsync_of_a_shard_is_counted_and_timed() {
+    let dir = temp_dir();
+    run(async {
+        let before = sluice_engine::sync_stats::shard_sync_latencies().count();
+        let config = LogConfig { flush: FlushPolicy::EveryAppend, ..small_config() };
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), config).await.unwrap();
+        for i in 0..5u64 {
+            log.append(batch(1, 100, i), 0).await.unwrap();
+        }
+        let after = sluice_engine::sync_stats::shard_sync_latencies();
+        assert!(after.count() >= before + 5, "one fsync per sequential every-append append");
+        assert!(after.max_us() >= 1 && after.sum_us() >= after.count());
+    });
+}

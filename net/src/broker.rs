@@ -2,6 +2,7 @@
 //! partitions, a listener on the shared port (SO_REUSEPORT spreads connections) and a
 //! link to every other shard.
 
+use crate::admin::AdminOptions;
 use crate::context::{BrokerConfig, ShardContext};
 use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::metadata::Metadata;
@@ -88,9 +89,11 @@ pub struct BrokerOptions {
     pub broker: BrokerConfig,
     /// Shard executors.
     pub runtime: RuntimeConfig,
-    /// Set (by a signal handler) to stop: shards stop accepting, finish the requests in
-    /// progress, flush and close their logs.
+    /// Set (by a signal handler or the admin `shutdown` command) to stop: shards stop
+    /// accepting, finish the requests in progress, flush and close their logs.
     pub stop: Arc<AtomicBool>,
+    /// The admin socket and metrics endpoint (shard 0).
+    pub admin: AdminOptions,
 }
 
 /// Loads the metadata and adds partitions found on disk that it does not list (data from
@@ -126,7 +129,8 @@ fn load_metadata(data_dir: &Path, shards: usize) -> Result<Metadata, String> {
 
 /// Runs the broker until `options.stop` is set.
 pub fn run(options: BrokerOptions) -> Result<(), String> {
-    let BrokerOptions { listen, broker, runtime, stop } = options;
+    let BrokerOptions { listen, broker, runtime, stop, admin } = options;
+    let started = Instant::now();
     let data_dir = broker.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let leftovers = remove_deleted_partitions(&data_dir).map_err(|e| e.to_string())?;
@@ -143,8 +147,9 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     let stats = run_shards(&runtime, &data_dir, move |shard_id| {
         let (broker, metadata, mesh, stop, listen) =
             (broker.clone(), metadata.clone(), mesh.clone(), stop.clone(), listen.clone());
+        let admin = (shard_id == 0).then(|| (admin.clone(), started));
         async move {
-            let result = run_shard(shard_id, shards, broker, metadata, mesh, &stop, &listen).await;
+            let result = run_shard(shard_id, shards, broker, metadata, mesh, stop.clone(), &listen, admin).await;
             if result.is_err() {
                 // One shard failing takes the broker down rather than leaving it half up.
                 stop.store(true, Ordering::Relaxed);
@@ -166,14 +171,16 @@ pub struct ShardSummary {
     pub calls_routed_out: u64,
 }
 
+#[allow(clippy::too_many_arguments)] // the pieces of BrokerOptions one shard needs
 async fn run_shard(
     shard_id: usize,
     shards: usize,
     broker: Arc<BrokerConfig>,
     metadata: Arc<Metadata>,
     mesh: MeshBuilder<crate::routing::ShardMessage, glommio::channels::channel_mesh::Full>,
-    stop: &AtomicBool,
+    stop: Arc<AtomicBool>,
     listen: &str,
+    admin: Option<(AdminOptions, Instant)>,
 ) -> Result<ShardSummary, EngineError> {
     let (senders, receivers) =
         mesh.join().await.map_err(|_| EngineError::Config("cannot join the shard mesh".into()))?;
@@ -191,6 +198,12 @@ async fn run_shard(
     let listener = TcpListener::bind(listen).map_err(|e| EngineError::io("listen on", listen, e))?;
     tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
     let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
+    let admin = match admin {
+        Some((options, started)) => {
+            Some(crate::admin::start(context.clone(), options, stop.clone(), started).map_err(EngineError::Config)?)
+        }
+        None => None,
+    };
     let mut last_retention = Instant::now();
     let mut last_compaction = Instant::now();
     let mut last_group_tick = Instant::now();
@@ -220,6 +233,9 @@ async fn run_shard(
         }
     }
     drop(accepting);
+    if let Some(admin) = admin {
+        admin.close();
+    }
     while compacting.get() {
         // Let a pass finish rather than close logs under it.
         glommio::timer::sleep(TICK).await;

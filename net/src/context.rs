@@ -4,14 +4,16 @@
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::state::GroupLimits;
 use crate::metadata::Metadata;
+use crate::metrics::RequestMetrics;
 use crate::routing::ShardMessage;
 use glommio::channels::channel_mesh::Senders;
 use sluice_engine::shard::Shard;
-use sluice_engine::LogConfig;
+use sluice_engine::{FlushPolicy, LogConfig};
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Broker-wide settings, the same on every shard.
 #[derive(Debug, Clone)]
@@ -59,6 +61,8 @@ impl Default for BrokerConfig {
 pub struct ShardStats {
     /// Connections accepted.
     pub connections: Cell<u64>,
+    /// Connections open now.
+    pub connections_open: Cell<u64>,
     /// Requests answered.
     pub requests: Cell<u64>,
     /// Requests being handled now.
@@ -67,12 +71,31 @@ pub struct ShardStats {
     pub calls_routed_out: Cell<u64>,
     /// Partition calls this shard ran for another shard.
     pub calls_served_for_others: Cell<u64>,
+    /// Time the executor spent running tasks, as of the last [`ShardStats::busy_time`].
+    busy: Cell<Duration>,
 }
 
 impl ShardStats {
     /// Adds one to a counter.
     pub fn bump(counter: &Cell<u64>, by: u64) {
         counter.set(counter.get() + by);
+    }
+
+    /// Subtracts one from a counter that must be above zero.
+    pub fn drop_one(counter: &Cell<u64>) {
+        let value = counter.get();
+        assert!(value > 0, "counter goes below zero");
+        counter.set(value - 1);
+    }
+
+    /// Time this shard's executor spent running tasks since it started: glommio's
+    /// `executor_runtime`, which leaves out parking and spinning while idle. Call it on
+    /// the shard's own thread (glommio hands out the time since its previous call, so
+    /// the total is kept here).
+    pub fn busy_time(&self) -> Duration {
+        let since_last_call = glommio::executor().executor_stats().executor_runtime();
+        self.busy.set(self.busy.get() + since_last_call);
+        self.busy.get()
     }
 }
 
@@ -98,6 +121,11 @@ pub struct ShardContext {
     pub(crate) groups: GroupCoordinator,
     /// Counters.
     pub stats: ShardStats,
+    /// Per-API request counts and latencies.
+    pub requests: RequestMetrics,
+    /// The default flush policy set at runtime (admin `config set flush`), in place of
+    /// `broker.log_defaults.flush`; every shard holds the same value.
+    pub(crate) flush_override: Cell<Option<FlushPolicy>>,
 }
 
 impl ShardContext {
@@ -117,11 +145,23 @@ impl ShardContext {
             last_producer_id: Cell::new(0),
             groups,
             stats: ShardStats::default(),
+            requests: RequestMetrics::default(),
+            flush_override: Cell::new(None),
         })
     }
 
     /// The current metadata snapshot.
     pub fn metadata(&self) -> Arc<Metadata> {
         self.metadata.borrow().clone()
+    }
+
+    /// Log settings of topics that set nothing themselves: the broker's, with the flush
+    /// policy changed at runtime if it was.
+    pub fn log_defaults(&self) -> LogConfig {
+        let mut defaults = self.broker.log_defaults.clone();
+        if let Some(flush) = self.flush_override.get() {
+            defaults.flush = flush;
+        }
+        defaults
     }
 }

@@ -65,7 +65,7 @@ pub fn validate_new_topic(context: &ShardContext, topic: &NewTopic) -> KafkaResu
             format!("{} partitions: must be in 1..={PARTITIONS_PER_TOPIC_MAX}", topic.partitions),
         ));
     }
-    log_config(&context.broker.log_defaults, &topic.configs)
+    log_config(&context.log_defaults(), &topic.configs)
         .map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
     Ok(())
 }
@@ -143,7 +143,7 @@ impl ShardContext {
                 .into_iter()
                 .map(|(name, configs)| {
                     let topic = metadata.topics.get_mut(&name).ok_or_else(|| unknown_topic(&name))?;
-                    log_config(&self.broker.log_defaults, &configs)
+                    log_config(&self.log_defaults(), &configs)
                         .map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
                     topic.configs = configs;
                     Ok(())
@@ -181,12 +181,13 @@ impl ShardContext {
                 }
             }
         }
+        let defaults = self.log_defaults();
         for (topic, meta) in &metadata.topics {
-            let config = match log_config(&self.broker.log_defaults, &meta.configs) {
+            let config = match log_config(&defaults, &meta.configs) {
                 Ok(config) => config,
                 Err(error) => {
                     tracing::error!(topic, %error, "stored topic configs are invalid; using broker defaults");
-                    self.broker.log_defaults.clone()
+                    defaults.clone()
                 }
             };
             for (partition, _) in meta.shards.iter().enumerate().filter(|(_, owner)| **owner == self.id) {

@@ -4,8 +4,10 @@
 //! `kafka-protocol` crate), [`handlers`] turns it into per-partition calls, [`routing`]
 //! runs each call on the shard that owns the partition ([`partition_ops`]), and the
 //! response goes back in request order. Metadata changes go through shard 0
-//! ([`control`], [`metadata`]). [`broker`] starts and stops it all.
+//! ([`control`], [`metadata`]). [`broker`] starts and stops it all. Shard 0 also serves
+//! the [`admin`] socket and the Prometheus endpoint from per-shard [`metrics`].
 
+pub mod admin;
 pub mod alloc;
 pub mod broker;
 pub mod client;
@@ -15,10 +17,12 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod metadata;
+pub mod metrics;
 pub mod partition_ops;
 pub mod routing;
 pub mod server;
 pub mod topic_config;
 
+pub use admin::{AdminOptions, LogLevelControl};
 pub use broker::{run, BrokerOptions};
 pub use context::BrokerConfig;

@@ -60,6 +60,13 @@ pub enum ShardMessage {
         /// The groups.
         reply: oneshot::Sender<Vec<crate::group::coordinator::GroupListing>>,
     },
+    /// From shard 0's admin socket: report on, flush, roll or reconfigure this shard.
+    Admin {
+        /// What to do.
+        query: crate::admin::shard_work::ShardQuery,
+        /// The answer.
+        reply: oneshot::Sender<crate::admin::shard_work::ShardAnswer>,
+    },
     /// From shard 0: here is the new metadata; open and delete partitions to match it.
     ApplyMetadata {
         /// The new snapshot.
@@ -228,6 +235,9 @@ impl ShardContext {
             }
             ShardMessage::ListGroups { reply } => {
                 let _ = reply.send(self.groups.list());
+            }
+            ShardMessage::Admin { query, reply } => {
+                let _ = reply.send(self.answer_admin(query).await);
             }
             ShardMessage::ApplyMetadata { metadata, reply } => {
                 self.apply_metadata(metadata).await;

@@ -15,7 +15,7 @@ use glommio::task::JoinHandle;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Requests one connection may have in progress before the reader stops reading.
 pub const IN_FLIGHT_PER_CONNECTION: usize = 64;
@@ -41,7 +41,24 @@ pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener) {
 
 type PendingResponse = JoinHandle<Option<Bytes>>;
 
+/// Counts a connection as open for as long as it lives, whichever way it ends.
+struct OpenConnection(Rc<ShardContext>);
+
+impl OpenConnection {
+    fn new(context: Rc<ShardContext>) -> Self {
+        ShardStats::bump(&context.stats.connections_open, 1);
+        OpenConnection(context)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        ShardStats::drop_one(&self.0.stats.connections_open);
+    }
+}
+
 async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
+    let _open = OpenConnection::new(context.clone());
     let _ = stream.set_nodelay(true);
     let peer_address = stream.peer_addr().ok();
     let peer = peer_address.map(|a| a.to_string()).unwrap_or_default();
@@ -177,20 +194,25 @@ fn start_request(context: &Rc<ShardContext>, frame: Bytes, client_host: &Rc<str>
     let context = context.clone();
     let source = RequestSource { client_id, client_host: client_host.clone() };
     ShardStats::bump(&context.stats.requests_in_flight, 1);
+    let started = Instant::now();
     Ok(glommio::spawn_local(async move {
         let response = handlers::handle(context.clone(), version, *request, source).await;
-        context.stats.requests_in_flight.set(context.stats.requests_in_flight.get() - 1);
+        ShardStats::drop_one(&context.stats.requests_in_flight);
         ShardStats::bump(&context.stats.requests, 1);
-        let response = response?;
-        match encode_response(key, version, correlation_id, &response) {
-            Ok(bytes) => Some(bytes),
-            Err(error) => {
-                // A response the crate cannot encode is our bug; the client sees a
-                // timeout for this request only, so log it loudly.
-                tracing::error!(?key, version, %error, "cannot encode response");
-                None
-            }
-        }
+        let encoded = match response {
+            Some(response) => match encode_response(key, version, correlation_id, &response) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    // A response the crate cannot encode is our bug; the client sees a
+                    // timeout for this request only, so log it loudly.
+                    tracing::error!(?key, version, %error, "cannot encode response");
+                    None
+                }
+            },
+            None => None, // acks=0 Produce: handled, nothing to send
+        };
+        context.requests.record(key, started.elapsed());
+        encoded
     })
     .detach())
 }

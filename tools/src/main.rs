@@ -1,12 +1,15 @@
 //! `sluice`: the broker process and its tools.
 
+mod admin_cmd;
 mod bench_cmd;
 mod client_args;
 mod consume_cmd;
 mod data_dir_lock;
 mod group_cmd;
+mod log_level;
 mod produce_cmd;
 mod serve;
+mod table;
 mod topic_cmd;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +59,9 @@ enum Command {
         #[command(flatten)]
         args: consume_cmd::ConsumeArgs,
     },
+    /// Ask a running broker on its admin socket: status, partitions, metrics, config,
+    /// flush, roll, shutdown.
+    Admin(admin_cmd::AdminArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -68,14 +74,11 @@ fn parse_name_value(text: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let log_level = log_level::install();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args, log_level),
+        Command::Admin(args) => admin_cmd::run(args),
         Command::Topic { brokers, command } => topic_cmd::run(brokers, command),
         Command::Group { brokers, command } => group_cmd::run(brokers, command),
         Command::Produce { brokers, args } => produce_cmd::run(brokers, args),

@@ -8,11 +8,14 @@ use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
 use sluice_net::group::state::GroupLimits;
 use sluice_net::topic_config;
-use sluice_net::{BrokerConfig, BrokerOptions};
+use sluice_net::{AdminOptions, BrokerConfig, BrokerOptions, LogLevelControl};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The admin socket's file name in the data directory, unless `--admin-socket` says otherwise.
+pub const ADMIN_SOCKET_FILE: &str = "admin.sock";
 
 /// Flags of `sluice serve`. Each setting comes from, in order: the flag, its `SLUICE_*`
 /// environment variable, the `--config` file, the built-in default.
@@ -79,6 +82,13 @@ struct ServeSettings {
     /// [default: 50].
     #[arg(long, env = "SLUICE_SPIN_BEFORE_PARK_US")]
     spin_before_park_us: Option<u64>,
+    /// Unix socket `sluice admin` talks to (line-delimited JSON, mode 0600)
+    /// [default: <data-dir>/admin.sock].
+    #[arg(long, env = "SLUICE_ADMIN_SOCKET")]
+    admin_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://HOST:PORT/metrics` [default: off].
+    #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 impl ServeSettings {
@@ -104,6 +114,8 @@ impl ServeSettings {
             socket_request_max_bytes: self.socket_request_max_bytes.or(fallback.socket_request_max_bytes),
             topic_defaults: fallback.topic_defaults.into_iter().chain(self.topic_defaults).collect(),
             spin_before_park_us: self.spin_before_park_us.or(fallback.spin_before_park_us),
+            admin_socket: self.admin_socket.or(fallback.admin_socket),
+            metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(fallback.group_initial_rebalance_delay_ms),
@@ -128,18 +140,7 @@ fn topic_defaults_table<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Re
 }
 
 fn parse_flush_text(text: &str) -> Result<String, String> {
-    parse_flush(text).map(|_| text.to_string())
-}
-
-fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
-    let number = |n: &str| n.parse::<u64>().map_err(|e| format!("{text}: {e}"));
-    match text.split_once(':') {
-        None if text == "every-append" => Ok(FlushPolicy::EveryAppend),
-        None if text == "never" => Ok(FlushPolicy::Never),
-        Some(("bytes", n)) => Ok(FlushPolicy::Bytes(number(n)?)),
-        Some(("ms", n)) => Ok(FlushPolicy::Interval(Duration::from_millis(number(n)?))),
-        _ => Err(format!("unknown flush policy {text:?}: use every-append, bytes:N, ms:N or never")),
-    }
+    text.parse::<FlushPolicy>().map(|_| text.to_string())
 }
 
 fn split_host_port(address: &str) -> Result<(String, u16), String> {
@@ -148,14 +149,15 @@ fn split_host_port(address: &str) -> Result<(String, u16), String> {
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
 }
 
-/// Runs until SIGINT or SIGTERM.
-pub fn run(args: ServeArgs) -> Result<(), String> {
+/// Runs until SIGINT, SIGTERM or the admin `shutdown` command.
+pub fn run(args: ServeArgs, log_level: Arc<dyn LogLevelControl>) -> Result<(), String> {
     let file = match &args.config {
         Some(path) => ServeSettings::from_file(path)?,
         None => ServeSettings::default(),
     };
     let settings = args.settings.or(file);
-    let (options, data_dir) = broker_options(settings)?;
+    let (mut options, data_dir) = broker_options(settings)?;
+    options.admin.log_level = Some(log_level);
     let _lock = DataDirLock::acquire(&data_dir)?;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, options.stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
@@ -179,7 +181,7 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     }
     let (advertised_host, advertised_port) = split_host_port(settings.advertise.as_deref().unwrap_or(&listen))?;
     let mut log_defaults = LogConfig {
-        flush: parse_flush(settings.flush.as_deref().unwrap_or("every-append"))?,
+        flush: settings.flush.as_deref().unwrap_or("every-append").parse()?,
         max_message_bytes: settings.message_max_bytes.unwrap_or(defaults.log_defaults.max_message_bytes),
         segment_bytes: settings.segment_bytes.unwrap_or(defaults.log_defaults.segment_bytes),
         ..LogConfig::default()
@@ -209,22 +211,17 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
         return Err("--num-partitions must be at least 1".into());
     }
     let stop = Arc::new(AtomicBool::new(false));
-    Ok((BrokerOptions { listen, broker, runtime, stop }, data_dir))
+    let admin = AdminOptions {
+        socket: Some(settings.admin_socket.unwrap_or_else(|| data_dir.join(ADMIN_SOCKET_FILE))),
+        metrics_listen: settings.metrics_listen,
+        log_level: None,
+    };
+    Ok((BrokerOptions { listen, broker, runtime, stop, admin }, data_dir))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flush_policies_parse_from_their_flag_forms() {
-        assert_eq!(parse_flush("every-append"), Ok(FlushPolicy::EveryAppend));
-        assert_eq!(parse_flush("bytes:1048576"), Ok(FlushPolicy::Bytes(1 << 20)));
-        assert_eq!(parse_flush("ms:5"), Ok(FlushPolicy::Interval(Duration::from_millis(5))));
-        assert_eq!(parse_flush("never"), Ok(FlushPolicy::Never));
-        assert!(parse_flush("sometimes").is_err());
-        assert!(parse_flush("bytes:x").is_err());
-    }
 
     #[test]
     fn advertised_addresses_split_into_host_and_port() {
@@ -256,6 +253,18 @@ mod tests {
         assert_eq!(options.broker.log_defaults.flush, FlushPolicy::Bytes(1 << 20));
         assert_eq!(options.broker.log_defaults.retention_ms, Some(Duration::from_secs(3600)));
         assert_eq!(options.broker.advertised_port, 19092, "advertised defaults to the listen address");
+        assert_eq!(options.admin.socket, Some(PathBuf::from("/var/lib/sluice/admin.sock")), "in the data directory");
+        assert_eq!(options.admin.metrics_listen, None, "metrics are off unless asked for");
+    }
+
+    #[test]
+    fn admin_endpoints_come_from_the_file_unless_a_flag_names_them() {
+        let file: ServeSettings =
+            toml::from_str("admin-socket = \"/run/sluice/admin.sock\"\nmetrics-listen = \"127.0.0.1:9100\"").unwrap();
+        let flags = ServeSettings { metrics_listen: Some("0.0.0.0:9200".into()), ..ServeSettings::default() };
+        let (options, _) = broker_options(flags.or(file)).unwrap();
+        assert_eq!(options.admin.socket, Some(PathBuf::from("/run/sluice/admin.sock")));
+        assert_eq!(options.admin.metrics_listen.as_deref(), Some("0.0.0.0:9200"));
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn check(context: &ShardContext, configs: &TopicConfigs) -> KafkaResult<()> {
     if let Some(unknown) = configs.keys().find(|name| !is_known(name)) {
         return Err(KafkaError::new(ResponseError::InvalidConfig, format!("unknown topic config {unknown:?}")));
     }
-    log_config(&context.broker.log_defaults, configs).map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
+    log_config(&context.log_defaults(), configs).map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
     Ok(())
 }
 
