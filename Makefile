@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 BENCH_DIR ?= ./bench-data
 BENCH_SECONDS ?= 3
 
-.PHONY: run build test lint unit clients client-deps bench bench-clients fuzz fmt clean
+.PHONY: run build test lint unit clients client-deps bench bench-storage bench-clients fuzz fmt clean
 
 ## Build and start a single-node sluice on ./data.
 run: build
@@ -38,9 +38,19 @@ client-deps:
 clients: build client-deps
 	SLUICE_BIN=target/release/sluice $(VENV)/bin/python -m pytest -q -p no:warnings tools/tests/clients
 
+## The Kafka benchmark suite with the bundled load generator (`sluice bench`): max ingest,
+## e2e latency at 50% of sluice's max, consume MB/s; against tansu too when TANSU_BIN names a
+## tansu binary; librdkafka's own producer on the same load (built by bench/librdkafka/build.sh
+## when apt and the Debian source archive are reachable); broker RSS at max for 60 s.
+## Writes target/bench/ and the suite section of docs/BENCHMARKS.md.
+SUITE_SECONDS ?= 20
+bench: build
+	bench/librdkafka/build.sh || echo "librdkafka's benchmark could not be built; the comparison is skipped"
+	bench/suite.py --seconds $(SUITE_SECONDS)
+
 ## Storage benchmark (engine vs the raw O_DIRECT bandwidth of the same disk).
 ## Results are printed and written to target/bench/storage.md.
-bench: build
+bench-storage: build
 	mkdir -p target/bench
 	./target/release/sluice bench storage --data-dir $(BENCH_DIR) --seconds $(BENCH_SECONDS) \
 		--markdown target/bench/storage.md
