@@ -27,7 +27,7 @@ fn start_broker() -> Broker {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--listen", &address, "--cores", "1", "--data-dir"])
         .arg(dir.path().join("data"))
         .stdout(Stdio::null())
@@ -40,6 +40,8 @@ fn start_broker() -> Broker {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the broker did not start");
 }
 
