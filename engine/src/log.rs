@@ -141,6 +141,10 @@ pub struct PartitionLog {
     dir: PathBuf,
     state: RefCell<LogState>,
     append_permit: Semaphore,
+    /// Serializes writes of the log-start checkpoint; each writes the value current when
+    /// it runs, so the last one leaves the newest. Retention and DeleteRecords write it
+    /// after releasing `append_permit`, so appends do not wait for its fsyncs.
+    checkpoint_permit: Semaphore,
     /// Readers long-polling for data past the high watermark (Fetch `max_wait_ms`).
     data_waiters: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
 }
@@ -286,6 +290,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             state: RefCell::new(state),
             append_permit: Semaphore::new(1),
+            checkpoint_permit: Semaphore::new(1),
             data_waiters: RefCell::new(Vec::new()),
         };
         log.rebuild_producer_states().await?;
@@ -863,7 +868,7 @@ impl PartitionLog {
         self.state.borrow_mut().segments.insert(keep_base, segment);
         self.rebuild_producer_states().await?;
         if self.log_start_offset() == new_end {
-            fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), new_end.to_string().into_bytes()).await?;
+            self.store_log_start().await?;
         }
         fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), epochs).await
     }
@@ -885,7 +890,9 @@ impl PartitionLog {
             });
         }
         if offset > log_start {
-            self.move_log_start(offset).await?;
+            let removal = self.detach_segments_before(offset);
+            drop(_permit);
+            self.finish_removal(removal.1).await?;
         }
         Ok(self.log_start_offset())
     }
@@ -920,7 +927,13 @@ impl PartitionLog {
             new_start
         };
         match new_start {
-            Some(offset) if offset > self.log_start_offset() => self.move_log_start(offset).await,
+            Some(offset) if offset > self.log_start_offset() => {
+                let (report, paths) = self.detach_segments_before(offset);
+                // Appends need not wait for the checkpoint's and the unlinks' fsyncs.
+                drop(_permit);
+                self.finish_removal(paths).await?;
+                Ok(report)
+            }
             _ => Ok(RetentionReport::default()),
         }
     }
@@ -1170,10 +1183,10 @@ impl PartitionLog {
         Ok(Some(false))
     }
 
-    /// Moves the log start forward (caller holds the permit), checkpoints it, then deletes
-    /// the segments wholly below it.
-    async fn move_log_start(&self, offset: i64) -> Result<RetentionReport> {
-        fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), offset.to_string().into_bytes()).await?;
+    /// Raises the log start offset to `offset` and takes the closed segments wholly below
+    /// it out of the log (in memory, under the append permit). Returns what was removed
+    /// and the files to delete with [`Self::finish_removal`].
+    fn detach_segments_before(&self, offset: i64) -> (RetentionReport, Vec<PathBuf>) {
         let doomed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();
             state.log_start_offset = offset;
@@ -1195,8 +1208,24 @@ impl PartitionLog {
             let (index, timeindex) = fs::index_paths(segment.path());
             paths.extend([segment.path().to_path_buf(), index, timeindex]);
         }
-        fs::remove_files(paths).await?;
-        Ok(report)
+        (report, paths)
+    }
+
+    /// Makes a raised log start durable (checkpoint first, so a crash never finds the
+    /// files gone but the old start recorded), then deletes the detached segments' files.
+    /// Readers that still hold one of them keep reading it: an unlinked file lives until
+    /// closed.
+    async fn finish_removal(&self, paths: Vec<PathBuf>) -> Result<()> {
+        self.store_log_start().await?;
+        fs::remove_files(paths).await
+    }
+
+    /// Writes the current log start offset to its checkpoint (serialized; see
+    /// `checkpoint_permit`).
+    async fn store_log_start(&self) -> Result<()> {
+        let _permit = self.checkpoint_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let offset = self.log_start_offset();
+        fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), offset.to_string().into_bytes()).await
     }
 
     /// Flushes and trims the active segment so the files on disk are exact. The log
