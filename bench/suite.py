@@ -92,6 +92,12 @@ class BrokerProcess:
         self.log.close()
 
 
+# Bounds the disk a run uses (about 3.8 GB a 6-partition topic: 512 MiB kept plus the
+# 128 MiB active segment per partition); the suite's seven topics stay under 30 GB. A
+# consume run's fill (1 GB) stays far below it.
+RETENTION = ["--topic-default", "retention.bytes=536870912", "--topic-default", "segment.bytes=134217728"]
+
+
 def start_sluice(data_dir, *flags):
     return BrokerProcess("sluice", lambda port: [str(SLUICE), "serve", "--listen", f"127.0.0.1:{port}",
                                                  "--data-dir", str(data_dir), *flags])
@@ -103,12 +109,21 @@ def start_tansu(binary):
         "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"])
 
 
-def bench(broker, mode, name, *flags, timeout):
-    """Runs `sluice bench MODE`, echoing its progress; returns the saved report."""
+def bench(broker, mode, name, topic, *flags, timeout):
+    """Runs `sluice bench MODE` on a fresh `topic`, echoing its progress; returns the saved
+    report. tansu's topics are deleted afterwards (they live in its memory). sluice's stay:
+    retention bounds them, and deleting gigabytes on a disk mounted with `discard` slows
+    the device for a while, which would disturb the next run."""
     json_path = OUT / f"{name}.json"
-    command = [str(SLUICE), "bench", mode, "-b", broker.address, "--label", name, "--json", str(json_path), *flags]
+    command = [str(SLUICE), "bench", mode, "-b", broker.address, "-t", topic, "--label", name,
+               "--json", str(json_path), *flags]
     print("$", " ".join(command), flush=True)
-    result = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, timeout=timeout)
+    try:
+        result = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, timeout=timeout)
+    finally:
+        if broker.name == "tansu":
+            subprocess.run([str(SLUICE), "topic", "-b", broker.address, "delete", topic], capture_output=True,
+                           timeout=60)
     if result.returncode != 0 and not json_path.exists():
         raise SystemExit(f"{' '.join(command)} failed ({result.returncode})")
     return json.loads(json_path.read_text())["report"]
@@ -138,13 +153,13 @@ def run_broker_suite(broker, seconds, fill, e2e_rate):
     """Max ingest, e2e at `e2e_rate` (None: half of this broker's max) and consume."""
     sampler = RssSampler(broker)
     sampler.start()
-    ingest = bench(broker, "produce", f"{broker.name}-ingest", "-t", "ingest", *LOAD, "-d", str(seconds),
+    ingest = bench(broker, "produce", f"{broker.name}-ingest", "ingest", *LOAD, "-d", str(seconds),
                    "--warmup", "3", timeout=seconds + 200)
     rss = sampler.stop()
     rate = e2e_rate or round(ingest["produce"]["msgs_per_s"] / 2)
-    e2e = bench(broker, "e2e", f"{broker.name}-e2e", "-t", "e2e", *LOAD, "-r", str(rate), "-d", str(seconds),
+    e2e = bench(broker, "e2e", f"{broker.name}-e2e", "e2e", *LOAD, "-r", str(rate), "-d", str(seconds),
                 "--warmup", "3", "-p", "1", "-c", "1", timeout=seconds + 200)
-    consume = bench(broker, "consume", f"{broker.name}-consume", "-t", "consume", *LOAD,
+    consume = bench(broker, "consume", f"{broker.name}-consume", "consume", *LOAD,
                     "--fill-messages", str(fill), "-c", "1", "-d", str(max(seconds, 60)), timeout=600)
     return {"ingest": ingest, "e2e": e2e, "e2e_rate": rate, "consume": consume,
             "ingest_rss_max_kib": max((kib for _, kib in rss), default=None)}
@@ -154,7 +169,7 @@ def librdkafka_agreement(broker, seconds, rounds):
     """Alternating runs of our producer and librdkafka's on fresh topics with the same load."""
     pairs = []
     for round_ in range(rounds):
-        ours = bench(broker, "produce", f"agreement-sluice-bench-{round_}", "-t", f"agree-ours-{round_}", *LOAD,
+        ours = bench(broker, "produce", f"agreement-sluice-bench-{round_}", f"agree-ours-{round_}", *LOAD,
                      "-d", str(seconds), "--warmup", "0", timeout=seconds + 200)["produce"]
         topic = f"agree-librdkafka-{round_}"
         subprocess.run([str(SLUICE), "topic", "-b", broker.address, "create", topic, "--partitions", "6"],
@@ -174,12 +189,11 @@ def librdkafka_agreement(broker, seconds, rounds):
 def rss_run(seconds):
     """sluice at its max for `seconds` with retention on; the broker's RSS every second."""
     data = Path(tempfile.mkdtemp(prefix="sluice-rss-"))
-    broker = start_sluice(data, "--topic-default", "retention.bytes=536870912",
-                          "--topic-default", "segment.bytes=134217728")
+    broker = start_sluice(data, *RETENTION)
     try:
         sampler = RssSampler(broker)
         sampler.start()
-        report = bench(broker, "produce", "sluice-rss", "-t", "rss", *LOAD, "-d", str(seconds), "--warmup", "0",
+        report = bench(broker, "produce", "sluice-rss", "rss", *LOAD, "-d", str(seconds), "--warmup", "0",
                        timeout=seconds + 200)
         samples = sampler.stop()
     finally:
@@ -207,8 +221,9 @@ def render(results, seconds, fill, agreement, rss, rss_seconds, tansu_bin):
         f"Command: `{'TANSU_BIN=' + tansu_bin + ' ' if tansu_bin else ''}make bench` "
         f"(= `bench/suite.py --seconds {seconds} --fill {fill} --rss-seconds {rss_seconds}`). Load generator: "
         "`sluice bench` (its own Kafka client); flags of every run: `" + " ".join(LOAD) + "`; "
-        f"{seconds} s measured after 3 s of warm-up. sluice runs with its defaults (all cores, "
-        "`--flush every-append`: every acks=all answer waits for its fsync); tansu 0.6.0 with "
+        f"{seconds} s measured after 3 s of warm-up; each run on a fresh topic. sluice runs "
+        "with its defaults (all cores, `--flush every-append`: every acks=all answer waits for its fsync) and "
+        "retention.bytes 512 MiB, segment.bytes 128 MiB per partition (so the disk stays bounded); tansu 0.6.0 with "
         "`--storage-engine memory://tansu/` (no disk). MB = 10^6 bytes of key + value.",
         "",
         "| broker | max ingest MB/s | msgs/s | ack p50 ms | ack p99 ms | e2e rate msgs/s | e2e p50 ms | "
@@ -280,7 +295,7 @@ def main():
     tansu_bin = os.environ.get("TANSU_BIN")
     results = {}
     data = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
-    broker = start_sluice(data)
+    broker = start_sluice(data, *RETENTION)
     agreement = []
     try:
         results["sluice"] = run_broker_suite(broker, args.seconds, args.fill, None)

@@ -170,15 +170,11 @@ fn count_records(
             let value = record.value.unwrap_or_default();
             let bytes = (value.len() + record.key.map_or(0, <[u8]>::len)) as u64;
             match e2e {
-                None => {
-                    tally.consumed.messages += 1;
-                    tally.consumed.bytes += bytes;
-                }
+                None => tally.consumed.count(bytes, arrived_ns),
                 Some(window) => {
                     let Some((stamp_ns, _)) = read_stamp(value) else { continue };
                     if window.contains(stamp_ns) {
-                        tally.consumed.messages += 1;
-                        tally.consumed.bytes += bytes;
+                        tally.consumed.count(bytes, arrived_ns);
                         tally.e2e_latency.record_us(arrived_ns.saturating_sub(stamp_ns) / 1_000);
                     }
                 }

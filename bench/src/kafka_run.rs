@@ -31,6 +31,8 @@ const PHASE_GRACE: Duration = Duration::from_secs(60);
 const START_DELAY: Duration = Duration::from_millis(200);
 /// How often workers report and the progress line is printed.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long after an interval ends its progress line waits for the workers' reports.
+const REPORT_SLACK: Duration = Duration::from_millis(200);
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -171,7 +173,8 @@ pub fn run(spec: &KafkaBenchSpec, progress: &mut dyn FnMut(&str)) -> Result<Kafk
             phase.start_offsets = prepared.end_offsets.clone();
             let outcome = run_phase(spec, &phase, progress)?;
             report.produce = Some(produce_flow(&outcome, &phase));
-            let mut consume = consume_flow(&outcome, phase.measured_seconds());
+            let mut consume =
+                consume_flow(&outcome, outcome.tally.consumed.seconds(phase.planned_duration().as_secs_f64()));
             consume.latency = outcome.tally.e2e_latency.summary();
             consume.latency_curve = outcome.tally.e2e_latency.percentile_curve();
             report.e2e_latency = Some(outcome.tally.e2e_latency.summary());
@@ -325,8 +328,14 @@ impl Phase {
         }
     }
 
-    fn measured_seconds(&self) -> f64 {
-        self.planned_duration().as_secs_f64()
+    /// Messages intended (or stamped) in this window are measured: everything when the
+    /// producers stop at a count without a schedule, else the time after the warm-up.
+    fn window(&self, start: Instant) -> Window {
+        if self.unlimited_count() {
+            return Window { from_ns: 0, until_ns: u64::MAX };
+        }
+        let from = start + self.warmup;
+        Window { from_ns: unix_nanos(from), until_ns: unix_nanos(from + self.planned_duration()) }
     }
 
     /// Whether the producers stop at a count with no schedule (then throughput is
@@ -345,9 +354,13 @@ struct PhaseOutcome {
 }
 
 fn produce_flow(outcome: &PhaseOutcome, phase: &Phase) -> FlowReport {
-    let seconds =
-        if phase.unlimited_count() { outcome.elapsed.as_secs_f64() } else { phase.measured_seconds() }.max(1e-9);
     let tally = &outcome.tally;
+    let seconds = if phase.unlimited_count() {
+        outcome.elapsed.as_secs_f64()
+    } else {
+        tally.acked.seconds(phase.planned_duration().as_secs_f64())
+    }
+    .max(1e-9);
     FlowReport {
         messages: tally.acked.messages,
         bytes: tally.acked.bytes,
@@ -401,7 +414,7 @@ fn run_phase(spec: &KafkaBenchSpec, phase: &Phase, progress: &mut dyn FnMut(&str
     let mut starts = Vec::new();
     let mut handles = Vec::new();
     for worker in 0..workers {
-        let (start_tx, start_rx) = flume::bounded::<Instant>(1);
+        let (start_tx, start_rx) = flume::bounded::<(Instant, Window)>(1);
         starts.push(start_tx);
         let context = WorkerContext {
             spec: spec.clone(),
@@ -435,8 +448,9 @@ fn run_phase(spec: &KafkaBenchSpec, phase: &Phase, progress: &mut dyn FnMut(&str
         }
     }
     let start = Instant::now() + START_DELAY;
+    let window = phase.window(start);
     for start_tx in &starts {
-        let _ = start_tx.send(start);
+        let _ = start_tx.send((start, window));
     }
     let deadline = start + phase.warmup + phase.planned_duration() + PHASE_GRACE;
     let mut tally = Tally::default();
@@ -444,6 +458,7 @@ fn run_phase(spec: &KafkaBenchSpec, phase: &Phase, progress: &mut dyn FnMut(&str
     let mut points = Vec::new();
     let mut finished = 0;
     let mut last_print = start;
+    let mut printed = 0u32;
     let mut last_end = start;
     while finished < workers {
         let now = Instant::now();
@@ -459,12 +474,19 @@ fn run_phase(spec: &KafkaBenchSpec, phase: &Phase, progress: &mut dyn FnMut(&str
             }
             Ok(WorkerEvent::Ready(_)) | Err(_) => {}
         }
+        // Each line is printed a little after the workers' reports for its interval are due.
         let now = Instant::now();
-        if now.duration_since(last_print) >= REPORT_INTERVAL || finished == workers {
-            let seconds = now.duration_since(last_print).as_secs_f64().max(1e-3);
+        let line_due = start + REPORT_INTERVAL * (printed + 1) + REPORT_SLACK;
+        if now >= line_due || finished == workers {
+            printed += 1;
+            let seconds = if finished == workers {
+                now.duration_since(last_print).as_secs_f64().max(1e-3)
+            } else {
+                REPORT_INTERVAL.as_secs_f64()
+            };
             tally.add(&interval);
             let point = ProgressPoint {
-                second: now.saturating_duration_since(start).as_secs_f64(),
+                second: (REPORT_INTERVAL * printed).as_secs_f64(),
                 produced_per_s: interval.acked.messages as f64 / seconds,
                 produced_mb_per_s: interval.acked.bytes as f64 / seconds / 1e6,
                 consumed_per_s: interval.consumed.messages as f64 / seconds,
@@ -482,7 +504,7 @@ fn run_phase(spec: &KafkaBenchSpec, phase: &Phase, progress: &mut dyn FnMut(&str
                 }
             }
             interval = Tally::default();
-            last_print = now;
+            last_print = line_due.min(now);
         }
     }
     for handle in handles {
@@ -523,7 +545,8 @@ struct WorkerContext {
     producer_ids: Vec<usize>,
     consumer_ids: Vec<usize>,
     events: flume::Sender<WorkerEvent>,
-    start: flume::Receiver<Instant>,
+    /// The common start and the measured window.
+    start: flume::Receiver<(Instant, Window)>,
     producers_left: Arc<AtomicUsize>,
     producers_done: Arc<AtomicBool>,
 }
@@ -547,23 +570,20 @@ async fn worker_main(context: WorkerContext) {
     .await;
     let failed = connected.is_err();
     let _ = events.send(WorkerEvent::Ready(connected.map_err(|e| e.to_string())));
-    let Ok(start) = start.recv_async().await else { return };
+    let Ok((start, window)) = start.recv_async().await else { return };
     if failed {
         return;
     }
     glommio::timer::sleep(start.saturating_duration_since(Instant::now())).await;
     let tally = Rc::new(RefCell::new(Tally::default()));
-    let window = if phase.unlimited_count() {
-        Window { from_ns: 0, until_ns: u64::MAX }
-    } else {
-        let from = start + phase.warmup;
-        Window { from_ns: unix_nanos(from), until_ns: unix_nanos(from + phase.planned_duration()) }
-    };
     let reporter = {
         let (tally, events) = (tally.clone(), events.clone());
         glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(REPORT_INTERVAL).await;
+            // Reports fall on whole intervals after the common start, so that every
+            // worker's counts land in the same progress line.
+            for interval in 1u32.. {
+                let due = start + REPORT_INTERVAL * interval;
+                glommio::timer::sleep(due.saturating_duration_since(Instant::now())).await;
                 let counts = tally.borrow_mut().take();
                 let _ = events.send(WorkerEvent::Counts(counts));
             }

@@ -292,8 +292,7 @@ fn partition_outcome(response: Option<&ProduceResponse>, partition: i32) -> Resu
 fn record_acked(tally: &mut Tally, messages: &[(u64, u32)], answered_ns: u64, window: Window) {
     for (intended_ns, bytes) in messages {
         if window.contains(*intended_ns) {
-            tally.acked.messages += 1;
-            tally.acked.bytes += u64::from(*bytes);
+            tally.acked.count(u64::from(*bytes), answered_ns);
             tally.ack_latency.record_us(answered_ns.saturating_sub(*intended_ns) / 1_000);
         }
     }

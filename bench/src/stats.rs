@@ -4,20 +4,49 @@
 
 use crate::open_loop::LatencyRecorder;
 
-/// Messages and payload bytes (key + value) counted in the measured window.
+/// Messages and payload bytes (key + value) counted in the measured window, and when
+/// the first and the last of them were counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Volume {
     /// Messages.
     pub messages: u64,
     /// Key and value bytes.
     pub bytes: u64,
+    /// When the first one was acknowledged or arrived (ns since the epoch; 0: none yet).
+    pub first_ns: u64,
+    /// When the last one was.
+    pub last_ns: u64,
 }
 
 impl Volume {
+    /// Counts one message of `bytes` bytes, done at `at_ns`.
+    pub fn count(&mut self, bytes: u64, at_ns: u64) {
+        self.messages += 1;
+        self.bytes += bytes;
+        self.first_ns = if self.first_ns == 0 { at_ns } else { self.first_ns.min(at_ns) };
+        self.last_ns = self.last_ns.max(at_ns);
+    }
+
     /// Adds another count.
     pub fn add(&mut self, other: Volume) {
         self.messages += other.messages;
         self.bytes += other.bytes;
+        if other.messages > 0 {
+            self.first_ns = if self.first_ns == 0 { other.first_ns } else { self.first_ns.min(other.first_ns) };
+            self.last_ns = self.last_ns.max(other.last_ns);
+        }
+    }
+
+    /// Seconds the count spans: from the first answer (or arrival) to the last. A broker
+    /// that keeps up answers the window's messages over the window's length; one slower
+    /// than the schedule answers them over a longer time, which is then its throughput's
+    /// denominator. `window_seconds` stands in when the span is degenerate (at most one
+    /// message).
+    pub fn seconds(&self, window_seconds: f64) -> f64 {
+        if self.messages < 2 || self.last_ns <= self.first_ns {
+            return window_seconds;
+        }
+        (self.last_ns - self.first_ns) as f64 / 1e9
     }
 }
 
@@ -82,5 +111,31 @@ impl Tally {
     /// Hands out the counts so far and starts from zero.
     pub fn take(&mut self) -> Tally {
         std::mem::take(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_spans_the_answers_not_the_schedule() {
+        // 10 s window at 1000 msg/s. A broker that keeps up answers over ~10 s; one that
+        // falls behind answers the same messages over 20 s, and that is its rate.
+        let second = 1_000_000_000u64;
+        let mut keeping_up = Volume::default();
+        let mut behind = Volume::default();
+        for i in 0..10_000u64 {
+            let intended = 100 * second + i * second / 1000;
+            keeping_up.count(100, intended + 2_000_000);
+            behind.count(100, intended + 2_000_000 + i * second / 1000);
+        }
+        assert!((keeping_up.seconds(10.0) - 10.0).abs() < 0.01);
+        assert!((behind.seconds(10.0) - 20.0).abs() < 0.01);
+        let mut merged = Volume::default();
+        merged.add(keeping_up);
+        merged.add(Volume::default());
+        assert_eq!((merged.first_ns, merged.last_ns), (keeping_up.first_ns, keeping_up.last_ns), "empty adds nothing");
+        assert_eq!(Volume::default().seconds(3.0), 3.0);
     }
 }

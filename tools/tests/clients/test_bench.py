@@ -49,7 +49,10 @@ def test_open_loop_counts_match_the_broker_and_the_e2e_consumer(broker, tmp_path
     assert report["produce"]["bytes"] == 15_000 * 1024
     assert log_end_total(broker, "e2e", 4) == 20_000
     assert saved["settings"]["rate"] == "5000" and saved["label"] == "sluice"
-    assert "p99" in stdout and "| produce | 5000 |" in stdout, stdout
+    # Answers spread over the window as the messages were: the rate is the scheduled one.
+    assert abs(report["produce"]["msgs_per_s"] - 5000) < 50, report["produce"]
+    assert abs(report["consume"]["msgs_per_s"] - 5000) < 50, report["consume"]
+    assert "p99" in stdout and "| produce | " in stdout, stdout
     # Progress lines: one a second, measured ones recorded in the JSON.
     assert 2 <= len(report["progress"]) <= 5, report["progress"]
 
