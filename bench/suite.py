@@ -196,6 +196,8 @@ def rss_run(seconds):
         report = bench(broker, "produce", "sluice-rss", "rss", *LOAD, "-d", str(seconds), "--warmup", "0",
                        timeout=seconds + 200)
         samples = sampler.stop()
+        (OUT / "sluice-rss-samples.json").write_text(json.dumps([{"second": round(t, 1), "rss_kib": kib}
+                                                                 for t, kib in samples]))
     finally:
         broker.stop()
         shutil.rmtree(data, ignore_errors=True)
@@ -268,7 +270,9 @@ def render(results, seconds, fill, agreement, rss, rss_seconds, tansu_bin):
         lines += ["", f"**Broker RSS at max ingest for {rss_seconds} s** (retention.bytes 512 MiB and segment.bytes "
                   f"128 MiB per partition, so retention deletes segments throughout): {produce['mb_per_s']:.1f} MB/s, "
                   f"{len(kib)} samples; RSS first {kib[0] // 1024} MiB, from 10 s on min {min(settled) // 1024} / "
-                  f"max {max(settled) // 1024} MiB, last {kib[-1] // 1024} MiB."]
+                  f"max {max(settled) // 1024} MiB, last {kib[-1] // 1024} MiB. Every 10 s: "
+                  + ", ".join(f"{t:.0f} s {k // 1024} MiB" for t, k in samples[9::10])
+                  + " (all samples: target/bench/sluice-rss-samples.json)."]
     return "\n".join(lines) + "\n"
 
 
