@@ -10,9 +10,8 @@ use crate::route::TopicRoute;
 use crate::stats::{Tally, Window};
 use crate::workload::{read_stamp, unix_nanos};
 use bytes::Bytes;
-use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression, BATCH_HEADER_BYTES};
-use sluice_engine::compaction::plain_batch;
 use sluice_net::client::ops::fetch_request;
+use sluice_net::client::records::for_each_fetched_record;
 use sluice_net::client::{ClientError, PipelinedConnection};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -139,47 +138,24 @@ async fn fetch_loop(
 /// compressed batches inflated). Returns the offset to fetch next, `None` when no whole
 /// batch came.
 fn count_records(
-    mut data: Bytes,
+    data: Bytes,
     from: i64,
     arrived_ns: u64,
     e2e: Option<Window>,
     tally: &mut Tally,
 ) -> Result<Option<i64>, String> {
-    let mut next = None;
-    while data.len() >= BATCH_HEADER_BYTES {
-        let size = peek_batch_size(&data, usize::MAX).map_err(|e| e.to_string())?;
-        if size > data.len() {
-            break;
-        }
-        let batch = data.split_to(size);
-        let header = BatchHeader::parse_verified(&batch, usize::MAX).map_err(|e| e.to_string())?;
-        next = Some(header.last_offset() + 1);
-        if header.is_control() {
-            continue;
-        }
-        let plain = match header.compression() {
-            Compression::None => batch.clone(),
-            _ => plain_batch(&header).map_err(|e| format!("batch at offset {}: {e}", header.base_offset()))?,
-        };
-        let plain_header = BatchHeader::parse(&plain, usize::MAX).map_err(|e| e.to_string())?;
-        for record in plain_header.records().expect("an uncompressed batch has readable records") {
-            let record = record.map_err(|e| format!("batch at offset {}: {e}", header.base_offset()))?;
-            if header.base_offset() + i64::from(record.offset_delta) < from {
-                continue;
-            }
-            let value = record.value.unwrap_or_default();
-            let bytes = (value.len() + record.key.map_or(0, <[u8]>::len)) as u64;
-            match e2e {
-                None => tally.consumed.count(bytes, arrived_ns),
-                Some(window) => {
-                    let Some((stamp_ns, _)) = read_stamp(value) else { continue };
-                    if window.contains(stamp_ns) {
-                        tally.consumed.count(bytes, arrived_ns);
-                        tally.e2e_latency.record_us(arrived_ns.saturating_sub(stamp_ns) / 1_000);
-                    }
+    for_each_fetched_record(data, from, |_, _, _, record| {
+        let value = record.value.unwrap_or_default();
+        let bytes = (value.len() + record.key.map_or(0, <[u8]>::len)) as u64;
+        match e2e {
+            None => tally.consumed.count(bytes, arrived_ns),
+            Some(window) => {
+                let stamp = read_stamp(value).map(|(stamp_ns, _)| stamp_ns);
+                if let Some(stamp_ns) = stamp.filter(|ns| window.contains(*ns)) {
+                    tally.consumed.count(bytes, arrived_ns);
+                    tally.e2e_latency.record_us(arrived_ns.saturating_sub(stamp_ns) / 1_000);
                 }
             }
         }
-    }
-    Ok(next)
+    })
 }

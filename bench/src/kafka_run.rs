@@ -10,10 +10,11 @@
 //!   in each value to its arrival at a consumer.
 
 use crate::consumer::{run_consumer, ConsumeGoal};
+use crate::open_loop::LatencyRecorder;
 use crate::open_loop::Schedule;
 use crate::producer::{run_producer, Pace, ProducerSettings};
 use crate::route::TopicRoute;
-use crate::stats::{Tally, Window};
+use crate::stats::{Tally, Volume, Window};
 use crate::workload::unix_nanos;
 use kafka_protocol::ResponseError;
 use sluice_net::client::ops::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
@@ -359,34 +360,33 @@ fn produce_flow(outcome: &PhaseOutcome, phase: &Phase) -> FlowReport {
         outcome.elapsed.as_secs_f64()
     } else {
         tally.acked.seconds(phase.planned_duration().as_secs_f64())
-    }
-    .max(1e-9);
-    FlowReport {
-        messages: tally.acked.messages,
-        bytes: tally.acked.bytes,
-        seconds,
-        msgs_per_s: tally.acked.messages as f64 / seconds,
-        mb_per_s: tally.acked.bytes as f64 / seconds / 1e6,
-        failed: tally.failed,
-        first_failure: tally.first_failure.clone(),
-        latency: tally.ack_latency.summary(),
-        latency_curve: tally.ack_latency.percentile_curve(),
-    }
+    };
+    flow(tally.acked, seconds, tally.failed, &tally.first_failure, &tally.ack_latency)
 }
 
 fn consume_flow(outcome: &PhaseOutcome, seconds: f64) -> FlowReport {
     let tally = &outcome.tally;
+    flow(tally.consumed, seconds, 0, &tally.first_failure, &tally.fetch_latency)
+}
+
+fn flow(
+    volume: Volume,
+    seconds: f64,
+    failed: u64,
+    first_failure: &Option<String>,
+    latency: &LatencyRecorder,
+) -> FlowReport {
     let seconds = seconds.max(1e-9);
     FlowReport {
-        messages: tally.consumed.messages,
-        bytes: tally.consumed.bytes,
+        messages: volume.messages,
+        bytes: volume.bytes,
         seconds,
-        msgs_per_s: tally.consumed.messages as f64 / seconds,
-        mb_per_s: tally.consumed.bytes as f64 / seconds / 1e6,
-        failed: 0,
-        first_failure: tally.first_failure.clone(),
-        latency: tally.fetch_latency.summary(),
-        latency_curve: tally.fetch_latency.percentile_curve(),
+        msgs_per_s: volume.messages as f64 / seconds,
+        mb_per_s: volume.bytes as f64 / seconds / 1e6,
+        failed,
+        first_failure: first_failure.clone(),
+        latency: latency.summary(),
+        latency_curve: latency.percentile_curve(),
     }
 }
 

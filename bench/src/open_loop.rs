@@ -10,6 +10,7 @@
 //! been sent during a stall carries the stall in its latency.
 
 use hdrhistogram::Histogram;
+pub use sluice_net::metrics::LatencySummary;
 use std::time::{Duration, Instant};
 
 /// When each message of a fixed-rate load is due.
@@ -118,15 +119,7 @@ impl LatencyRecorder {
 
     /// The usual percentiles.
     pub fn summary(&self) -> LatencySummary {
-        LatencySummary {
-            count: self.count(),
-            p50_us: self.quantile_us(0.50),
-            p90_us: self.quantile_us(0.90),
-            p99_us: self.quantile_us(0.99),
-            p999_us: self.quantile_us(0.999),
-            p9999_us: self.quantile_us(0.9999),
-            max_us: self.max_us(),
-        }
+        LatencySummary::from_quantiles(self.count(), |q| self.quantile_us(q), self.max_us())
     }
 
     /// Points of the percentile curve, (percentile, latency µs), from the median out to the
@@ -145,25 +138,6 @@ impl LatencyRecorder {
         points.push((100.0, self.max_us()));
         points
     }
-}
-
-/// The usual latency percentiles, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LatencySummary {
-    /// Latencies recorded.
-    pub count: u64,
-    /// Median.
-    pub p50_us: u64,
-    /// 90th percentile.
-    pub p90_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// 99.99th percentile.
-    pub p9999_us: u64,
-    /// Largest.
-    pub max_us: u64,
 }
 
 #[cfg(test)]

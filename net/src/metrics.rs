@@ -71,7 +71,8 @@ pub fn merge_by_api<'a>(per_shard: impl IntoIterator<Item = &'a (String, Latenci
 pub const SUMMARY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 /// A latency record in a few numbers (microseconds; all zero when nothing was recorded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The broker's metrics and the load generator's reports both use it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     /// Values recorded.
     pub count: u64,
@@ -83,6 +84,8 @@ pub struct LatencySummary {
     pub p99_us: u64,
     /// 99.9th percentile.
     pub p999_us: u64,
+    /// 99.99th percentile.
+    pub p9999_us: u64,
     /// Largest value.
     pub max_us: u64,
 }
@@ -90,8 +93,13 @@ pub struct LatencySummary {
 impl LatencySummary {
     /// Summarises a record.
     pub fn of(latencies: &Latencies) -> Self {
-        let [p50_us, p90_us, p99_us, p999_us] = SUMMARY_QUANTILES.map(|q| latencies.quantile_us(q));
-        LatencySummary { count: latencies.count(), p50_us, p90_us, p99_us, p999_us, max_us: latencies.max_us() }
+        Self::from_quantiles(latencies.count(), |q| latencies.quantile_us(q), latencies.max_us())
+    }
+
+    /// Summarises any histogram, given its count, its value at a quantile, and its maximum.
+    pub fn from_quantiles(count: u64, quantile_us: impl Fn(f64) -> u64, max_us: u64) -> Self {
+        let [p50_us, p90_us, p99_us, p999_us] = SUMMARY_QUANTILES.map(&quantile_us);
+        LatencySummary { count, p50_us, p90_us, p99_us, p999_us, p9999_us: quantile_us(0.9999), max_us }
     }
 }
 
@@ -112,7 +120,7 @@ mod tests {
         let summary = LatencySummary::of(&snapshot[0].1);
         assert_eq!(
             summary,
-            LatencySummary { count: 100, p50_us: 50, p90_us: 90, p99_us: 99, p999_us: 100, max_us: 100 }
+            LatencySummary { count: 100, p50_us: 50, p90_us: 90, p99_us: 99, p999_us: 100, p9999_us: 100, max_us: 100 }
         );
         assert_eq!(snapshot[0].1.sum_us(), 5050);
     }

@@ -4,7 +4,7 @@
 //! allows them; `kafka-protocol`'s decoder folds them into a map).
 
 use bytes::Bytes;
-use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression, TimestampType, BATCH_HEADER_BYTES};
+use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression, Record, TimestampType, BATCH_HEADER_BYTES};
 use sluice_engine::compaction::plain_batch;
 
 /// One record as a consumer sees it.
@@ -34,12 +34,19 @@ pub struct DecodedRecords {
     pub next_offset: Option<i64>,
 }
 
-/// Decodes the record data of one partition of a Fetch response. A batch cut short at the
-/// end (brokers may end a response mid-batch) is left out; the next fetch starts there.
-/// Records before `from_offset` (a batch can start before the offset asked for) and
-/// control batches (transaction markers) are skipped.
-pub fn decode_fetched(mut data: Bytes, from_offset: i64) -> Result<DecodedRecords, String> {
-    let mut records = Vec::new();
+/// Walks the records of one partition's fetched data: batches are split and checked
+/// (CRC-32C), compressed ones inflated, and `visit(offset, batch_header, plain_batch,
+/// record)` is called for each record at or after `from_offset` (a batch can start before
+/// the offset asked for); `plain_batch` holds the record's bytes, for zero-copy slices.
+/// Control batches (transaction markers) are skipped. A batch cut short at the end
+/// (brokers may end a response mid-batch) is left out. Returns the offset after the last
+/// whole batch, where the next fetch starts (`None` when no whole batch came; it can be
+/// past the last record: control batches, compacted gaps).
+pub fn for_each_fetched_record(
+    mut data: Bytes,
+    from_offset: i64,
+    mut visit: impl FnMut(i64, &BatchHeader<'_>, &Bytes, Record<'_>),
+) -> Result<Option<i64>, String> {
     let mut next_offset = None;
     while data.len() >= BATCH_HEADER_BYTES {
         let size = peek_batch_size(&data, usize::MAX).map_err(|e| e.to_string())?;
@@ -58,28 +65,37 @@ pub fn decode_fetched(mut data: Bytes, from_offset: i64) -> Result<DecodedRecord
         };
         let plain_header = BatchHeader::parse(&plain, usize::MAX).map_err(|e| e.to_string())?;
         let base_offset = header.base_offset();
-        let log_append_time = header.timestamp_type() == TimestampType::LogAppendTime;
         for record in plain_header.records().expect("an uncompressed batch has readable records") {
             let record = record.map_err(|e| format!("batch at offset {base_offset}: {e}"))?;
             let offset = base_offset + i64::from(record.offset_delta);
-            if offset < from_offset {
-                continue;
+            if offset >= from_offset {
+                visit(offset, &header, &plain, record);
             }
-            let slice = |part: &[u8]| plain.slice_ref(part);
-            records.push(FetchedRecord {
-                offset,
-                timestamp_ms: if log_append_time {
-                    header.max_timestamp()
-                } else {
-                    header.base_timestamp() + record.timestamp_delta
-                },
-                timestamp_type: header.timestamp_type(),
-                key: record.key.map(slice),
-                value: record.value.map(slice),
-                headers: record.headers.iter().map(|(k, v)| (slice(k), v.map(slice))).collect(),
-            });
         }
     }
+    Ok(next_offset)
+}
+
+/// Decodes the record data of one partition of a Fetch response into records (see
+/// [`for_each_fetched_record`] for what is checked and skipped).
+pub fn decode_fetched(data: Bytes, from_offset: i64) -> Result<DecodedRecords, String> {
+    let mut records = Vec::new();
+    let next_offset = for_each_fetched_record(data, from_offset, |offset, header, plain, record| {
+        let slice = |part: &[u8]| plain.slice_ref(part);
+        let log_append_time = header.timestamp_type() == TimestampType::LogAppendTime;
+        records.push(FetchedRecord {
+            offset,
+            timestamp_ms: if log_append_time {
+                header.max_timestamp()
+            } else {
+                header.base_timestamp() + record.timestamp_delta
+            },
+            timestamp_type: header.timestamp_type(),
+            key: record.key.map(slice),
+            value: record.value.map(slice),
+            headers: record.headers.iter().map(|(k, v)| (slice(k), v.map(slice))).collect(),
+        });
+    })?;
     Ok(DecodedRecords { records, next_offset })
 }
 
