@@ -11,8 +11,8 @@ use glommio::io::DmaFile;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-/// Bytes read from the file per DMA read.
-const SCAN_READ_BYTES: usize = 1 << 20;
+/// Bytes read from the file per DMA read, unless the reader asks for more.
+pub const SCAN_READ_BYTES: usize = 1 << 20;
 
 /// Where and why a walk ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,21 @@ pub async fn scan_batches(
     from: u64,
     to: u64,
     verify_crc: bool,
+    visit: impl FnMut(u64, BatchHeader<'_>, &Bytes) -> ControlFlow<()>,
+) -> Result<ScanOutcome> {
+    scan_batches_in_reads_of(file, path, from, to, verify_crc, SCAN_READ_BYTES, visit).await
+}
+
+/// [`scan_batches`] reading at least `read_bytes` per DMA read: a reader that knows how
+/// much it wants (a fetch of up to `max_bytes`) gets it in one read instead of a full
+/// window and then the rest of the batch that straddles it.
+pub async fn scan_batches_in_reads_of(
+    file: &DmaFile,
+    path: &Path,
+    from: u64,
+    to: u64,
+    verify_crc: bool,
+    read_bytes: usize,
     mut visit: impl FnMut(u64, BatchHeader<'_>, &Bytes) -> ControlFlow<()>,
 ) -> Result<ScanOutcome> {
     // Bytes read but not yet visited; it always starts at `cursor`.
@@ -80,7 +95,7 @@ pub async fn scan_batches(
                 cursor += size as u64;
             }
             Err(BatchError::Truncated { needed, .. }) if window_end < to => {
-                let want = needed.max(SCAN_READ_BYTES).min((to - window_end) as usize);
+                let want = needed.max(read_bytes).min((to - window_end) as usize);
                 let read = file.read_at(window_end, want).await.map_err(|e| EngineError::io("read", path, e))?;
                 if read.is_empty() {
                     return Ok(ScanOutcome {

@@ -11,11 +11,18 @@ use crate::batch::{BatchError, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{EngineError, Result};
 use crate::index::SegmentIndex;
-use crate::scan::{scan_batches, ScanStop};
+use crate::scan::{scan_batches, scan_batches_in_reads_of, ScanStop, SCAN_READ_BYTES};
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+
+/// Beyond `max_bytes`, what a read takes in its first DMA read: the index position lies up
+/// to an index interval before the first batch (4 KiB by default), and the batch that
+/// reaches `max_bytes` is returned whole only when it is the first.
+const READ_SLACK_BYTES: usize = 64 << 10;
+/// The most a single DMA read of a fetch takes (bounds the buffer one read pins).
+const READ_BYTES_MAX: usize = 16 << 20;
 use std::rc::Rc;
 
 /// Suffix of a compacted segment being written next to `<base>.log`; a file with it is
@@ -371,7 +378,10 @@ impl ReadPlan {
         let mut bytes = 0;
         let mut next_offset = from_offset;
         let end = self.corrupt_at.as_ref().map_or(self.end_position, |(p, _)| (*p).min(self.end_position));
-        let outcome = scan_batches(&self.file, &self.path, self.start_position, end, true, |_, header, batch| {
+        // One read covers what the reader may take: the index position lies up to an index
+        // interval before the first batch, and the last batch may run past `max_bytes`.
+        let read_bytes = max_bytes.saturating_add(READ_SLACK_BYTES).clamp(SCAN_READ_BYTES, READ_BYTES_MAX);
+        let visit = |_, header: BatchHeader<'_>, batch: &Bytes| {
             if header.base_offset() >= max_offset {
                 return ControlFlow::Break(());
             }
@@ -385,8 +395,9 @@ impl ReadPlan {
             batches.push(batch.clone());
             next_offset = header.last_offset() + 1;
             ControlFlow::Continue(())
-        })
-        .await?;
+        };
+        let outcome =
+            scan_batches_in_reads_of(&self.file, &self.path, self.start_position, end, true, read_bytes, visit).await?;
         let stopped_on = match outcome.stop {
             ScanStop::Invalid { position, reason } => Some((position, reason)),
             ScanStop::Complete if end < self.end_position => self.corrupt_at.clone(),
