@@ -62,7 +62,7 @@ bench-clients: build client-deps
 
 ## Fuzz the decoders (needs `cargo install cargo-fuzz`); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= batch_decode segment_recovery request_decode
+FUZZ_TARGETS ?= batch_decode segment_recovery request_decode admin_input
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \

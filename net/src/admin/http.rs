@@ -43,15 +43,19 @@ pub async fn serve(state: Rc<AdminState>, listener: TcpListener) {
 
 /// What a request head asks for.
 #[derive(Debug, PartialEq, Eq)]
-enum Route {
+pub enum Route {
+    /// `GET /metrics`.
     Metrics,
+    /// Another path: 404.
     NotFound,
+    /// Another method: 405.
     MethodNotAllowed,
+    /// Not an HTTP/1.x request line: 400.
     BadRequest,
 }
 
 /// Routes on the request line alone (`GET /metrics HTTP/1.1`; a query string is ignored).
-fn route(head: &[u8]) -> Route {
+pub fn route(head: &[u8]) -> Route {
     let Some(request_line) = head.split(|b| *b == b'\n').next().and_then(|l| std::str::from_utf8(l).ok()) else {
         return Route::BadRequest;
     };
