@@ -81,8 +81,7 @@ impl LatencyRecorder {
     /// Records one answer that arrived at `answered` for a message due at `intended`.
     pub fn record(&mut self, intended: Instant, answered: Instant) {
         let micros = answered.saturating_duration_since(intended).as_micros();
-        let micros = u64::try_from(micros).unwrap_or(LATENCY_US_MAX).clamp(1, LATENCY_US_MAX);
-        self.histogram.record(micros).expect("clamped into the histogram's range");
+        self.record_us(u64::try_from(micros).unwrap_or(LATENCY_US_MAX));
     }
 
     /// The latency at quantile `q` (0.0–1.0), in microseconds.

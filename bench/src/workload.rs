@@ -3,6 +3,7 @@
 
 use rand::rngs::SmallRng;
 use rand::Rng;
+use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -56,12 +57,6 @@ impl SizeDistribution {
             SizeDistribution::Fixed { bytes } => (bytes, bytes),
             SizeDistribution::Uniform { min, max } => (min, max),
         }
-    }
-
-    /// The mean value size.
-    pub fn mean(&self) -> f64 {
-        let (min, max) = self.bounds();
-        (min + max) as f64 / 2.0
     }
 
     /// Draws one value size.
@@ -158,7 +153,8 @@ impl KeyDistribution {
             }
         };
         out.clear();
-        out.extend_from_slice(format!("key-{number}").as_bytes());
+        // Written in place: no allocation per message.
+        let _ = write!(out, "key-{number}");
         true
     }
 }

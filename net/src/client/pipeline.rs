@@ -98,11 +98,6 @@ impl PipelinedConnection {
         &self.address
     }
 
-    /// The version a request of `key` is sent at.
-    pub fn version_for(&self, key: ApiKey, crate_max: i16) -> Result<i16> {
-        self.versions.version_for(key, crate_max)
-    }
-
     /// Sends a request at the negotiated version and waits for its response; other
     /// requests may be sent meanwhile.
     pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
