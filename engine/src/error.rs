@@ -29,6 +29,17 @@ pub enum EngineError {
         /// The limit.
         max: usize,
     },
+    /// Records the topic cannot take, e.g. keyless records on a compacted topic (Kafka:
+    /// INVALID_RECORD with KIP-467 record errors). The batch is not written.
+    #[error("{partition}: {message}")]
+    InvalidRecords {
+        /// Partition directory name.
+        partition: String,
+        /// Each refused record: its index in its batch and why.
+        records: Vec<(i32, String)>,
+        /// The whole refusal, for the partition's error message.
+        message: String,
+    },
     /// Stored data that fails validation: the file and position of the bad batch.
     #[error("corrupt batch in {} at byte {position}: {reason}", file.display())]
     Corrupt {

@@ -12,6 +12,8 @@
 //! - [`tail_cache`]: recent batches served without disk reads.
 //! - [`epochs`]: leader epoch history.
 //! - [`shard`]: the executors and the partitions each owns.
+//! - [`source_order`]: the check that a source's requests take effect in order.
+//! - [`fifo_lock`]: the first-come, first-served lock that orders appends.
 //! - [`fs`]: small files (indexes, checkpoints) and directory fsync.
 //! - [`sync_stats`]: the shard's fsync count and latencies ([`latency`] records).
 
@@ -22,6 +24,7 @@ pub mod compaction;
 pub mod config;
 pub mod epochs;
 pub mod error;
+pub mod fifo_lock;
 pub mod fs;
 pub mod index;
 pub mod latency;
@@ -30,6 +33,7 @@ pub mod producer_state;
 pub mod scan;
 pub mod segment;
 pub mod shard;
+pub mod source_order;
 pub mod sync_stats;
 pub mod tail_cache;
 

@@ -3,9 +3,13 @@
 //! Concurrency model: a log belongs to one shard and is used by many tasks of that shard.
 //! Mutable state sits in a `RefCell` that is borrowed only in synchronous sections, never
 //! across an `.await`; I/O is awaited through handles that own what they need (the file,
-//! the buffer). Appends, rolls, truncation and retention take a one-unit semaphore so
-//! they happen one at a time in arrival order; flushes do not, so appends keep flowing
-//! into the buffer while an fsync is in flight (group commit).
+//! the buffer). Appends, rolls, truncation and retention take turns on a
+//! [`FifoLock`](crate::fifo_lock::FifoLock): one at a time, in the order their tickets
+//! were taken. An append takes its ticket when [`PartitionLog::append`] is called (or the
+//! caller takes one with [`PartitionLog::append_ticket`] and hands it to
+//! [`PartitionLog::append_batches`]), so the order of appends is the order of those
+//! synchronous calls, whatever happens between them and their turn. Flushes take no turn,
+//! so appends keep flowing into the buffer while an fsync is in flight (group commit).
 
 use crate::appender::WriteHandle;
 use crate::batch::{assign_offsets, into_mut, BatchHeader};
@@ -13,13 +17,14 @@ use crate::compaction::{CompactionReport, FilterCounts, Filtered, OffsetMap};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::epochs::LeaderEpochs;
 use crate::error::{EngineError, Result};
+use crate::fifo_lock::{FifoLock, Ticket};
 use crate::fs;
 use crate::producer_state::{ProducerStates, SequenceVerdict};
 use crate::segment::{parse_log_file_name, Segment, TornTail};
+use crate::source_order::{RequestOrigin, SourceOrder};
 use crate::tail_cache::TailCache;
 use bytes::Bytes;
 use glommio::io::DmaFile;
-use glommio::sync::Semaphore;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -119,6 +124,8 @@ struct LogState {
     /// Bumped by every truncation: a compaction pass that saw another value at its start
     /// does not swap in what it cleaned (its key map may name records that are gone).
     truncations: u64,
+    /// The last request of each recent source that appended (the ordering check).
+    sources: SourceOrder,
     /// A compaction pass is running (one at a time per log).
     compacting: bool,
     /// What the last finished compaction pass left: the periodic call skips the log
@@ -140,11 +147,13 @@ pub struct PartitionLog {
     name: String,
     dir: PathBuf,
     state: RefCell<LogState>,
-    append_permit: Semaphore,
+    /// Appends, rolls, truncation, retention, compaction swaps and close, one at a time
+    /// in ticket order.
+    append_lock: FifoLock,
     /// Serializes writes of the log-start checkpoint; each writes the value current when
     /// it runs, so the last one leaves the newest. Retention and DeleteRecords write it
-    /// after releasing `append_permit`, so appends do not wait for its fsyncs.
-    checkpoint_permit: Semaphore,
+    /// after leaving `append_lock`, so appends do not wait for its fsyncs.
+    checkpoint_lock: FifoLock,
     /// Readers long-polling for data past the high watermark (Fetch `max_wait_ms`).
     data_waiters: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
 }
@@ -280,6 +289,7 @@ impl PartitionLog {
             producers: ProducerStates::default(),
             failed: None,
             truncations: 0,
+            sources: SourceOrder::default(),
             compacting: false,
             compacted: None,
             segments,
@@ -289,8 +299,8 @@ impl PartitionLog {
             name,
             dir: dir.to_path_buf(),
             state: RefCell::new(state),
-            append_permit: Semaphore::new(1),
-            checkpoint_permit: Semaphore::new(1),
+            append_lock: FifoLock::new(),
+            checkpoint_lock: FifoLock::new(),
             data_waiters: RefCell::new(Vec::new()),
         };
         log.rebuild_producer_states().await?;
@@ -354,75 +364,138 @@ impl PartitionLog {
     /// in-batch offsets), assigns offsets, stamps the leader epoch, and writes it. Returns
     /// once the batch is durable when the flush policy is [`FlushPolicy::EveryAppend`],
     /// else once it is written to the appender.
-    pub async fn append(&self, batch: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
-        let max_bytes = self.state.borrow().config.max_message_bytes;
-        self.validate_batch(&batch, max_bytes)?;
-        let mut batch = into_mut(batch);
-        let info = {
-            let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
-            self.state.borrow().check_failed()?;
-            let (verdict, batch_max_timestamp) = {
-                let header = BatchHeader::parse(&batch, usize::MAX).expect("validated above");
-                (self.state.borrow().producers.check(&header), header.max_timestamp())
-            };
-            match verdict.map_err(|reason| EngineError::Sequence { partition: self.name.clone(), reason })? {
-                SequenceVerdict::Append => {}
-                SequenceVerdict::Duplicate(original) => {
-                    drop(_permit);
-                    return self.answer_duplicate(original).await;
-                }
-            }
-            let timestamp_ms = if self.state.borrow().config.log_append_time { now_ms() } else { batch_max_timestamp };
-            if self.state.borrow_mut().should_roll(batch.len(), timestamp_ms) {
-                self.roll_locked().await?;
-            }
-            self.preallocate_locked(batch.len() as u64).await?;
-            let epoch_changed = {
-                let mut state = self.state.borrow_mut();
-                let start = state.log_end();
-                state.epochs.is_new_epoch(leader_epoch).then(|| {
-                    state.epochs.push(leader_epoch, start);
-                    state.epochs.encode()
-                })
-            };
-            if let Some(contents) = epoch_changed {
-                // Written before the batch: a crash leaves an epoch starting past the log
-                // end, which recovery drops, never a batch with an unrecorded epoch.
-                fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await?;
-            }
-            let (info, backpressure) = {
-                let mut state = self.state.borrow_mut();
-                let base_offset = state.log_end();
-                let log_append_time_ms = state.config.log_append_time.then(now_ms);
-                assign_offsets(&mut batch, base_offset, leader_epoch, log_append_time_ms);
-                let batch = batch.freeze();
-                let header = BatchHeader::parse(&batch, usize::MAX).expect("validated above");
-                let interval = state.config.index_interval_bytes;
-                let active = state.active();
-                active.append(&batch, &header, interval)?;
-                let (segment_base, end_position) = (active.base_offset(), active.size());
-                let backpressure = active.appender_mut().expect("active").backpressure();
-                state.producers.record(&header);
-                let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
-                state.unflushed_bytes += batch.len() as u64;
-                state.tail.push(base_offset, info.last_offset, batch, segment_base, end_position);
-                state.evict_tail_cache();
-                (info, backpressure)
-            };
-            if let Some(write) = backpressure {
-                write.await?;
-            }
-            info
+    ///
+    /// The batch's place in the log is taken by this call, before the returned future
+    /// first runs: of two calls, the earlier one appends first.
+    pub fn append(
+        &self,
+        batch: Bytes,
+        leader_epoch: i32,
+    ) -> impl std::future::Future<Output = Result<AppendInfo>> + '_ {
+        let ticket = self.append_ticket();
+        self.append_batches(ticket, vec![batch], leader_epoch, None)
+    }
+
+    /// Takes the next place in the line of appends (and rolls, truncations, ...). Hand it
+    /// to [`PartitionLog::append_batches`]; dropping it unused gives the place up. Every
+    /// later append waits for it, so a ticket must not be held across anything slow.
+    pub fn append_ticket(&self) -> Ticket {
+        self.append_lock.ticket()
+    }
+
+    /// Appends a producer's batches for this partition (one request's record data, split
+    /// into batches) in `ticket`'s turn, all or none validated first. `origin`, when
+    /// given, is checked against the ordering invariant: a source's requests take effect
+    /// in the order it sent them. Answers with the first batch's base offset and the last
+    /// batch's last offset; a batch that is a retry of one already in the log (idempotent
+    /// producers) is not written again and answers with its original offsets.
+    pub async fn append_batches(
+        &self,
+        ticket: Ticket,
+        batches: Vec<Bytes>,
+        leader_epoch: i32,
+        origin: Option<RequestOrigin>,
+    ) -> Result<AppendInfo> {
+        assert!(self.append_lock.issued(&ticket), "a ticket of this log's line");
+        assert!(!batches.is_empty(), "at least one batch");
+        let (max_bytes, keys_required) = {
+            let state = self.state.borrow();
+            (state.config.max_message_bytes, state.config.compact)
         };
+        for batch in &batches {
+            self.validate_batch(batch, max_bytes)?;
+            if keys_required {
+                self.check_keys(batch)?;
+            }
+        }
+        let turn = ticket.turn().await;
+        self.state.borrow().check_failed()?;
+        if let Some(origin) = origin {
+            if let Err(broken) = self.state.borrow_mut().sources.admit(origin) {
+                // The invariant of docs/ARCHITECTURE.md "Ordering". A bug, not bad input.
+                tracing::error!(partition = %self.name, ?broken, "append out of its source's order");
+                debug_assert!(false, "{}: append out of its source's order: {broken:?}", self.name);
+            }
+        }
+        let mut first: Option<AppendInfo> = None;
+        let mut last_offset = -1;
+        for batch in batches {
+            let info = self.append_in_turn(batch, leader_epoch).await?;
+            last_offset = last_offset.max(info.last_offset);
+            first.get_or_insert(info);
+        }
+        drop(turn);
+        let first = first.expect("at least one batch");
         let flush = self.state.borrow().config.flush;
         match flush {
             // The fsync's completion raises the high watermark and wakes readers.
-            FlushPolicy::EveryAppend => self.flush_to(info.last_offset + 1).await?,
+            FlushPolicy::EveryAppend => self.flush_to(last_offset + 1).await?,
             FlushPolicy::Bytes(limit) => {
                 self.wake_data_waiters();
                 self.flush_in_background(limit).await?
             }
             FlushPolicy::Interval(_) | FlushPolicy::Never => self.wake_data_waiters(),
+        }
+        Ok(AppendInfo { last_offset, ..first })
+    }
+
+    /// Writes one validated batch; the caller holds the append turn. A duplicate of a
+    /// batch in the log answers with the original's offsets and writes nothing.
+    async fn append_in_turn(&self, batch: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
+        let mut batch = into_mut(batch);
+        let (verdict, batch_max_timestamp) = {
+            let header = BatchHeader::parse(&batch, usize::MAX).expect("validated");
+            (self.state.borrow().producers.check(&header), header.max_timestamp())
+        };
+        match verdict.map_err(|reason| EngineError::Sequence { partition: self.name.clone(), reason })? {
+            SequenceVerdict::Append => {}
+            SequenceVerdict::Duplicate(original) => {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: None,
+                })
+            }
+        }
+        let timestamp_ms = if self.state.borrow().config.log_append_time { now_ms() } else { batch_max_timestamp };
+        if self.state.borrow_mut().should_roll(batch.len(), timestamp_ms) {
+            self.roll_locked().await?;
+        }
+        self.preallocate_locked(batch.len() as u64).await?;
+        let epoch_changed = {
+            let mut state = self.state.borrow_mut();
+            let start = state.log_end();
+            state.epochs.is_new_epoch(leader_epoch).then(|| {
+                state.epochs.push(leader_epoch, start);
+                state.epochs.encode()
+            })
+        };
+        if let Some(contents) = epoch_changed {
+            // Written before the batch: a crash leaves an epoch starting past the log
+            // end, which recovery drops, never a batch with an unrecorded epoch.
+            fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await?;
+        }
+        let (info, backpressure) = {
+            let mut state = self.state.borrow_mut();
+            let base_offset = state.log_end();
+            let log_append_time_ms = state.config.log_append_time.then(now_ms);
+            assign_offsets(&mut batch, base_offset, leader_epoch, log_append_time_ms);
+            let batch = batch.freeze();
+            let header = BatchHeader::parse(&batch, usize::MAX).expect("validated");
+            let interval = state.config.index_interval_bytes;
+            let active = state.active();
+            active.append(&batch, &header, interval)?;
+            let (segment_base, end_position) = (active.base_offset(), active.size());
+            let backpressure = active.appender_mut().expect("active").backpressure();
+            state.producers.record(&header);
+            let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
+            state.unflushed_bytes += batch.len() as u64;
+            state.tail.push(base_offset, info.last_offset, batch, segment_base, end_position);
+            state.evict_tail_cache();
+            (info, backpressure)
+        };
+        if let Some(write) = backpressure {
+            write.await?;
         }
         Ok(info)
     }
@@ -494,21 +567,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// A producer retried a batch that is already in the log: answer with the original
-    /// offsets once they are as durable as a fresh append would be.
-    async fn answer_duplicate(&self, original: crate::producer_state::BatchSequence) -> Result<AppendInfo> {
-        if self.state.borrow().config.flush.syncs_every_append() {
-            self.flush_to(original.last_offset + 1).await?;
-        }
-        Ok(AppendInfo {
-            base_offset: original.first_offset,
-            last_offset: original.last_offset,
-            log_append_time_ms: None,
-        })
-    }
-
     /// Writes `<log end>.snapshot` with the producer state as of the log end, and keeps
-    /// only the newest [`PRODUCER_SNAPSHOTS_KEPT`] snapshots. Caller holds the permit.
+    /// only the newest [`PRODUCER_SNAPSHOTS_KEPT`] snapshots. Caller holds the append turn.
     async fn snapshot_producer_states(&self) -> Result<()> {
         let (offset, contents) = {
             let state = self.state.borrow();
@@ -522,7 +582,7 @@ impl PartitionLog {
 
     /// Rebuilds the producer state from the newest snapshot at or below the log end (later
     /// ones are from a longer, since truncated, log and are deleted) and the batches after
-    /// it; from the log start if there is no usable snapshot. Caller holds the permit, or
+    /// it; from the log start if there is no usable snapshot. Caller holds the append turn, or
     /// the log is not shared yet.
     async fn rebuild_producer_states(&self) -> Result<()> {
         let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
@@ -562,6 +622,39 @@ impl PartitionLog {
             }));
         }
         Ok(())
+    }
+
+    /// `cleanup.policy=compact` keeps the newest record per key, so a record without a key
+    /// has no place in it: Kafka refuses the batch, naming each keyless record.
+    fn check_keys(&self, batch: &Bytes) -> Result<()> {
+        let header = BatchHeader::parse(batch, usize::MAX).expect("validated");
+        if header.is_control() {
+            return Ok(());
+        }
+        let invalid = |reason| EngineError::InvalidBatch { partition: self.name.clone(), reason };
+        let plain = match header.records() {
+            Some(_) => None,
+            None => Some(crate::compaction::plain_batch(&header).map_err(invalid)?),
+        };
+        let plain_header = match &plain {
+            Some(plain) => BatchHeader::parse(plain, usize::MAX).map_err(invalid)?,
+            None => header,
+        };
+        let mut keyless = Vec::new();
+        for (index, record) in plain_header.records().expect("plain").enumerate() {
+            if record.map_err(invalid)?.key.is_none() {
+                keyless.push(index as i32);
+            }
+        }
+        if keyless.is_empty() {
+            return Ok(());
+        }
+        let message = format!("Compacted topic cannot accept message without key in topic partition {}.", self.name);
+        Err(EngineError::InvalidRecords {
+            partition: self.name.clone(),
+            records: keyless.into_iter().map(|index| (index, message.clone())).collect(),
+            message,
+        })
     }
 
     async fn preallocate_locked(&self, additional: u64) -> Result<()> {
@@ -749,7 +842,7 @@ impl PartitionLog {
 
     /// Closes the active segment and starts a new one at the log end.
     pub async fn roll(&self) -> Result<()> {
-        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let _turn = self.append_lock.lock().await;
         self.state.borrow().check_failed()?;
         self.roll_locked().await
     }
@@ -808,7 +901,7 @@ impl PartitionLog {
     /// Readers keep working throughout: the state switches to the shorter log in one
     /// synchronous step before any file is cut.
     pub async fn truncate_to(&self, offset: i64) -> Result<()> {
-        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let _turn = self.append_lock.lock().await;
         let (in_flight, flush) = {
             let mut state = self.state.borrow_mut();
             let (log_start, log_end) = (state.log_start_offset, state.log_end());
@@ -875,8 +968,10 @@ impl PartitionLog {
 
     /// Raises the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
     /// closed segments wholly below it. Returns the new log start offset.
-    pub async fn delete_records_before(&self, offset: i64) -> Result<i64> {
-        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+    /// Runs in `ticket`'s turn of the append line (see [`PartitionLog::append_ticket`]).
+    pub async fn delete_records_before(&self, ticket: Ticket, offset: i64) -> Result<i64> {
+        assert!(self.append_lock.issued(&ticket), "a ticket of this log's line");
+        let _turn = ticket.turn().await;
         let (log_start, high_watermark) = {
             let state = self.state.borrow();
             (state.log_start_offset, state.high_watermark())
@@ -891,7 +986,7 @@ impl PartitionLog {
         }
         if offset > log_start {
             let removal = self.detach_segments_before(offset);
-            drop(_permit);
+            drop(_turn);
             self.finish_removal(removal.1).await?;
         }
         Ok(self.log_start_offset())
@@ -901,7 +996,7 @@ impl PartitionLog {
     /// `retention.bytes` (oldest first). The active segment is never deleted, and nothing
     /// is when `cleanup.policy` lacks `delete`.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
-        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let _turn = self.append_lock.lock().await;
         let new_start = {
             let state = self.state.borrow();
             let config = &state.config;
@@ -930,7 +1025,7 @@ impl PartitionLog {
             Some(offset) if offset > self.log_start_offset() => {
                 let (report, paths) = self.detach_segments_before(offset);
                 // Appends need not wait for the checkpoint's and the unlinks' fsyncs.
-                drop(_permit);
+                drop(_turn);
                 self.finish_removal(paths).await?;
                 Ok(report)
             }
@@ -952,7 +1047,7 @@ impl PartitionLog {
     /// and no kept tombstone has expired since.
     ///
     /// Appends go on during the pass: the key map is built and the cleaned segments are
-    /// written without the append permit; only the swap of each segment takes it.
+    /// written without an append turn; only the swap of each segment takes it.
     pub async fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
         let skipped = CompactionReport { skipped: true, ..CompactionReport::default() };
         let (truncations, active_base, durable_end) = {
@@ -1128,7 +1223,7 @@ impl PartitionLog {
         Ok(CleanedSegment { path: cleaned_path, size: written, counts })
     }
 
-    /// Swaps a cleaned segment in for the closed segment `base`, under the append permit,
+    /// Swaps a cleaned segment in for the closed segment `base`, in an append turn,
     /// if that segment is still the one that was cleaned (same file, no truncation since
     /// the key map was built); else discards it. Crash-safe order: the old index files go
     /// first (a crash leaves the old log, whose index is rebuilt), then the rename of
@@ -1143,7 +1238,7 @@ impl PartitionLog {
         cleaned: &CleanedSegment,
         truncations: u64,
     ) -> Result<Option<bool>> {
-        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let _turn = self.append_lock.lock().await;
         let (current, first, next_base) = {
             let state = self.state.borrow();
             let current = state.truncations == truncations
@@ -1184,7 +1279,7 @@ impl PartitionLog {
     }
 
     /// Raises the log start offset to `offset` and takes the closed segments wholly below
-    /// it out of the log (in memory, under the append permit). Returns what was removed
+    /// it out of the log (in memory, in an append turn). Returns what was removed
     /// and the files to delete with [`Self::finish_removal`].
     fn detach_segments_before(&self, offset: i64) -> (RetentionReport, Vec<PathBuf>) {
         let doomed: Vec<Segment> = {
@@ -1221,9 +1316,9 @@ impl PartitionLog {
     }
 
     /// Writes the current log start offset to its checkpoint (serialized; see
-    /// `checkpoint_permit`).
+    /// `checkpoint_lock`).
     async fn store_log_start(&self) -> Result<()> {
-        let _permit = self.checkpoint_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let _turn = self.checkpoint_lock.lock().await;
         let offset = self.log_start_offset();
         fs::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), offset.to_string().into_bytes()).await
     }
@@ -1231,7 +1326,7 @@ impl PartitionLog {
     /// Flushes and trims the active segment so the files on disk are exact. The log
     /// refuses further appends afterwards.
     pub async fn close(&self) -> Result<()> {
-        let _permit = self.append_permit.acquire_permit(1).await.expect("the permit is never closed");
+        let _turn = self.append_lock.lock().await;
         self.state.borrow().check_failed()?;
         self.seal_active().await?;
         self.snapshot_producer_states().await?;

@@ -7,7 +7,7 @@ use common::{read_all, run, temp_dir};
 use sluice_engine::batch::{BatchHeader, Compression};
 use sluice_engine::batch_builder::BatchBuilder;
 use sluice_engine::compaction::plain_batch;
-use sluice_engine::{FlushPolicy, LogConfig, PartitionLog};
+use sluice_engine::{EngineError, FlushPolicy, LogConfig, PartitionLog};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
@@ -160,12 +160,22 @@ fn compaction_counts_the_active_segment_and_keeps_null_keys() {
     run(async {
         let tmp = temp_dir();
         let dir = tmp.path().join("t-0");
-        let (log, _) = PartitionLog::open(&dir, compact_config()).await.unwrap();
+        // Keyless records get into a compacted log only from before the topic became
+        // compacted: a compacted log refuses them at append (Kafka's INVALID_RECORD).
+        let (log, _) = PartitionLog::open(&dir, LogConfig { compact: false, ..compact_config() }).await.unwrap();
         let mut builder = BatchBuilder::new(T0);
         builder.push(Some(b"a"), Some(b"a1"), &[], T0);
         builder.push(None, Some(b"n1"), &[], T0);
         builder.push(Some(b"b"), Some(b"b1"), &[], T0);
-        log.append(builder.build(), 0).await.unwrap();
+        let keyless = builder.build();
+        log.append(keyless.clone(), 0).await.unwrap();
+        log.set_config(compact_config()).unwrap();
+        match log.append(keyless, 0).await {
+            Err(EngineError::InvalidRecords { records, .. }) => {
+                assert_eq!(records.iter().map(|(index, _)| *index).collect::<Vec<_>>(), vec![1]);
+            }
+            other => panic!("a keyless record on a compacted log: {other:?}"),
+        }
         log.roll().await.unwrap();
         let mut builder = BatchBuilder::new(T0);
         builder.push(Some(b"a"), Some(b"a2"), &[], T0);

@@ -135,7 +135,7 @@ async fn apply(
         Op::DeleteRecords { at_permille } => {
             let at = model.offset_at(at_permille);
             let hw = log.high_watermark();
-            match log.delete_records_before(at).await {
+            match log.delete_records_before(log.append_ticket(), at).await {
                 Ok(start) => {
                     assert!(at <= hw);
                     model.log_start = model.log_start.max(at);

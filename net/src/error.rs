@@ -11,6 +11,9 @@ pub struct KafkaError {
     pub code: ResponseError,
     /// What happened, for the broker's log and the response's error message field.
     pub message: String,
+    /// Produce only: the records that got the batch refused, as `(index in its batch,
+    /// why)` (KIP-467's `record_errors`).
+    pub record_errors: Vec<(i32, String)>,
 }
 
 /// Result of an operation answered with a Kafka error code.
@@ -19,7 +22,7 @@ pub type KafkaResult<T> = Result<T, KafkaError>;
 impl KafkaError {
     /// An error with a message.
     pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
-        KafkaError { code, message: message.into() }
+        KafkaError { code, message: message.into(), record_errors: Vec::new() }
     }
 
     /// The partition does not exist (or this broker does not host it).
@@ -43,11 +46,16 @@ impl From<EngineError> for KafkaError {
             // The batch was lost to a truncation: the client retries against the leader.
             EngineError::Truncated { .. } => ResponseError::NotLeaderOrFollower,
             EngineError::Config(_) => ResponseError::InvalidConfig,
+            EngineError::InvalidRecords { .. } => ResponseError::InvalidRecord,
             EngineError::Corrupt { .. } | EngineError::Io { .. } | EngineError::Failed { .. } => {
                 ResponseError::KafkaStorageError
             }
         };
-        KafkaError { code, message: error.to_string() }
+        let record_errors = match &error {
+            EngineError::InvalidRecords { records, .. } => records.clone(),
+            _ => Vec::new(),
+        };
+        KafkaError { code, message: error.to_string(), record_errors }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod metrics;
+pub mod ordering;
 pub mod partition_ops;
 pub mod routing;
 pub mod server;

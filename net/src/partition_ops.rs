@@ -9,7 +9,10 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression};
+use sluice_engine::fifo_lock::Ticket;
+use sluice_engine::source_order::RequestOrigin;
 use sluice_engine::{LogRead, PartitionLog, ReadLimit};
+use std::rc::Rc;
 
 /// One partition operation.
 #[derive(Debug)]
@@ -90,10 +93,54 @@ pub enum PartitionReply {
 /// The broker's leader epoch for every partition: one node, never re-elected.
 pub const LEADER_EPOCH: i32 = 0;
 
-/// Runs one operation on a partition log this shard owns.
-pub async fn execute(log: &PartitionLog, op: PartitionOp) -> KafkaResult<PartitionReply> {
+/// A call that has its place on its partition: the log found and, for an operation that
+/// changes the log (append, DeleteRecords), a ticket in the log's line, taken when the call
+/// was admitted. Running it later keeps that place.
+pub struct AdmittedCall {
+    log: Rc<PartitionLog>,
+    op: PartitionOp,
+    ticket: Option<Ticket>,
+    origin: Option<RequestOrigin>,
+}
+
+impl AdmittedCall {
+    /// Takes the call's place on `log` now (synchronously).
+    pub fn new(log: Rc<PartitionLog>, op: PartitionOp, origin: Option<RequestOrigin>) -> Self {
+        let ticket = matches!(op, PartitionOp::Append { .. } | PartitionOp::DeleteRecordsBefore { .. })
+            .then(|| log.append_ticket());
+        AdmittedCall { log, op, ticket, origin }
+    }
+
+    /// Runs the operation in its place.
+    pub async fn run(self) -> KafkaResult<PartitionReply> {
+        let AdmittedCall { log, op, ticket, origin } = self;
+        match op {
+            PartitionOp::Append { records } => {
+                append_all(&log, ticket.expect("admitted with a ticket"), records, origin).await
+            }
+            PartitionOp::DeleteRecordsBefore { offset } => {
+                let ticket = ticket.expect("admitted with a ticket");
+                let high_watermark = log.high_watermark();
+                let offset = if offset == -1 { high_watermark } else { offset };
+                if offset < 0 || offset > high_watermark {
+                    return Err(KafkaError::new(
+                        ResponseError::OffsetOutOfRange,
+                        format!(
+                            "{}: cannot delete before {offset}: the high watermark is {high_watermark}",
+                            log.name()
+                        ),
+                    ));
+                }
+                Ok(PartitionReply::LowWatermark(log.delete_records_before(ticket, offset).await?))
+            }
+            other => read_only(&log, other).await,
+        }
+    }
+}
+
+/// Runs an operation that leaves the log as it is.
+async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<PartitionReply> {
     match op {
-        PartitionOp::Append { records } => append_all(log, records).await,
         PartitionOp::Read { offset, max_bytes } => {
             Ok(PartitionReply::Read(log.read(offset, max_bytes, ReadLimit::HighWatermark).await?))
         }
@@ -109,38 +156,34 @@ pub async fn execute(log: &PartitionLog, op: PartitionOp) -> KafkaResult<Partiti
             high_watermark: log.high_watermark(),
             log_end: log.log_end_offset(),
         }),
-        PartitionOp::DeleteRecordsBefore { offset } => {
-            let high_watermark = log.high_watermark();
-            let offset = if offset == -1 { high_watermark } else { offset };
-            if offset < 0 || offset > high_watermark {
-                return Err(KafkaError::new(
-                    ResponseError::OffsetOutOfRange,
-                    format!("{}: cannot delete before {offset}: the high watermark is {high_watermark}", log.name()),
-                ));
-            }
-            Ok(PartitionReply::LowWatermark(log.delete_records_before(offset).await?))
-        }
         PartitionOp::EndOffsetForEpoch { epoch } => Ok(PartitionReply::EpochEnd(log.end_offset_for_epoch(epoch))),
+        PartitionOp::Append { .. } | PartitionOp::DeleteRecordsBefore { .. } => {
+            unreachable!("operations that change the log run in their admitted place")
+        }
     }
 }
 
-/// Appends each batch of a produce request's record data in order; the reply carries the
-/// first batch's offsets. Clients send one batch per partition, but the format allows more.
-async fn append_all(log: &PartitionLog, mut records: Bytes) -> KafkaResult<PartitionReply> {
+/// Appends each batch of a produce request's record data in order, in one turn; the
+/// reply carries the first batch's offsets. Clients send one batch per partition, but the
+/// format allows more.
+async fn append_all(
+    log: &PartitionLog,
+    ticket: Ticket,
+    mut records: Bytes,
+    origin: Option<RequestOrigin>,
+) -> KafkaResult<PartitionReply> {
     if records.is_empty() {
         return Err(KafkaError::new(ResponseError::CorruptMessage, format!("{}: empty record data", log.name())));
     }
-    let mut first = None;
+    let mut batches = Vec::with_capacity(1);
     while !records.is_empty() {
         let size =
             peek_batch_size(&records, usize::MAX).ok().filter(|size| *size <= records.len()).ok_or_else(|| {
                 KafkaError::new(ResponseError::CorruptMessage, format!("{}: truncated batch", log.name()))
             })?;
-        let batch = records.split_to(size);
-        let info = log.append(batch, LEADER_EPOCH).await?;
-        first.get_or_insert(info);
+        batches.push(records.split_to(size));
     }
-    let info = first.expect("at least one batch");
+    let info = log.append_batches(ticket, batches, LEADER_EPOCH, origin).await?;
     Ok(PartitionReply::Appended {
         base_offset: info.base_offset,
         log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),

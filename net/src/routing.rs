@@ -9,12 +9,15 @@ use crate::context::{ShardContext, ShardStats};
 use crate::control::MetadataChange;
 use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::Metadata;
-use crate::partition_ops::{execute, PartitionCall, PartitionReply};
+use crate::ordering::Admission;
+use crate::partition_ops::{AdmittedCall, PartitionCall, PartitionReply};
 use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use glommio::channels::channel_mesh::Receivers;
 use kafka_protocol::ResponseError;
 use sluice_engine::shard::partition_dir_name;
+use sluice_engine::source_order::RequestOrigin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,8 @@ pub enum ShardMessage {
     Partitions {
         /// The calls.
         calls: Vec<PartitionCall>,
+        /// The request they come from, for the ordering check.
+        origin: Option<RequestOrigin>,
         /// One result per call.
         reply: oneshot::Sender<Vec<KafkaResult<PartitionReply>>>,
     },
@@ -48,6 +53,8 @@ pub enum ShardMessage {
     Group {
         /// The group.
         group_id: String,
+        /// The request it comes from, for the ordering check.
+        origin: Option<RequestOrigin>,
         /// The group's `__consumer_offsets` partition (owned by the receiver).
         partition: i32,
         /// What to do.
@@ -76,6 +83,9 @@ pub enum ShardMessage {
     },
 }
 
+/// The answers to a group of partition calls, in call order.
+type PartitionAnswers = Vec<KafkaResult<PartitionReply>>;
+
 /// Mesh channel capacity per pair of shards: bounds the messages queued between two shards.
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
@@ -90,7 +100,19 @@ impl ShardContext {
     }
 
     /// Runs partition calls wherever their partitions live, returning results in call order.
-    pub async fn call_partitions(&self, calls: Vec<PartitionCall>) -> Vec<KafkaResult<PartitionReply>> {
+    ///
+    /// With an admission (a request with ordered effects, see [`crate::ordering`]), the
+    /// calls take their places at their partitions in the request's admission turn: local
+    /// ones get their tickets in place, remote ones are queued in the mesh channel to their
+    /// owner (which takes their tickets in channel order). Then the connection's next
+    /// request is let in, and these calls run.
+    pub async fn call_partitions(
+        &self,
+        calls: Vec<PartitionCall>,
+        admission: Option<Admission>,
+    ) -> Vec<KafkaResult<PartitionReply>> {
+        let admitting = crate::ordering::begin(admission).await;
+        let origin = admitting.as_ref().map(|admitting| admitting.origin);
         let metadata = self.metadata();
         let mut results: Vec<Option<KafkaResult<PartitionReply>>> = (0..calls.len()).map(|_| None).collect();
         let mut by_shard: Vec<(Vec<usize>, Vec<PartitionCall>)> =
@@ -104,17 +126,20 @@ impl ShardContext {
                 None => results[index] = Some(Err(KafkaError::unknown_partition(&call.topic, call.partition))),
             }
         }
-        let batches = by_shard.into_iter().enumerate().filter(|(_, (indexes, _))| !indexes.is_empty()).map(
-            |(owner, (indexes, calls))| async move {
-                let answers = if owner == self.id {
-                    self.run_local_calls(calls).await
-                } else {
-                    self.run_remote_calls(owner, calls).await
-                };
-                (indexes, answers)
-            },
-        );
-        for (indexes, answers) in futures::future::join_all(batches).await {
+        let mut running: Vec<(Vec<usize>, LocalBoxFuture<'_, PartitionAnswers>)> = Vec::new();
+        for (owner, (indexes, calls)) in
+            by_shard.into_iter().enumerate().filter(|(_, (indexes, _))| !indexes.is_empty())
+        {
+            let answers: LocalBoxFuture<'_, _> = if owner == self.id {
+                Box::pin(run_admitted(self.admit_local_calls(calls, origin)))
+            } else {
+                Box::pin(self.send_remote_calls(owner, calls, origin).await)
+            };
+            running.push((indexes, answers));
+        }
+        drop(admitting);
+        let (indexes, answers): (Vec<_>, Vec<_>) = running.into_iter().unzip();
+        for (indexes, answers) in indexes.into_iter().zip(futures::future::join_all(answers).await) {
             debug_assert_eq!(indexes.len(), answers.len());
             for (index, answer) in indexes.into_iter().zip(answers) {
                 results[index] = Some(answer);
@@ -123,33 +148,48 @@ impl ShardContext {
         results.into_iter().map(|r| r.expect("every call is answered")).collect()
     }
 
-    async fn run_remote_calls(&self, owner: usize, calls: Vec<PartitionCall>) -> Vec<KafkaResult<PartitionReply>> {
+    /// Queues calls for another shard in the mesh channel to it (their place at the owner
+    /// is taken in channel order); the returned future waits for the answers.
+    async fn send_remote_calls(
+        &self,
+        owner: usize,
+        calls: Vec<PartitionCall>,
+        origin: Option<RequestOrigin>,
+    ) -> impl std::future::Future<Output = Vec<KafkaResult<PartitionReply>>> {
         let count = calls.len();
         ShardStats::bump(&self.stats.calls_routed_out, count as u64);
         let (reply, answer) = oneshot::channel();
-        let sent = self.send_to_shard(owner, ShardMessage::Partitions { calls, reply }).await;
-        let failure = match sent {
-            Ok(()) => match answer.await {
-                Ok(answers) => return answers,
-                Err(_) => {
-                    KafkaError::new(ResponseError::NotLeaderOrFollower, format!("shard {owner} dropped the call"))
-                }
-            },
-            Err(error) => error,
-        };
-        (0..count).map(|_| Err(failure.clone())).collect()
+        let sent = self.send_to_shard(owner, ShardMessage::Partitions { calls, origin, reply }).await;
+        async move {
+            let failure = match sent {
+                Ok(()) => match answer.await {
+                    Ok(answers) => return answers,
+                    Err(_) => {
+                        KafkaError::new(ResponseError::NotLeaderOrFollower, format!("shard {owner} dropped the call"))
+                    }
+                },
+                Err(error) => error,
+            };
+            (0..count).map(|_| Err(failure.clone())).collect()
+        }
     }
 
-    /// Runs calls for partitions this shard owns, concurrently.
-    pub(crate) async fn run_local_calls(&self, calls: Vec<PartitionCall>) -> Vec<KafkaResult<PartitionReply>> {
-        futures::future::join_all(calls.into_iter().map(|call| async move {
-            let log = self
-                .engine
-                .partition(&partition_dir_name(&call.topic, call.partition))
-                .ok_or_else(|| KafkaError::unknown_partition(&call.topic, call.partition))?;
-            execute(&log, call.op).await
-        }))
-        .await
+    /// Gives calls for partitions this shard owns their places at their logs, now.
+    pub(crate) fn admit_local_calls(
+        &self,
+        calls: Vec<PartitionCall>,
+        origin: Option<RequestOrigin>,
+    ) -> Vec<KafkaResult<AdmittedCall>> {
+        calls
+            .into_iter()
+            .map(|call| {
+                let log = self
+                    .engine
+                    .partition(&partition_dir_name(&call.topic, call.partition))
+                    .ok_or_else(|| KafkaError::unknown_partition(&call.topic, call.partition))?;
+                Ok(AdmittedCall::new(log, call.op, origin))
+            })
+            .collect()
     }
 
     /// Waits until any partition has data at or past its offset, or `max_wait` passes.
@@ -203,19 +243,44 @@ impl ShardContext {
             let context = self.clone();
             async move {
                 while let Some(message) = stream.next().await {
-                    let context = context.clone();
-                    glommio::spawn_local(async move { context.handle_message(message).await }).detach();
+                    context.clone().admit_message(message);
                 }
             }
         });
         futures::future::join_all(serving).await;
     }
 
+    /// Starts the work a message asks for. Partition and group calls take their places at
+    /// their targets here, before the next message of the same channel is looked at: the
+    /// mesh channel's order is the order their effects happen in (see [`crate::ordering`]).
+    fn admit_message(self: Rc<Self>, message: ShardMessage) {
+        match message {
+            ShardMessage::Partitions { calls, origin, reply } => {
+                ShardStats::bump(&self.stats.calls_served_for_others, calls.len() as u64);
+                let admitted = self.admit_local_calls(calls, origin);
+                glommio::spawn_local(async move {
+                    let _ = reply.send(run_admitted(admitted).await);
+                })
+                .detach();
+            }
+            ShardMessage::Group { group_id, origin, partition, op, reply } => {
+                ShardStats::bump(&self.stats.calls_served_for_others, 1);
+                let ticket = self.groups.ticket();
+                glommio::spawn_local(async move {
+                    let _ = reply.send(self.run_group_op(&group_id, partition, op, ticket, origin).await);
+                })
+                .detach();
+            }
+            other => {
+                glommio::spawn_local(async move { self.handle_message(other).await }).detach();
+            }
+        }
+    }
+
     async fn handle_message(self: Rc<Self>, message: ShardMessage) {
         match message {
-            ShardMessage::Partitions { calls, reply } => {
-                ShardStats::bump(&self.stats.calls_served_for_others, calls.len() as u64);
-                let _ = reply.send(self.run_local_calls(calls).await);
+            ShardMessage::Partitions { .. } | ShardMessage::Group { .. } => {
+                unreachable!("admitted by serve_mesh in channel order")
             }
             ShardMessage::WaitForData { waits, max_wait, mut reply } => {
                 // The asker drops its end when another partition answered first.
@@ -229,10 +294,6 @@ impl ShardContext {
             ShardMessage::ChangeMetadata { change, reply } => {
                 let _ = reply.send(self.change_metadata(change).await);
             }
-            ShardMessage::Group { group_id, partition, op, reply } => {
-                ShardStats::bump(&self.stats.calls_served_for_others, 1);
-                let _ = reply.send(self.run_group_op(&group_id, partition, op).await);
-            }
             ShardMessage::ListGroups { reply } => {
                 let _ = reply.send(self.groups.list());
             }
@@ -245,4 +306,9 @@ impl ShardContext {
             }
         }
     }
+}
+
+/// Runs admitted calls concurrently, each in its place.
+async fn run_admitted(calls: Vec<KafkaResult<AdmittedCall>>) -> Vec<KafkaResult<PartitionReply>> {
+    futures::future::join_all(calls.into_iter().map(|call| async move { call?.run().await })).await
 }

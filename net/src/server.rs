@@ -3,10 +3,14 @@
 //! The reader decodes each frame's header at once (a bad one ends the connection: Kafka
 //! closes on requests it cannot parse) and starts a task for the request; the writer
 //! awaits those tasks in arrival order. A bounded queue between them limits the requests
-//! in flight per connection, which pushes back on the client's socket.
+//! in flight per connection, which pushes back on the client's socket. Requests that
+//! change partitions or groups take their place in the connection's order as they are
+//! decoded ([`crate::ordering`]), so their effects follow arrival order although they run
+//! concurrently.
 
 use crate::context::{ShardContext, ShardStats};
 use crate::handlers::{self, RequestSource};
+use crate::ordering::ConnectionOrder;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use glommio::channels::local_channel;
@@ -68,6 +72,7 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
     let client_host: Rc<str> = peer_address.map_or_else(|| "/".into(), |a| format!("/{}", a.ip()).into());
     let (reader, writer) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    let order = ConnectionOrder::new(context.id);
     let (queue, pending) = local_channel::new_bounded::<PendingResponse>(IN_FLIGHT_PER_CONNECTION);
     let writing = glommio::spawn_local(write_responses(pending, writer));
     loop {
@@ -79,7 +84,7 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
                 break;
             }
         };
-        match start_request(&context, frame, &client_host) {
+        match start_request(&context, frame, &client_host, &order) {
             Ok(response) => {
                 if queue.send(response).await.is_err() {
                     break;
@@ -180,7 +185,12 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, String> {
 }
 
 /// Decodes a frame and starts handling it. An error means the connection must close.
-fn start_request(context: &Rc<ShardContext>, frame: Bytes, client_host: &Rc<str>) -> Result<PendingResponse, String> {
+fn start_request(
+    context: &Rc<ShardContext>,
+    frame: Bytes,
+    client_host: &Rc<str>,
+    order: &ConnectionOrder,
+) -> Result<PendingResponse, String> {
     let (key, version, correlation_id, client_id, request) = match decode_request(frame)? {
         DecodedRequest::Request { key, version, correlation_id, client_id, request } => {
             (key, version, correlation_id, client_id, request)
@@ -193,10 +203,12 @@ fn start_request(context: &Rc<ShardContext>, frame: Bytes, client_host: &Rc<str>
     };
     let context = context.clone();
     let source = RequestSource { client_id, client_host: client_host.clone() };
+    // Taken here, in arrival order: the place of this request's effects.
+    let admission = handlers::has_ordered_effects(key).then(|| order.admission());
     ShardStats::bump(&context.stats.requests_in_flight, 1);
     let started = Instant::now();
     Ok(glommio::spawn_local(async move {
-        let response = handlers::handle(context.clone(), version, *request, source).await;
+        let response = handlers::handle(context.clone(), version, *request, source, admission).await;
         ShardStats::drop_one(&context.stats.requests_in_flight);
         ShardStats::bump(&context.stats.requests, 1);
         let encoded = match response {

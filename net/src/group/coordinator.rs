@@ -22,7 +22,9 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 use sluice_engine::batch_builder::BatchBuilder;
+use sluice_engine::fifo_lock::{FifoLock, Ticket};
 use sluice_engine::shard::{partition_dir_name, Shard};
+use sluice_engine::source_order::{RequestOrigin, SourceOrder};
 use sluice_engine::{PartitionLog, ReadLimit};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +44,9 @@ struct GroupEntry {
     offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// The membership last written to disk (timestamp zeroed), to write only changes.
     persisted: Option<StoredGroup>,
+    /// Commits update `offsets` in the order they were written, whichever fsync wakes
+    /// its waiter first.
+    commit_line: FifoLock,
 }
 
 impl GroupEntry {
@@ -59,6 +64,7 @@ impl GroupEntry {
             parked_syncs: HashMap::new(),
             offsets: BTreeMap::new(),
             persisted: None,
+            commit_line: FifoLock::new(),
         }
     }
 }
@@ -130,6 +136,11 @@ impl<T> Answer<T> {
 pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, GroupEntry>>,
     limits: GroupLimits,
+    /// Group operations take effect one at a time, in ticket order (see
+    /// `ShardContext::run_group_op`).
+    line: FifoLock,
+    /// The last request of each recent source that changed a group here (the ordering check).
+    sources: RefCell<SourceOrder>,
 }
 
 fn now_ms() -> i64 {
@@ -143,7 +154,26 @@ fn internal_error(message: String) -> KafkaError {
 impl GroupCoordinator {
     /// No groups yet; [`GroupCoordinator::load`] fills it from disk.
     pub fn new(limits: GroupLimits) -> Self {
-        GroupCoordinator { groups: RefCell::new(HashMap::new()), limits }
+        GroupCoordinator {
+            groups: RefCell::new(HashMap::new()),
+            limits,
+            line: FifoLock::new(),
+            sources: RefCell::new(SourceOrder::default()),
+        }
+    }
+
+    /// The next place in the coordinator's line of group operations.
+    pub fn ticket(&self) -> Ticket {
+        self.line.ticket()
+    }
+
+    /// Checks the ordering invariant for an operation about to take effect on a group.
+    pub fn check_order(&self, group_id: &str, origin: RequestOrigin) {
+        if let Err(broken) = self.sources.borrow_mut().admit(origin) {
+            // The invariant of docs/ARCHITECTURE.md "Ordering". A bug, not bad input.
+            tracing::error!(group = group_id, ?broken, "group operation out of its source's order");
+            debug_assert!(false, "group {group_id}: operation out of its source's order: {broken:?}");
+        }
     }
 
     /// Replays this shard's `__consumer_offsets` partitions: committed offsets and groups
@@ -312,28 +342,37 @@ impl GroupCoordinator {
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> KafkaResult<Result<(), ResponseError>> {
         let Caller { member_id, instance_id, generation_id } = caller;
-        let allowed = self.with_group(group_id, partition, |entry| {
-            let group = &mut entry.group;
-            if generation_id < 0 && member_id.is_empty() {
-                return if group.state() == GroupState::Empty { Ok(()) } else { Err(ResponseError::UnknownMemberId) };
+        let allowed = self
+            .with_group(group_id, partition, |entry| {
+                let group = &mut entry.group;
+                if generation_id < 0 && member_id.is_empty() {
+                    return if group.state() == GroupState::Empty {
+                        Ok(())
+                    } else {
+                        Err(ResponseError::UnknownMemberId)
+                    };
+                }
+                group.check_member(member_id, instance_id, generation_id)?;
+                match group.state() {
+                    // As Kafka: a member of the current generation may commit while the group
+                    // prepares a rebalance (cooperative consumers commit before they give
+                    // partitions up), but not between JoinGroup and SyncGroup.
+                    GroupState::CompletingRebalance => Err(ResponseError::RebalanceInProgress),
+                    GroupState::PreparingRebalance => Ok(()),
+                    _ => group.heartbeat(member_id, instance_id, generation_id, Instant::now()),
+                }
+            })
+            .map(|()| self.with_group(group_id, partition, |entry| entry.commit_line.ticket()));
+        let applying = match allowed {
+            Ok(ticket) => ticket,
+            Err(error) => {
+                let mut groups = self.groups.borrow_mut();
+                if groups.get(group_id).is_some_and(GroupEntry::is_forgettable) {
+                    groups.remove(group_id); // a refused commit to a group nobody uses
+                }
+                return Ok(Err(error));
             }
-            group.check_member(member_id, instance_id, generation_id)?;
-            match group.state() {
-                // As Kafka: a member of the current generation may commit while the group
-                // prepares a rebalance (cooperative consumers commit before they give
-                // partitions up), but not between JoinGroup and SyncGroup.
-                GroupState::CompletingRebalance => Err(ResponseError::RebalanceInProgress),
-                GroupState::PreparingRebalance => Ok(()),
-                _ => group.heartbeat(member_id, instance_id, generation_id, Instant::now()),
-            }
-        });
-        if let Err(error) = allowed {
-            let mut groups = self.groups.borrow_mut();
-            if groups.get(group_id).is_some_and(GroupEntry::is_forgettable) {
-                groups.remove(group_id); // a refused commit to a group nobody uses
-            }
-            return Ok(Err(error));
-        }
+        };
         let mut batch = BatchBuilder::new(now_ms());
         for (topic, topic_partition, committed) in &offsets {
             let key = encode_key(&OffsetsKey::Offset {
@@ -346,6 +385,7 @@ impl GroupCoordinator {
         if !batch.is_empty() {
             offsets_log(engine, partition)?.append(batch.build(), LEADER_EPOCH).await?;
         }
+        let _applying = applying.turn().await;
         self.with_group(group_id, partition, |entry| {
             for (topic, topic_partition, committed) in offsets {
                 entry.offsets.insert((topic, topic_partition), committed);

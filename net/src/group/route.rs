@@ -7,10 +7,13 @@ use super::state::{JoinRequest, JoinResult, SyncResult};
 use crate::context::{ShardContext, ShardStats};
 use crate::control::{MetadataChange, NewTopic};
 use crate::error::{KafkaError, KafkaResult};
+use crate::ordering::Admission;
 use crate::routing::ShardMessage;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
+use sluice_engine::fifo_lock::Ticket;
+use sluice_engine::source_order::RequestOrigin;
 use std::rc::Rc;
 
 /// A group operation, run on the group's coordinator shard.
@@ -81,8 +84,18 @@ pub enum GroupReply {
 }
 
 impl ShardContext {
-    /// Runs a group operation on the group's coordinator shard.
-    pub async fn call_group(self: &Rc<Self>, group_id: &str, op: GroupOp) -> KafkaResult<GroupReply> {
+    /// Runs a group operation on the group's coordinator shard. With an admission (a
+    /// request with ordered effects, see [`crate::ordering`]), the operation takes its place
+    /// in the coordinator's line in the request's admission turn, then the connection's
+    /// next request is let in.
+    pub async fn call_group(
+        self: &Rc<Self>,
+        group_id: &str,
+        op: GroupOp,
+        admission: Option<Admission>,
+    ) -> KafkaResult<GroupReply> {
+        let admitting = crate::ordering::begin(admission).await;
+        let origin = admitting.as_ref().map(|admitting| admitting.origin);
         if group_id.is_empty() {
             return Err(KafkaError::new(ResponseError::InvalidGroupId, "the group id is empty"));
         }
@@ -99,18 +112,47 @@ impl ShardContext {
         let partition = partition_for_group(group_id, partitions);
         let owner = metadata.owner(CONSUMER_OFFSETS_TOPIC, partition).ok_or_else(not_ready)?;
         if owner == self.id {
-            return self.run_group_op(group_id, partition, op).await;
+            let ticket = self.groups.ticket();
+            drop(admitting);
+            return self.run_group_op(group_id, partition, op, ticket, origin).await;
         }
         ShardStats::bump(&self.stats.calls_routed_out, 1);
         let (reply, answer) = oneshot::channel();
-        self.send_to_shard(owner, ShardMessage::Group { group_id: group_id.to_string(), partition, op, reply }).await?;
+        let message = ShardMessage::Group { group_id: group_id.to_string(), origin, partition, op, reply };
+        self.send_to_shard(owner, message).await?;
+        drop(admitting);
         answer.await.unwrap_or_else(|_| {
             Err(KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("shard {owner} dropped the call")))
         })
     }
 
-    /// Runs a group operation on this shard, the group's coordinator.
-    pub(crate) async fn run_group_op(&self, group_id: &str, partition: i32, op: GroupOp) -> KafkaResult<GroupReply> {
+    /// Runs a group operation on this shard, the group's coordinator, in `ticket`'s turn
+    /// of the coordinator's line. Every operation changes its group, and takes its ticket
+    /// for the `__consumer_offsets` write, synchronously in its first poll; the turn covers
+    /// exactly that poll, so operations take effect in ticket order while their writes,
+    /// fsyncs and parked joins overlap.
+    pub(crate) async fn run_group_op(
+        &self,
+        group_id: &str,
+        partition: i32,
+        op: GroupOp,
+        ticket: Ticket,
+        origin: Option<RequestOrigin>,
+    ) -> KafkaResult<GroupReply> {
+        let turn = ticket.turn().await;
+        if let Some(origin) = origin {
+            self.groups.check_order(group_id, origin);
+        }
+        let running = self.dispatch_group_op(group_id, partition, op);
+        futures::pin_mut!(running);
+        if let std::task::Poll::Ready(reply) = futures::poll!(&mut running) {
+            return reply;
+        }
+        drop(turn);
+        running.await
+    }
+
+    async fn dispatch_group_op(&self, group_id: &str, partition: i32, op: GroupOp) -> KafkaResult<GroupReply> {
         let groups = &self.groups;
         let engine = &self.engine;
         Ok(match op {

@@ -3,15 +3,23 @@
 
 use crate::context::ShardContext;
 use crate::group::route::{GroupOp, GroupReply};
+use crate::ordering::Admission;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use std::rc::Rc;
 
 /// Answers a DeleteGroups request.
-pub async fn handle(context: &Rc<ShardContext>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: DeleteGroupsRequest,
+    admission: Option<Admission>,
+) -> DeleteGroupsResponse {
+    // One group after another, each deleted before the next: the whole request holds its
+    // admission turn, so the connection's later group requests come after all of them.
+    let _admitting = crate::ordering::begin(admission).await;
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let code = match context.call_group(&group_id.0, GroupOp::Delete).await {
+        let code = match context.call_group(&group_id.0, GroupOp::Delete, None).await {
             Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
             Ok(other) => unreachable!("delete answered with {other:?}"),
             Err(error) => error.code.code(),

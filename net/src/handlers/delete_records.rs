@@ -1,13 +1,18 @@
 //! DeleteRecords: advance partitions' log start offsets.
 
 use crate::context::ShardContext;
+use crate::ordering::Admission;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use std::rc::Rc;
 
 /// Answers a DeleteRecords request.
-pub async fn handle(context: &Rc<ShardContext>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: DeleteRecordsRequest,
+    admission: Option<Admission>,
+) -> DeleteRecordsResponse {
     let calls = request
         .topics
         .iter()
@@ -19,7 +24,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: DeleteRecordsRequest) -
             })
         })
         .collect();
-    let mut results = context.call_partitions(calls).await.into_iter();
+    let mut results = context.call_partitions(calls, admission).await.into_iter();
     let topics = request
         .topics
         .iter()

@@ -18,7 +18,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: DescribeGroupsRequest) 
         let answer = DescribedGroup::default()
             .with_group_id(group_id.clone())
             .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
-        groups.push(match context.call_group(&group_id.0, GroupOp::Describe).await {
+        groups.push(match context.call_group(&group_id.0, GroupOp::Describe, None).await {
             Ok(GroupReply::Described(group)) => answer
                 .with_group_state(StrBytes::from_static_str(group.state.kafka_name()))
                 .with_protocol_type(StrBytes::from_string(group.protocol_type))

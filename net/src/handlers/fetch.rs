@@ -37,7 +37,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchR
                 })
             })
             .collect();
-        let results = context.call_partitions(calls).await;
+        let results = context.call_partitions(calls, None).await;
         let bytes_read: usize = results.iter().map(read_bytes).sum();
         let any_error = results.iter().any(|r| r.is_err());
         let remaining = deadline.saturating_duration_since(Instant::now());

@@ -2,17 +2,22 @@
 
 use crate::context::ShardContext;
 use crate::group::route::{GroupOp, GroupReply};
+use crate::ordering::Admission;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use std::rc::Rc;
 
 /// Answers a Heartbeat request.
-pub async fn handle(context: &Rc<ShardContext>, request: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: HeartbeatRequest,
+    admission: Option<Admission>,
+) -> HeartbeatResponse {
     let op = GroupOp::Heartbeat {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.map(|i| i.to_string()),
         generation_id: request.generation_id,
     };
-    let code = match context.call_group(&request.group_id.0, op).await {
+    let code = match context.call_group(&request.group_id.0, op, admission).await {
         Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
         Ok(other) => unreachable!("heartbeat answered with {other:?}"),
         Err(error) => error.code.code(),

@@ -5,6 +5,7 @@ use super::RequestSource;
 use crate::context::ShardContext;
 use crate::group::route::{GroupOp, GroupReply};
 use crate::group::state::JoinRequest;
+use crate::ordering::Admission;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -21,6 +22,7 @@ pub async fn handle(
     request: JoinGroupRequest,
     version: i16,
     source: RequestSource,
+    admission: Option<Admission>,
 ) -> JoinGroupResponse {
     let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
     // v0 has no rebalance timeout: Kafka uses the session timeout.
@@ -37,7 +39,7 @@ pub async fn handle(
         requires_known_member_id: version >= 4,
     };
     let group_id = request.group_id.0.to_string();
-    match context.call_group(&group_id, GroupOp::Join(join)).await {
+    match context.call_group(&group_id, GroupOp::Join(join), admission).await {
         Ok(GroupReply::Joined(result)) => JoinGroupResponse::default()
             .with_error_code(result.error.map_or(0, |e| e.code()))
             .with_generation_id(result.generation_id)

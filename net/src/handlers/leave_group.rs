@@ -3,12 +3,18 @@
 
 use crate::context::ShardContext;
 use crate::group::route::{GroupOp, GroupReply};
+use crate::ordering::Admission;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use std::rc::Rc;
 
 /// Answers a LeaveGroup request.
-pub async fn handle(context: &Rc<ShardContext>, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: LeaveGroupRequest,
+    version: i16,
+    admission: Option<Admission>,
+) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members
@@ -18,7 +24,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: LeaveGroupRequest, vers
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let results = match context.call_group(&request.group_id.0, GroupOp::Leave(members)).await {
+    let results = match context.call_group(&request.group_id.0, GroupOp::Leave(members), admission).await {
         Ok(GroupReply::Left(results)) => results.into_iter().map(|r| r.err().map_or(0, |e| e.code())).collect(),
         Ok(other) => unreachable!("leave answered with {other:?}"),
         Err(error) => return LeaveGroupResponse::default().with_error_code(error.code.code()),

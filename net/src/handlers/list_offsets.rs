@@ -30,7 +30,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: ListOffsetsRequest, ver
             })
         })
         .collect();
-    let mut results = context.call_partitions(calls).await.into_iter();
+    let mut results = context.call_partitions(calls, None).await.into_iter();
     let topics = request
         .topics
         .iter()

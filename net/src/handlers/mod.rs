@@ -2,6 +2,7 @@
 //! below is what the broker serves and advertises in ApiVersions.
 
 use crate::context::ShardContext;
+use crate::ordering::Admission;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
@@ -93,24 +94,47 @@ pub struct RequestSource {
     pub client_host: Rc<str>,
 }
 
-/// Answers one request. `None`: no response is sent (Produce with acks=0).
+/// Whether requests of this API change partitions or groups, so that their effects must
+/// follow the connection's arrival order (see [`crate::ordering`]). The others only read
+/// and may overlap, or change metadata (serialized on shard 0).
+pub fn has_ordered_effects(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::Produce
+            | ApiKey::DeleteRecords
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::OffsetCommit
+            | ApiKey::DeleteGroups
+            | ApiKey::OffsetDelete
+    )
+}
+
+/// Answers one request. `None`: no response is sent (Produce with acks=0). `admission`
+/// is the request's place in its connection's order, for the APIs with
+/// [`has_ordered_effects`]; any other request drops it unused.
 pub async fn handle(
     context: Rc<ShardContext>,
     version: i16,
     request: RequestKind,
     source: RequestSource,
+    admission: Option<Admission>,
 ) -> Option<ResponseKind> {
     let context = &context;
     Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(version)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(context, r, version).await),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(context, r, version).await?),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(context, r, version, admission).await?),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(context, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(context, r, version).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(context, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(context, r).await),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(context, r).await),
-        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(context, r).await),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(context, r, admission).await)
+        }
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(context, r)),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(context, r).await)
@@ -124,16 +148,20 @@ pub async fn handle(
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(context, r, version).await)
         }
-        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(context, r, version, source).await),
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(context, r).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(context, r).await),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(context, r, version).await),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(context, r).await),
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(join_group::handle(context, r, version, source, admission).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(context, r, admission).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(context, r, admission).await),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(leave_group::handle(context, r, version, admission).await)
+        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(context, r, admission).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(context, r, version).await),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(context, r).await),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(context, r).await),
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(context, r).await),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(context, r).await),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(context, r, admission).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(context, r, admission).await),
         other => {
             // `is_served` admits only the APIs above, so the connection never gets here.
             unreachable!("request {:?} passed is_served but has no handler", std::mem::discriminant(&other))

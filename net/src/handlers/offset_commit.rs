@@ -4,13 +4,18 @@
 use crate::context::ShardContext;
 use crate::group::records::CommittedOffset;
 use crate::group::route::{GroupOp, GroupReply};
+use crate::ordering::Admission;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Answers an OffsetCommit request.
-pub async fn handle(context: &Rc<ShardContext>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: OffsetCommitRequest,
+    admission: Option<Admission>,
+) -> OffsetCommitResponse {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let offsets = request
         .topics
@@ -33,7 +38,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: OffsetCommitRequest) ->
         generation_id: request.generation_id_or_member_epoch,
         offsets,
     };
-    let code = match context.call_group(&request.group_id.0, op).await {
+    let code = match context.call_group(&request.group_id.0, op, admission).await {
         Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
         Ok(other) => unreachable!("commit answered with {other:?}"),
         Err(error) => error.code.code(),

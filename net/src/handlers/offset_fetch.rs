@@ -19,7 +19,7 @@ async fn fetch(
     group_id: &str,
     wanted: Option<Vec<(String, i32)>>,
 ) -> KafkaResult<Vec<FetchedOffset>> {
-    match context.call_group(group_id, GroupOp::FetchOffsets(wanted)).await? {
+    match context.call_group(group_id, GroupOp::FetchOffsets(wanted), None).await? {
         GroupReply::Offsets(offsets) => Ok(offsets),
         other => unreachable!("offset fetch answered with {other:?}"),
     }

@@ -20,7 +20,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: OffsetForLeaderEpochReq
             })
         })
         .collect();
-    let mut results = context.call_partitions(calls).await.into_iter();
+    let mut results = context.call_partitions(calls, None).await.into_iter();
     let topics = request
         .topics
         .iter()

@@ -4,15 +4,23 @@
 
 use crate::context::ShardContext;
 use crate::error::KafkaError;
+use crate::ordering::Admission;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 /// Answers a Produce request; `None` for acks=0.
-pub async fn handle(context: &Rc<ShardContext>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: ProduceRequest,
+    _version: i16,
+    admission: Option<Admission>,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let refusal = if !matches!(acks, -1..=1) {
         Some(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks = {acks}: must be -1, 0 or 1")))
@@ -33,7 +41,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: ProduceRequest, _versio
     }
     let mut results = match &refusal {
         Some(error) => calls.iter().map(|_| Err(error.clone())).collect(),
-        None => context.call_partitions(calls).await,
+        None => context.call_partitions(calls, admission).await,
     }
     .into_iter();
     if acks == 0 {
@@ -57,8 +65,18 @@ pub async fn handle(context: &Rc<ShardContext>, request: ProduceRequest, _versio
                         Ok(other) => unreachable!("append answered with {other:?}"),
                         Err(error) => {
                             tracing::debug!(topic = %topic.name.0, partition = partition.index, error = %error.message, "produce refused");
+                            let record_errors = error
+                                .record_errors
+                                .iter()
+                                .map(|(index, message)| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(*index)
+                                        .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())))
+                                })
+                                .collect();
                             response
                                 .with_error_code(error.code.code())
+                                .with_record_errors(record_errors)
                                 .with_error_message(Some(StrBytes::from_string(error.message)))
                                 .with_base_offset(-1)
                                 .with_log_append_time_ms(-1)

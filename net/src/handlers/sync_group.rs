@@ -2,11 +2,16 @@
 
 use crate::context::ShardContext;
 use crate::group::route::{GroupOp, GroupReply};
+use crate::ordering::Admission;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use std::rc::Rc;
 
 /// Answers a SyncGroup request.
-pub async fn handle(context: &Rc<ShardContext>, request: SyncGroupRequest) -> SyncGroupResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: SyncGroupRequest,
+    admission: Option<Admission>,
+) -> SyncGroupResponse {
     let op = GroupOp::Sync {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.map(|i| i.to_string()),
@@ -16,7 +21,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: SyncGroupRequest) -> Sy
     let response = SyncGroupResponse::default()
         .with_protocol_type(request.protocol_type)
         .with_protocol_name(request.protocol_name);
-    match context.call_group(&request.group_id.0, op).await {
+    match context.call_group(&request.group_id.0, op, admission).await {
         Ok(GroupReply::Synced(Ok(assignment))) => response.with_assignment(assignment),
         Ok(GroupReply::Synced(Err(error))) => response.with_error_code(error.code()),
         Ok(other) => unreachable!("sync answered with {other:?}"),
