@@ -31,7 +31,7 @@ pub enum EngineError {
     },
     /// Records the topic cannot take, e.g. keyless records on a compacted topic (Kafka:
     /// INVALID_RECORD with KIP-467 record errors). The batch is not written.
-    #[error("{partition}: {message}")]
+    #[error("{message}")]
     InvalidRecords {
         /// Partition directory name.
         partition: String,

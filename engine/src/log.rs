@@ -649,12 +649,20 @@ impl PartitionLog {
         if keyless.is_empty() {
             return Ok(());
         }
-        let message = format!("Compacted topic cannot accept message without key in topic partition {}.", self.name);
-        Err(EngineError::InvalidRecords {
-            partition: self.name.clone(),
-            records: keyless.into_iter().map(|index| (index, message.clone())).collect(),
-            message,
-        })
+        let reason = format!("Compacted topic cannot accept message without key in topic partition {}.", self.name);
+        let records: Vec<(i32, String)> = keyless.into_iter().map(|index| (index, reason.clone())).collect();
+        // Kafka's wording for the partition's error message (LogValidator), first three shown.
+        let shown: Vec<String> = records
+            .iter()
+            .take(3)
+            .map(|(index, reason)| format!("RecordError(batchIndex={index}, message='{reason}')"))
+            .collect();
+        let message = format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+            records.len(),
+            shown.join(", ")
+        );
+        Err(EngineError::InvalidRecords { partition: self.name.clone(), records, message })
     }
 
     async fn preallocate_locked(&self, additional: u64) -> Result<()> {

@@ -1,8 +1,13 @@
 //! `net::client`'s pipelined connection against a real `sluice serve`: many requests in
-//! flight on one socket each get their own answer, and when the broker dies every waiting
-//! request fails instead of hanging.
+//! flight on one socket each get their own answer, their appends land in the order they
+//! were sent (issue 11), and when the broker dies every waiting request fails instead of
+//! hanging.
 
+use bytes::Bytes;
 use kafka_protocol::messages::ProduceResponse;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use sluice_engine::batch_builder::synthetic_batch;
 use sluice_net::client::ops::produce_request;
 use sluice_net::client::{KafkaConnection, PipelinedConnection};
@@ -24,11 +29,17 @@ impl Drop for Broker {
 }
 
 fn start_broker() -> Broker {
+    start_broker_with(&["--cores", "1"])
+}
+
+fn start_broker_with(options: &[&str]) -> Broker {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let address = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "--listen", &address, "--cores", "1", "--data-dir"])
+        .args(["serve", "--listen", &address])
+        .args(options)
+        .arg("--data-dir")
         .arg(dir.path().join("data"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -131,4 +142,86 @@ fn a_dead_broker_fails_every_waiting_request() {
     broker.child.wait().unwrap();
     let failures = waiter.join().unwrap();
     assert!(failures > 0, "requests after the broker died failed rather than hung");
+}
+
+/// One Produce request of the order test: the batches it sends, by partition.
+struct SentRequest {
+    acks: i16,
+    batches: Vec<(i32, Bytes)>,
+    /// Records per batch, in the order of `batches`.
+    counts: Vec<i64>,
+}
+
+/// A random request: 1 to `partitions` partitions, each one batch of 1..=8 records whose
+/// values are 100 B to 120 KB, so small and large appends (and segment rolls) interleave.
+fn random_request(rng: &mut SmallRng, partitions: i32, seed: u64) -> SentRequest {
+    let mut chosen: Vec<i32> = (0..partitions).filter(|_| rng.gen_bool(0.5)).collect();
+    if chosen.is_empty() {
+        chosen.push(rng.gen_range(0..partitions));
+    }
+    let mut batches = Vec::new();
+    let mut counts = Vec::new();
+    for partition in chosen {
+        let count = rng.gen_range(1..=8usize);
+        let value_bytes = *[100usize, 1_000, 10_000, 120_000].choose(rng).expect("sizes");
+        batches.push((partition, synthetic_batch(count, value_bytes, seed, 1_700_000_000_000)));
+        counts.push(count as i64);
+    }
+    SentRequest { acks: if rng.gen_bool(0.5) { -1 } else { 1 }, batches, counts }
+}
+
+/// Many Produce requests in flight on one connection to a 2-shard broker, touching the
+/// partitions of both shards (remote ones go through the mesh) with random sizes: on each
+/// partition the batches get contiguous offsets in the order the requests were sent.
+/// Runs against the debug build, so the broker's own order assertions are armed too.
+#[test]
+fn pipelined_appends_land_in_send_order_on_local_and_remote_partitions() {
+    const PARTITIONS: i32 = 6;
+    const REQUESTS: u64 = 600;
+    for flush in ["every-append", "bytes:1048576"] {
+        let broker = start_broker_with(&["--cores", "2", "--flush", flush, "--segment-bytes", "4194304"]);
+        let address = broker.address.clone();
+        let answers = on_executor(move || async move {
+            let mut connection = KafkaConnection::connect(&address, "order-test").await.unwrap();
+            let created = connection
+                .create_topics(&["order".to_string()], PARTITIONS, 1, &[], Duration::from_secs(10))
+                .await
+                .unwrap();
+            assert!(created[0].1.is_ok(), "{:?}", created[0].1);
+            let connection = Rc::new(connection.into_pipelined(32));
+            let mut rng = SmallRng::seed_from_u64(11);
+            let sends = (0..REQUESTS).map(|seed| {
+                let sent = random_request(&mut rng, PARTITIONS, seed);
+                let connection = connection.clone();
+                async move {
+                    let request = produce_request("order", sent.batches.clone(), sent.acks, Duration::from_secs(30));
+                    let response = connection.send(&request).await.expect("answered");
+                    let partitions = &response.responses[0].partition_responses;
+                    assert_eq!(partitions.len(), sent.batches.len());
+                    let offsets: Vec<(i32, i64)> = partitions
+                        .iter()
+                        .map(|answer| {
+                            assert_eq!(answer.error_code, 0, "partition {}", answer.index);
+                            (answer.index, answer.base_offset)
+                        })
+                        .collect();
+                    (sent, offsets)
+                }
+            });
+            futures::future::join_all(sends).await
+        });
+        let mut next_offset = vec![0i64; PARTITIONS as usize];
+        for (request, (sent, offsets)) in answers.iter().enumerate() {
+            for ((partition, _), count) in sent.batches.iter().zip(&sent.counts) {
+                let base = offsets.iter().find(|(index, _)| index == partition).expect("answered").1;
+                let expected = &mut next_offset[*partition as usize];
+                assert_eq!(
+                    base, *expected,
+                    "flush {flush}: request {request} on partition {partition} overtook or fell behind"
+                );
+                *expected += count;
+            }
+        }
+        assert!(next_offset.iter().all(|&end| end > 0), "every partition was written");
+    }
 }

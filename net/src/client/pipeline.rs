@@ -6,7 +6,10 @@
 //! queues are filled in one synchronous step per request, so their orders agree. A
 //! semaphore bounds the requests outstanding (Kafka's
 //! `max.in.flight.requests.per.connection`); a caller that finds it full waits for a
-//! response before its request is written.
+//! response before its request is written. Requests go on the wire in the order `send`
+//! was first polled: callers queue in a [`FifoLock`] before the semaphore, because
+//! glommio's semaphore lets a newcomer take a freed permit ahead of a woken waiter, and
+//! a Kafka client's send order is its order of appends.
 //!
 //! The tasks run on the glommio executor that created the connection and are cancelled
 //! when it is dropped. After any socket error every waiting and later request fails.
@@ -20,6 +23,7 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Request, StrBytes};
+use sluice_engine::fifo_lock::FifoLock;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -54,6 +58,8 @@ pub struct PipelinedConnection {
     versions: BrokerVersions,
     next_correlation_id: Cell<i32>,
     in_flight: Semaphore,
+    /// Callers in send order; only the front one waits for an in-flight permit.
+    send_line: FifoLock,
     frames: mpsc::UnboundedSender<Bytes>,
     waiters: mpsc::UnboundedSender<Waiter>,
     broken: Rc<Broken>,
@@ -85,6 +91,7 @@ impl PipelinedConnection {
             versions,
             next_correlation_id: Cell::new(next_correlation_id),
             in_flight: Semaphore::new(max_in_flight as u64),
+            send_line: FifoLock::new(),
             frames,
             waiters,
             broken,
@@ -102,10 +109,12 @@ impl PipelinedConnection {
     /// requests may be sent meanwhile.
     pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
         let version = self.negotiated_version::<R>()?;
+        let turn = self.send_line.lock().await;
         let _permit = self.in_flight.acquire_permit(1).await.expect("the semaphore is never closed");
         let (correlation_id, frame) = self.encode(request, version)?;
         let (waiter, response) = oneshot::channel();
         self.enqueue(frame, Some(waiter))?;
+        drop(turn);
         let body = response.await.map_err(|_| self.broken_error())??;
         decode_response::<R>(body, version, correlation_id, &self.address)
     }
@@ -113,6 +122,7 @@ impl PipelinedConnection {
     /// Sends a request the broker does not answer (Produce with acks=0).
     pub async fn send_without_response<R: Request>(&self, request: &R) -> Result<()> {
         let version = self.negotiated_version::<R>()?;
+        let _turn = self.send_line.lock().await;
         let (_, frame) = self.encode(request, version)?;
         self.enqueue(frame, None)
     }

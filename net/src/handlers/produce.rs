@@ -64,7 +64,7 @@ pub async fn handle(
                             .with_log_start_offset(log_start_offset),
                         Ok(other) => unreachable!("append answered with {other:?}"),
                         Err(error) => {
-                            tracing::debug!(topic = %topic.name.0, partition = partition.index, error = %error.message, "produce refused");
+                            log_refusal(&topic.name.0, partition.index, &error);
                             let record_errors = error
                                 .record_errors
                                 .iter()
@@ -89,4 +89,21 @@ pub async fn handle(
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Logs a refused append. Refusals a healthy broker should never give (a sequence out of
+/// order, a fenced producer, a storage failure) are warnings an operator sees; the rest
+/// (too large, invalid records) are the client's doing and stay at debug.
+fn log_refusal(topic: &str, partition: i32, error: &KafkaError) {
+    let operator_visible = matches!(
+        error.code,
+        ResponseError::OutOfOrderSequenceNumber
+            | ResponseError::InvalidProducerEpoch
+            | ResponseError::KafkaStorageError
+    );
+    if operator_visible {
+        tracing::warn!(topic, partition, code = ?error.code, error = %error.message, "produce refused");
+    } else {
+        tracing::debug!(topic, partition, code = ?error.code, error = %error.message, "produce refused");
+    }
 }
