@@ -59,7 +59,7 @@ impl std::fmt::Display for FlushPolicy {
 }
 
 /// Settings of one partition log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll the active segment once it holds this many bytes (`segment.bytes`).
     pub segment_bytes: u64,

@@ -188,6 +188,10 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     };
     for (name, value) in &settings.topic_defaults {
         topic_config::apply(&mut log_defaults, name, value).map_err(|e| format!("topic default: {e}"))?;
+        if topic_config::definition(name).is_some_and(|def| !def.enforced) {
+            // Topics accept it, but a broker-wide default would silently change nothing.
+            return Err(format!("topic default: sluice does not enforce {name} yet (docs/COMPATIBILITY.md)"));
+        }
     }
     log_defaults.validate().map_err(|e| e.to_string())?;
     let data_dir = settings.data_dir.unwrap_or_else(|| PathBuf::from("./data"));

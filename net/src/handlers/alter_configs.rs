@@ -5,7 +5,7 @@ use super::describe_configs::RESOURCE_TOPIC;
 use crate::context::ShardContext;
 use crate::control::MetadataChange;
 use crate::error::{KafkaError, KafkaResult};
-use crate::topic_config::{is_known, log_config, TopicConfigs};
+use crate::topic_config::{is_known, log_config, unknown_name, TopicConfigs};
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
@@ -36,7 +36,7 @@ fn topic_resource(context: &ShardContext, resource_type: i8, name: &str) -> Kafk
 
 fn check(context: &ShardContext, configs: &TopicConfigs) -> KafkaResult<()> {
     if let Some(unknown) = configs.keys().find(|name| !is_known(name)) {
-        return Err(KafkaError::new(ResponseError::InvalidConfig, format!("unknown topic config {unknown:?}")));
+        return Err(KafkaError::new(ResponseError::InvalidConfig, unknown_name(unknown)));
     }
     log_config(&context.log_defaults(), configs).map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
     Ok(())

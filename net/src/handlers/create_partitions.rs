@@ -1,5 +1,7 @@
-//! CreatePartitions: grow topics; new partitions go to the least-loaded shards.
+//! CreatePartitions: grow topics; new partitions go to the least-loaded shards. A manual
+//! assignment is checked as Kafka does; it can only name this broker.
 
+use super::create_topics::check_replicas;
 use crate::context::ShardContext;
 use crate::control::MetadataChange;
 use crate::error::KafkaError;
@@ -17,12 +19,6 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreatePartitionsRequest
         .iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
-            if topic.assignments.is_some() {
-                return Err(KafkaError::new(
-                    ResponseError::InvalidReplicaAssignment,
-                    "manual assignment is not supported",
-                ));
-            }
             let current = metadata.topics.get(&name).map(|t| t.shards.len()).ok_or_else(|| {
                 KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic {name} does not exist"))
             })?;
@@ -31,6 +27,25 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreatePartitionsRequest
                     ResponseError::InvalidPartitions,
                     format!("topic {name} has {current} partitions; the count can only grow"),
                 ));
+            }
+            if let Some(assignments) = &topic.assignments {
+                // Each new partition's replicas, checked as Kafka checks them; every
+                // partition of this cluster has one replica.
+                let additional = topic.count as usize - current;
+                if assignments.len() != additional {
+                    return Err(KafkaError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                            assignments.len()
+                        ),
+                    ));
+                }
+                let node_id = context.broker.node_id;
+                for assignment in assignments {
+                    let brokers: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
+                    check_replicas(&brokers, Some(1), |broker| broker == node_id)?;
+                }
             }
             Ok((name, topic.count as usize))
         })

@@ -59,19 +59,22 @@ fn to_new_topic(
             format!("{CONSUMER_OFFSETS_TOPIC} is internal: the broker creates it with the first group request"),
         ));
     }
-    if !matches!(topic.replication_factor, -1 | 1) {
-        return Err(KafkaError::new(
-            ResponseError::InvalidReplicationFactor,
-            format!("replication factor {} is more than the 1 broker of this cluster", topic.replication_factor),
-        ));
-    }
-    if !topic.assignments.is_empty() {
-        return Err(KafkaError::new(
-            ResponseError::InvalidReplicaAssignment,
-            "manual replica assignment is not supported",
-        ));
-    }
-    let partitions = if topic.num_partitions == -1 { context.broker.num_partitions } else { topic.num_partitions };
+    let partitions = if topic.assignments.is_empty() {
+        if !matches!(topic.replication_factor, -1 | 1) {
+            return Err(KafkaError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("replication factor {} is more than the 1 broker of this cluster", topic.replication_factor),
+            ));
+        }
+        if topic.num_partitions == -1 {
+            context.broker.num_partitions
+        } else {
+            topic.num_partitions
+        }
+    } else {
+        let node_id = context.broker.node_id;
+        manual_partition_count(topic, |broker| broker == node_id)?
+    };
     let mut configs = TopicConfigs::new();
     for config in &topic.configs {
         if let Some(value) = &config.value {
@@ -81,4 +84,73 @@ fn to_new_topic(
     let new_topic = NewTopic { name: topic.name.0.to_string(), partitions: partitions.max(0) as usize, configs };
     validate_new_topic(context, &new_topic)?;
     Ok(new_topic)
+}
+
+/// Checks a manual replica assignment as Kafka's controller does (same order, same
+/// messages) and returns its partition count. `registered` says whether a broker id is a
+/// member of the cluster.
+fn manual_partition_count(
+    topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    registered: impl Fn(i32) -> bool,
+) -> KafkaResult<i32> {
+    let invalid_request = |message: &str| Err(KafkaError::new(ResponseError::InvalidRequest, message));
+    let invalid_assignment = |message: String| Err(KafkaError::new(ResponseError::InvalidReplicaAssignment, message));
+    if topic.replication_factor != -1 {
+        return invalid_request(
+            "A manual partition assignment was specified, but replication factor was not set to -1.",
+        );
+    }
+    if topic.num_partitions != -1 {
+        return invalid_request("A manual partition assignment was specified, but numPartitions was not set to -1.");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut replication_factor = None;
+    for assignment in &topic.assignments {
+        let index = assignment.partition_index;
+        if !seen.insert(index) {
+            return invalid_assignment(format!("Found multiple manual partition assignments for partition {index}"));
+        }
+        let brokers: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
+        replication_factor = Some(check_replicas(&brokers, replication_factor, &registered)?);
+    }
+    // Indexes 0..n-1, each once: the largest is n-1.
+    let count = seen.len() as i32;
+    if seen.iter().next_back() != Some(&(count - 1)) || seen.first() != Some(&0) {
+        return invalid_assignment("partitions should be a consecutive 0-based integer sequence".to_string());
+    }
+    Ok(count)
+}
+
+/// Checks one partition's replica list as Kafka's controller does: not empty, every
+/// broker registered, none twice, as many as the other partitions have (`expected`).
+/// Returns the replica count.
+pub(super) fn check_replicas(
+    brokers: &[i32],
+    expected: Option<usize>,
+    registered: impl Fn(i32) -> bool,
+) -> KafkaResult<usize> {
+    let invalid = |message: String| Err(KafkaError::new(ResponseError::InvalidReplicaAssignment, message));
+    if brokers.is_empty() {
+        return invalid("The manual partition assignment includes an empty replica list.".to_string());
+    }
+    let mut sorted = brokers.to_vec();
+    sorted.sort_unstable();
+    for (position, &broker) in sorted.iter().enumerate() {
+        if !registered(broker) {
+            return invalid(format!(
+                "The manual partition assignment includes broker {broker}, but no such broker is registered."
+            ));
+        }
+        if position > 0 && sorted[position - 1] == broker {
+            return invalid(format!("The manual partition assignment includes the broker {broker} more than once."));
+        }
+    }
+    match expected {
+        Some(expected) if expected != sorted.len() => invalid(format!(
+            "The manual partition assignment includes a partition with {} replica(s), but this is not consistent \
+             with previous partitions, which have {expected} replica(s).",
+            sorted.len()
+        )),
+        _ => Ok(sorted.len()),
+    }
 }

@@ -1,8 +1,11 @@
 //! DescribeConfigs: a topic's configs (set ones and broker defaults) or the broker's.
 
+use super::init_producer_id::TRANSACTION_MAX_TIMEOUT_MS;
 use crate::context::ShardContext;
-use crate::topic_config::{default_value, KNOWN_TOPIC_CONFIGS};
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use crate::topic_config::{default_value, ConfigType, TOPIC_CONFIGS};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -17,28 +20,33 @@ pub const RESOURCE_BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
-// Kafka's config type codes.
-const TYPE_STRING: i8 = 2;
-const TYPE_INT: i8 = 3;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
 
-fn config_type(name: &str) -> i8 {
-    match name {
-        "cleanup.policy" => TYPE_LIST,
-        "message.timestamp.type" => TYPE_STRING,
-        "max.message.bytes" | "min.insync.replicas" | "index.interval.bytes" | "segment.bytes" => TYPE_INT,
-        _ => TYPE_LONG,
-    }
-}
-
-fn entry(name: &str, value: String, source: i8, documentation: Option<&str>) -> DescribeConfigsResourceResult {
+/// One described config. `synonyms` (name, value, source) are sent only when asked for.
+fn entry(
+    name: &str,
+    value: String,
+    source: i8,
+    kind: ConfigType,
+    documentation: Option<&str>,
+    synonyms: Vec<(&str, String, i8)>,
+) -> DescribeConfigsResourceResult {
+    let text = |text: &str| StrBytes::from_string(text.to_string());
+    let synonyms = synonyms
+        .into_iter()
+        .map(|(name, value, source)| {
+            DescribeConfigsSynonym::default()
+                .with_name(text(name))
+                .with_value(Some(StrBytes::from_string(value)))
+                .with_source(source)
+        })
+        .collect();
     DescribeConfigsResourceResult::default()
-        .with_name(StrBytes::from_string(name.to_string()))
+        .with_name(text(name))
         .with_value(Some(StrBytes::from_string(value)))
         .with_config_source(source)
-        .with_config_type(config_type(name))
-        .with_documentation(documentation.map(|d| StrBytes::from_string(d.to_string())))
+        .with_config_type(kind as i8)
+        .with_synonyms(synonyms)
+        .with_documentation(documentation.map(text))
 }
 
 /// Answers a DescribeConfigs request.
@@ -66,36 +74,46 @@ pub fn handle(context: &Rc<ShardContext>, request: DescribeConfigsRequest) -> De
                                 resource.resource_name
                             ))));
                     };
-                    KNOWN_TOPIC_CONFIGS
+                    TOPIC_CONFIGS
                         .iter()
-                        .filter(|(name, _)| wanted(name))
-                        .map(|(name, text)| match topic.configs.get(*name) {
-                            Some(value) => entry(name, value.clone(), SOURCE_TOPIC, doc(text).as_deref()),
-                            None => entry(
-                                name,
-                                default_value(&broker.log_defaults, name),
-                                SOURCE_DEFAULT,
-                                doc(text).as_deref(),
-                            ),
+                        .filter(|def| wanted(def.name))
+                        .map(|def| {
+                            let default = default_value(&broker.log_defaults, def.name);
+                            let mut synonyms = Vec::new();
+                            let (value, source) = match topic.configs.get(def.name) {
+                                Some(value) => {
+                                    synonyms.push((def.name, value.clone(), SOURCE_TOPIC));
+                                    (value.clone(), SOURCE_TOPIC)
+                                }
+                                None => (default.clone(), SOURCE_DEFAULT),
+                            };
+                            if let Some(broker_name) = def.broker_synonym {
+                                synonyms.push((broker_name, default, SOURCE_DEFAULT));
+                            }
+                            if !request.include_synonyms {
+                                synonyms.clear();
+                            }
+                            entry(def.name, value, source, def.kind, doc(def.documentation).as_deref(), synonyms)
                         })
                         .collect()
                 }
                 RESOURCE_BROKER if resource.resource_name.as_str() == broker.node_id.to_string() => {
                     let defaults = &broker.log_defaults;
                     let values = [
-                        ("auto.create.topics.enable", broker.auto_create_topics.to_string()),
-                        ("num.partitions", broker.num_partitions.to_string()),
-                        ("default.replication.factor", "1".to_string()),
-                        ("log.segment.bytes", defaults.segment_bytes.to_string()),
-                        ("log.retention.ms", default_value(defaults, "retention.ms")),
-                        ("log.retention.bytes", default_value(defaults, "retention.bytes")),
-                        ("message.max.bytes", defaults.max_message_bytes.to_string()),
-                        ("socket.request.max.bytes", broker.max_request_bytes.to_string()),
+                        ("auto.create.topics.enable", ConfigType::Boolean, broker.auto_create_topics.to_string()),
+                        ("num.partitions", ConfigType::Int, broker.num_partitions.to_string()),
+                        ("default.replication.factor", ConfigType::Int, "1".to_string()),
+                        ("log.segment.bytes", ConfigType::Int, defaults.segment_bytes.to_string()),
+                        ("log.retention.ms", ConfigType::Long, default_value(defaults, "retention.ms")),
+                        ("log.retention.bytes", ConfigType::Long, default_value(defaults, "retention.bytes")),
+                        ("message.max.bytes", ConfigType::Int, defaults.max_message_bytes.to_string()),
+                        ("socket.request.max.bytes", ConfigType::Int, broker.max_request_bytes.to_string()),
+                        ("transaction.max.timeout.ms", ConfigType::Int, TRANSACTION_MAX_TIMEOUT_MS.to_string()),
                     ];
                     values
                         .into_iter()
-                        .filter(|(name, _)| wanted(name))
-                        .map(|(name, value)| entry(name, value, SOURCE_STATIC_BROKER, None))
+                        .filter(|(name, _, _)| wanted(name))
+                        .map(|(name, kind, value)| entry(name, value, SOURCE_STATIC_BROKER, kind, None, Vec::new()))
                         .collect()
                 }
                 other => {

@@ -1,6 +1,9 @@
 //! FindCoordinator: this broker coordinates every group (one node). The first request
 //! creates `__consumer_offsets`, so the coordinator is ready when the client comes to it.
-//! Transaction coordinators are not served (no transactions yet).
+//! A transactional id is answered with this broker too: transactions do not exist yet, so
+//! its InitProducerId checks the request (as Kafka's coordinator does first) and then
+//! refuses with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report at once,
+//! rather than COORDINATOR_NOT_AVAILABLE, which they retry until their timeout.
 
 use crate::context::ShardContext;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -11,6 +14,8 @@ use std::rc::Rc;
 
 /// FindCoordinator's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
+/// FindCoordinator's key type for transactional ids.
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Answers a FindCoordinator request (v0–3: one key; v4: a batch of keys).
 pub async fn handle(
@@ -18,10 +23,10 @@ pub async fn handle(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let ready = if request.key_type == KEY_TYPE_GROUP {
-        context.ensure_offsets_topic().await.map_err(|e| (e.code, e.message))
-    } else {
-        Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported yet".to_string()))
+    let ready = match request.key_type {
+        KEY_TYPE_GROUP => context.ensure_offsets_topic().await.map_err(|e| (e.code, e.message)),
+        KEY_TYPE_TRANSACTION => Ok(()),
+        other => Err((ResponseError::InvalidRequest, format!("coordinator key type {other} is not served"))),
     };
     let node = BrokerId(if ready.is_ok() { context.broker.node_id } else { -1 });
     let host =

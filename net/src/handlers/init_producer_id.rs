@@ -13,13 +13,22 @@ use kafka_protocol::ResponseError;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Kafka's `transaction.max.timeout.ms` default: the longest transaction a producer may
+/// ask for. Fixed until transactions (and their broker config) exist.
+pub const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
+
 /// Answers an InitProducerId request.
 pub fn handle(context: &Rc<ShardContext>, request: InitProducerIdRequest) -> InitProducerIdResponse {
-    if request.transactional_id.is_some() {
-        return InitProducerIdResponse::default()
-            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+    if let Some(transactional_id) = &request.transactional_id {
+        // Kafka's coordinator checks, in this order, before it looks at the id's state.
+        let code = if transactional_id.is_empty() {
+            ResponseError::InvalidRequest
+        } else if !(1..=TRANSACTION_MAX_TIMEOUT_MS).contains(&request.transaction_timeout_ms) {
+            ResponseError::InvalidTransactionTimeout
+        } else {
+            ResponseError::TransactionalIdAuthorizationFailed
+        };
+        return refusal(code);
     }
     // KIP-360: a producer that lost track of its sequence asks for its epoch to be bumped.
     let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
@@ -27,6 +36,13 @@ pub fn handle(context: &Rc<ShardContext>, request: InitProducerIdRequest) -> Ini
         _ => (allocate(context), 0),
     };
     InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
+}
+
+fn refusal(code: ResponseError) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(code.code())
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
 }
 
 fn allocate(context: &ShardContext) -> i64 {
