@@ -31,7 +31,7 @@ pub enum ShardMessage {
         /// The request they come from, for the ordering check.
         origin: Option<RequestOrigin>,
         /// One result per call.
-        reply: oneshot::Sender<Vec<KafkaResult<PartitionReply>>>,
+        reply: oneshot::Sender<PartitionAnswers>,
     },
     /// Answer once any of these partitions has data at or past its offset (Fetch long poll).
     WaitForData {
@@ -84,7 +84,7 @@ pub enum ShardMessage {
 }
 
 /// The answers to a group of partition calls, in call order.
-type PartitionAnswers = Vec<KafkaResult<PartitionReply>>;
+pub type PartitionAnswers = Vec<KafkaResult<PartitionReply>>;
 
 /// Mesh channel capacity per pair of shards: bounds the messages queued between two shards.
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
@@ -106,11 +106,7 @@ impl ShardContext {
     /// ones get their tickets in place, remote ones are queued in the mesh channel to their
     /// owner (which takes their tickets in channel order). Then the connection's next
     /// request is let in, and these calls run.
-    pub async fn call_partitions(
-        &self,
-        calls: Vec<PartitionCall>,
-        admission: Option<Admission>,
-    ) -> Vec<KafkaResult<PartitionReply>> {
+    pub async fn call_partitions(&self, calls: Vec<PartitionCall>, admission: Option<Admission>) -> PartitionAnswers {
         let admitting = crate::ordering::begin(admission).await;
         let origin = admitting.as_ref().map(|admitting| admitting.origin);
         let metadata = self.metadata();
@@ -155,7 +151,7 @@ impl ShardContext {
         owner: usize,
         calls: Vec<PartitionCall>,
         origin: Option<RequestOrigin>,
-    ) -> impl std::future::Future<Output = Vec<KafkaResult<PartitionReply>>> {
+    ) -> impl std::future::Future<Output = PartitionAnswers> {
         let count = calls.len();
         ShardStats::bump(&self.stats.calls_routed_out, count as u64);
         let (reply, answer) = oneshot::channel();
@@ -309,6 +305,6 @@ impl ShardContext {
 }
 
 /// Runs admitted calls concurrently, each in its place.
-async fn run_admitted(calls: Vec<KafkaResult<AdmittedCall>>) -> Vec<KafkaResult<PartitionReply>> {
+async fn run_admitted(calls: Vec<KafkaResult<AdmittedCall>>) -> PartitionAnswers {
     futures::future::join_all(calls.into_iter().map(|call| async move { call?.run().await })).await
 }
