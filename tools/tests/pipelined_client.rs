@@ -32,9 +32,24 @@ fn start_broker() -> Broker {
     start_broker_with(&["--cores", "1"])
 }
 
+/// A loopback port no other broker of this test process was given. The broker listens with
+/// SO_REUSEPORT, so two brokers handed the same free port would both bind it and share its
+/// connections; tests run in parallel, so each port is handed out once.
+fn unused_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
 fn start_broker_with(options: &[&str]) -> Broker {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = unused_port();
     let address = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--listen", &address])
