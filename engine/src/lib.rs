@@ -11,7 +11,7 @@
 //! - [`compaction`]: batch filtering for `cleanup.policy=compact`.
 //! - [`tail_cache`]: recent batches served without disk reads.
 //! - [`epochs`]: leader epoch history.
-//! - [`shard`]: the executors and the partitions each owns.
+//! - [`shard`]: the executors and the partitions each owns; [`mesh`]: the channels between them.
 //! - [`source_order`]: the check that a source's requests take effect in order.
 //! - [`fifo_lock`]: the first-come, first-served lock that orders appends.
 //! - [`fs`]: small files (indexes, checkpoints) and directory fsync.
@@ -29,6 +29,7 @@ pub mod fs;
 pub mod index;
 pub mod latency;
 pub mod log;
+pub mod mesh;
 pub mod producer_state;
 pub mod scan;
 pub mod segment;

@@ -8,8 +8,8 @@ use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::metadata::Metadata;
 use crate::routing::MESH_CHANNEL_CAPACITY;
 use crate::server::accept_loop;
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::net::TcpListener;
+use sluice_engine::mesh::{full_mesh, MeshEnds};
 use sluice_engine::shard::{parse_partition_dir_name, remove_deleted_partitions, run_shards, RuntimeConfig};
 use sluice_engine::EngineError;
 use std::cell::Cell;
@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often shards look at the stop flag and start interval fsyncs that are due.
@@ -143,10 +143,13 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     let metadata = Arc::new(load_metadata(&data_dir, shards)?);
     tracing::info!(data_dir = %data_dir.display(), shards, topics = metadata.topics.len(), %listen, "starting");
     let broker = Arc::new(broker);
-    let mesh = MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY);
+    // Each shard takes its own ends: the mesh is made here, once, and never cloned.
+    let mesh: Vec<Option<MeshEnds<_>>> = full_mesh(shards, MESH_CHANNEL_CAPACITY).into_iter().map(Some).collect();
+    let mesh = Arc::new(Mutex::new(mesh));
     let stats = run_shards(&runtime, &data_dir, move |shard_id| {
-        let (broker, metadata, mesh, stop, listen) =
-            (broker.clone(), metadata.clone(), mesh.clone(), stop.clone(), listen.clone());
+        let ends = mesh.lock().expect("no shard panics holding the mesh")[shard_id].take();
+        let mesh = ends.expect("each shard takes its mesh ends once");
+        let (broker, metadata, stop, listen) = (broker.clone(), metadata.clone(), stop.clone(), listen.clone());
         let admin = (shard_id == 0).then(|| (admin.clone(), started));
         async move {
             let result = run_shard(shard_id, shards, broker, metadata, mesh, stop.clone(), &listen, admin).await;
@@ -177,13 +180,12 @@ async fn run_shard(
     shards: usize,
     broker: Arc<BrokerConfig>,
     metadata: Arc<Metadata>,
-    mesh: MeshBuilder<crate::routing::ShardMessage, glommio::channels::channel_mesh::Full>,
+    mesh: MeshEnds<crate::routing::ShardMessage>,
     stop: Arc<AtomicBool>,
     listen: &str,
     admin: Option<(AdminOptions, Instant)>,
 ) -> Result<ShardSummary, EngineError> {
-    let (senders, receivers) =
-        mesh.join().await.map_err(|_| EngineError::Config("cannot join the shard mesh".into()))?;
+    let (senders, receivers) = mesh.connect().await;
     let context = ShardContext::new(shard_id, shards, broker, senders);
     context.apply_metadata(metadata.clone()).await;
     glommio::spawn_local(context.clone().serve_mesh(receivers)).detach();

@@ -6,7 +6,7 @@ use crate::group::state::GroupLimits;
 use crate::metadata::Metadata;
 use crate::metrics::RequestMetrics;
 use crate::routing::ShardMessage;
-use glommio::channels::channel_mesh::Senders;
+use sluice_engine::mesh::MeshSenders;
 use sluice_engine::shard::Shard;
 use sluice_engine::{FlushPolicy, LogConfig};
 use std::cell::{Cell, RefCell};
@@ -112,7 +112,7 @@ pub struct ShardContext {
     /// This shard's copy of the metadata; replaced whole by shard 0's pushes.
     pub(crate) metadata: RefCell<Arc<Metadata>>,
     /// Links to every other shard.
-    pub(crate) mesh: Senders<ShardMessage>,
+    pub(crate) mesh: MeshSenders<ShardMessage>,
     /// Serializes metadata changes (used on shard 0 only).
     pub(crate) control_lock: glommio::sync::Semaphore,
     /// Last producer id handed out by this shard (see `init_producer_id`).
@@ -130,8 +130,8 @@ pub struct ShardContext {
 
 impl ShardContext {
     /// A shard's context; partitions are opened by the first `apply_metadata`.
-    pub fn new(id: usize, shards: usize, broker: Arc<BrokerConfig>, mesh: Senders<ShardMessage>) -> Rc<Self> {
-        assert_eq!(mesh.peer_id(), id, "mesh peers join in executor order, which is shard order");
+    pub fn new(id: usize, shards: usize, broker: Arc<BrokerConfig>, mesh: MeshSenders<ShardMessage>) -> Rc<Self> {
+        assert_eq!(mesh.shard(), id, "a shard is handed its own ends of the mesh");
         let engine = Shard::new(id, &broker.data_dir);
         let groups = GroupCoordinator::new(broker.group_limits.clone());
         Rc::new(ShardContext {

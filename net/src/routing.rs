@@ -1,4 +1,4 @@
-//! Cross-shard routing over glommio's channel mesh.
+//! Cross-shard routing over the shard mesh (`sluice_engine::mesh`).
 //!
 //! A request is handled on the shard its connection landed on. Each partition it touches
 //! is owned by one shard; calls for local partitions run in place, the rest are grouped
@@ -14,7 +14,7 @@ use crate::partition_ops::{AdmittedCall, PartitionCall, PartitionReply};
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use glommio::channels::channel_mesh::Receivers;
+use sluice_engine::mesh::MeshReceivers;
 use kafka_protocol::ResponseError;
 use sluice_engine::shard::partition_dir_name;
 use sluice_engine::source_order::RequestOrigin;
@@ -233,8 +233,8 @@ impl ShardContext {
     }
 
     /// Serves messages from the other shards until they all hang up.
-    pub(crate) async fn serve_mesh(self: Rc<Self>, mut receivers: Receivers<ShardMessage>) {
-        let streams = receivers.streams();
+    pub(crate) async fn serve_mesh(self: Rc<Self>, receivers: MeshReceivers<ShardMessage>) {
+        let streams = receivers.into_streams();
         let serving = streams.into_iter().map(|(_, mut stream)| {
             let context = self.clone();
             async move {

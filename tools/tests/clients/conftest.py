@@ -1,5 +1,8 @@
 """Fixtures for the client compatibility tests: a real `sluice serve` process on a free
-loopback port with its own data directory, stopped (SIGTERM, then SIGKILL) afterwards."""
+loopback port with its own data directory, stopped (SIGTERM, then SIGKILL) afterwards.
+
+A broker that fails by itself (a crash, an abort, a panic) fails the test that started it, with the
+end of its log: a crash must never pass as a client-side error or go unseen."""
 import os
 import signal
 import socket
@@ -26,6 +29,7 @@ class Broker:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process = None
+        self.stopped = False
         self.log_path = Path(data_dir).parent / f"broker-{self.port}.log"
 
     def start(self):
@@ -45,6 +49,7 @@ class Broker:
 
     def stop(self, sig=signal.SIGTERM):
         if self.process and self.process.poll() is None:
+            self.stopped = True
             self.process.send_signal(sig)
             try:
                 self.process.wait(30)
@@ -55,6 +60,17 @@ class Broker:
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def exited_by_itself(self):
+        """The exit status if the broker failed (non-zero status or a signal) without the
+        test stopping it, else None. A clean exit 0 is one the test asked for (admin shutdown)."""
+        if self.process is None or self.stopped:
+            return None
+        status = self.process.poll()
+        return status if status else None
+
+    def log_tail(self, lines=40):
+        return "\n".join(self.log().splitlines()[-lines:])
 
 
 @pytest.fixture
@@ -67,8 +83,12 @@ def start_broker(tmp_path):
         return broker
 
     yield start
+    crashed = [(broker, broker.exited_by_itself()) for broker in brokers]
     for broker in brokers:
         broker.stop(signal.SIGKILL)
+    for broker, status in crashed:
+        if status is not None:
+            pytest.fail(f"broker {broker.address} exited by itself with status {status}:\n{broker.log_tail()}")
 
 
 @pytest.fixture

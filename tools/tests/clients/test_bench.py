@@ -21,7 +21,7 @@ def bench(broker, mode, *flags, timeout=120):
 def bench_json(broker, tmp_path, mode, *flags, timeout=120):
     out = tmp_path / f"{mode}-{time.monotonic_ns()}.json"
     result = bench(broker, mode, *flags, "--json", str(out), timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr + "\nbroker log:\n" + broker.log_tail()
     return json.loads(out.read_text()), result.stdout
 
 
