@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 BENCH_DIR ?= ./bench-data
 BENCH_SECONDS ?= 3
 
-.PHONY: run build test lint unit clients client-deps bench bench-storage bench-clients fuzz fmt clean
+.PHONY: run build test lint unit clients client-deps soak bench bench-storage bench-clients fuzz fmt clean
 
 ## Build and start a single-node sluice on ./data.
 run: build
@@ -37,6 +37,14 @@ client-deps:
 
 clients: build client-deps
 	SLUICE_BIN=target/release/sluice $(VENV)/bin/python -m pytest -q -p no:warnings tools/tests/clients
+
+## The soak harness: one broker under the client tests' mix (producers, consumer groups,
+## topic churn with retention and compaction, raw connections, the load generator) with
+## SIGSTOP stalls and SIGKILL restarts, for SOAK_SECONDS; fails on a broker that dies by
+## itself or an acknowledged record lost. `make test` runs 60 s of it (test_soak.py).
+SOAK_SECONDS ?= 600
+soak: build client-deps
+	SLUICE_BIN=target/release/sluice $(VENV)/bin/python tools/tests/clients/soak.py --seconds $(SOAK_SECONDS) --work-dir target/soak
 
 ## The Kafka benchmark suite with the bundled load generator (`sluice bench`): max ingest,
 ## e2e latency at 50% of sluice's max, consume MB/s; against tansu too when TANSU_BIN names a

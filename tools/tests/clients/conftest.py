@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-SLUICE = Path(os.environ.get("SLUICE_BIN", ROOT / "target" / "release" / "sluice"))
+SLUICE = Path(os.environ.get("SLUICE_BIN", ROOT / "target" / "release" / "sluice")).resolve()
 
 
 def free_port():
@@ -24,7 +24,7 @@ def free_port():
 
 class Broker:
     def __init__(self, data_dir, *flags):
-        self.data_dir = data_dir
+        self.data_dir = Path(data_dir).resolve()
         self.flags = flags
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -33,10 +33,11 @@ class Broker:
         self.log_path = Path(data_dir).parent / f"broker-{self.port}.log"
 
     def start(self):
+        self.stopped = False
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(SLUICE), "serve", "--listen", self.address, "--data-dir", str(self.data_dir), *self.flags],
-            stdout=log, stderr=log, env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
+            stdout=log, stderr=log, cwd=self.data_dir.parent, env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
         deadline = time.time() + 30
         while time.time() < deadline:
             assert self.process.poll() is None, f"broker exited: {self.log()}"
