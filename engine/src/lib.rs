@@ -14,6 +14,7 @@
 //! - [`shard`]: the executors and the partitions each owns; [`mesh`]: the channels between them.
 //! - [`source_order`]: the check that a source's requests take effect in order.
 //! - [`fifo_lock`]: the first-come, first-served lock that orders appends.
+//! - [`pending_flushes`]: the logs a shard's flush tick must visit.
 //! - [`fs`]: small files (indexes, checkpoints) and directory fsync.
 //! - [`sync_stats`]: the shard's fsync count and latencies ([`latency`] records).
 
@@ -30,6 +31,7 @@ pub mod index;
 pub mod latency;
 pub mod log;
 pub mod mesh;
+pub mod pending_flushes;
 pub mod producer_state;
 pub mod scan;
 pub mod segment;

@@ -19,13 +19,14 @@ use crate::epochs::LeaderEpochs;
 use crate::error::{EngineError, Result};
 use crate::fifo_lock::{FifoLock, Ticket};
 use crate::fs;
+use crate::pending_flushes::PendingFlushes;
 use crate::producer_state::{ProducerStates, SequenceVerdict};
 use crate::segment::{parse_log_file_name, Segment, TornTail};
 use crate::source_order::{RequestOrigin, SourceOrder};
 use crate::tail_cache::TailCache;
 use bytes::Bytes;
 use glommio::io::DmaFile;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -156,6 +157,9 @@ pub struct PartitionLog {
     checkpoint_lock: FifoLock,
     /// Readers long-polling for data past the high watermark (Fetch `max_wait_ms`).
     data_waiters: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
+    /// Where this log reports that it holds interval-policy appends to fsync (its
+    /// shard's flush tick); unset for a log opened on its own.
+    pending_flushes: OnceCell<Rc<PendingFlushes>>,
 }
 
 fn now_ms() -> i64 {
@@ -302,6 +306,7 @@ impl PartitionLog {
             append_lock: FifoLock::new(),
             checkpoint_lock: FifoLock::new(),
             data_waiters: RefCell::new(Vec::new()),
+            pending_flushes: OnceCell::new(),
         };
         log.rebuild_producer_states().await?;
         Ok((log, report))
@@ -352,7 +357,32 @@ impl PartitionLog {
             state.visible_floor = state.visible_floor.max(state.log_end());
         }
         state.config = config;
+        if state.unflushed_bytes > 0 && matches!(state.config.flush, FlushPolicy::Interval(_)) {
+            self.report_pending_flush();
+        }
         Ok(())
+    }
+
+    /// Has this log report its interval-policy appends to `queue` (its shard's flush
+    /// tick, [`crate::shard::Shard::flush_due`]) from now on. Set once.
+    pub fn report_pending_flushes_to(&self, queue: Rc<PendingFlushes>) {
+        let unflushed = self.has_interval_flush_pending();
+        assert!(self.pending_flushes.set(queue).is_ok(), "a log belongs to one shard");
+        if unflushed {
+            self.report_pending_flush();
+        }
+    }
+
+    /// Whether appends wait for an interval fsync (so the flush tick must come back).
+    pub fn has_interval_flush_pending(&self) -> bool {
+        let state = self.state.borrow();
+        state.unflushed_bytes > 0 && matches!(state.config.flush, FlushPolicy::Interval(_))
+    }
+
+    fn report_pending_flush(&self) {
+        if let Some(queue) = self.pending_flushes.get() {
+            queue.mark(&self.name);
+        }
     }
     /// OffsetsForLeaderEpoch for this log.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
@@ -489,6 +519,9 @@ impl PartitionLog {
             let backpressure = active.appender_mut().expect("active").backpressure();
             state.producers.record(&header);
             let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
+            if state.unflushed_bytes == 0 && matches!(state.config.flush, FlushPolicy::Interval(_)) {
+                self.report_pending_flush();
+            }
             state.unflushed_bytes += batch.len() as u64;
             state.tail.push(base_offset, info.last_offset, batch, segment_base, end_position);
             state.evict_tail_cache();
@@ -1004,6 +1037,11 @@ impl PartitionLog {
     /// `retention.bytes` (oldest first). The active segment is never deleted, and nothing
     /// is when `cleanup.policy` lacks `delete`.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
+        if self.state.borrow().segments.len() < 2 {
+            // Only closed segments are ever deleted: nothing to look at, no turn to take
+            // (what keeps idle partitions free of cost in the shard's retention pass).
+            return Ok(RetentionReport::default());
+        }
         let _turn = self.append_lock.lock().await;
         let new_start = {
             let state = self.state.borrow();

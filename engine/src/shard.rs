@@ -7,6 +7,7 @@
 use crate::config::LogConfig;
 use crate::error::{EngineError, Result};
 use crate::log::{PartitionLog, RecoveryReport};
+use crate::pending_flushes::PendingFlushes;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -127,12 +128,19 @@ pub struct Shard {
     id: usize,
     data_dir: PathBuf,
     logs: RefCell<BTreeMap<String, Rc<PartitionLog>>>,
+    /// The logs [`Shard::flush_due`] visits.
+    pending_flushes: Rc<PendingFlushes>,
 }
 
 impl Shard {
     /// An empty shard storing partitions under `data_dir`.
     pub fn new(id: usize, data_dir: &Path) -> Self {
-        Shard { id, data_dir: data_dir.to_path_buf(), logs: RefCell::new(BTreeMap::new()) }
+        Shard {
+            id,
+            data_dir: data_dir.to_path_buf(),
+            logs: RefCell::new(BTreeMap::new()),
+            pending_flushes: Rc::new(PendingFlushes::default()),
+        }
     }
 
     /// This shard's id (its executor index).
@@ -151,6 +159,7 @@ impl Shard {
         }
         let (log, report) = PartitionLog::open(&self.data_dir.join(dir_name), config).await?;
         let log = Rc::new(log);
+        log.report_pending_flushes_to(self.pending_flushes.clone());
         self.logs.borrow_mut().insert(dir_name.to_string(), log.clone());
         Ok((log, report))
     }
@@ -167,14 +176,29 @@ impl Shard {
 
     /// Starts the fsyncs that [`crate::FlushPolicy::Interval`] logs are due for, all at
     /// once, and waits for them. Call it often (the interval's resolution is the call rate).
+    /// Visits only the logs holding interval-policy appends not yet fsynced, so its cost
+    /// does not grow with idle partitions.
     pub async fn flush_due(&self) {
-        let logs = self.partitions();
+        if self.pending_flushes.is_empty() {
+            return;
+        }
+        let logs: Vec<Rc<PartitionLog>> =
+            self.pending_flushes.take().iter().filter_map(|name| self.partition(name)).collect();
         let results = futures::future::join_all(logs.iter().map(|log| log.flush_if_due())).await;
         for (log, result) in logs.iter().zip(results) {
             if let Err(error) = result {
                 tracing::error!(shard = self.id, partition = log.name(), %error, "interval flush failed");
             }
+            // Not due yet, failed, or appended to while its fsync ran: visit it again.
+            if log.has_interval_flush_pending() {
+                self.pending_flushes.mark(log.name());
+            }
         }
+    }
+
+    /// Logs the flush tick will visit (those with interval-policy appends to fsync).
+    pub fn pending_flush_count(&self) -> usize {
+        self.pending_flushes.len()
     }
 
     /// One retention pass over every log. Errors are logged per partition; one failed log
