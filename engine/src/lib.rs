@@ -11,7 +11,8 @@
 //! - [`compaction`]: batch filtering for `cleanup.policy=compact`.
 //! - [`tail_cache`]: recent batches served without disk reads.
 //! - [`epochs`]: leader epoch history.
-//! - [`shard`]: the executors and the partitions each owns; [`mesh`]: the channels between them.
+//! - [`shard`]: the executors and the partitions each owns; [`mesh`]: the channels between them;
+//!   [`shard_reply`]: the one-answer channel a shard answers another on.
 //! - [`source_order`]: the check that a source's requests take effect in order.
 //! - [`fifo_lock`]: the first-come, first-served lock that orders appends.
 //! - [`pending_flushes`]: the logs a shard's flush tick must visit.
@@ -36,6 +37,7 @@ pub mod producer_state;
 pub mod scan;
 pub mod segment;
 pub mod shard;
+pub mod shard_reply;
 pub mod source_order;
 pub mod sync_stats;
 pub mod tail_cache;

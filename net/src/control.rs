@@ -8,7 +8,7 @@ use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::{check_topic_name, Metadata, TopicMeta};
 use crate::routing::ShardMessage;
 use crate::topic_config::{log_config, TopicConfigs};
-use futures::channel::oneshot;
+use sluice_engine::shard_reply;
 use kafka_protocol::ResponseError;
 use sluice_engine::shard::{parse_partition_dir_name, partition_dir_name};
 use std::rc::Rc;
@@ -76,7 +76,7 @@ impl ShardContext {
     pub async fn change_metadata(self: &Rc<Self>, change: MetadataChange) -> Vec<KafkaResult<()>> {
         if self.id != 0 {
             let count = change.len();
-            let (reply, answer) = oneshot::channel();
+            let (reply, answer) = shard_reply::channel();
             let failure = match self.send_to_shard(0, ShardMessage::ChangeMetadata { change, reply }).await {
                 Ok(()) => match answer.await {
                     Ok(results) => return results,
@@ -157,7 +157,7 @@ impl ShardContext {
         let others = (0..self.shards).filter(|shard| *shard != self.id).map(|shard| {
             let metadata = metadata.clone();
             async move {
-                let (reply, answer) = oneshot::channel();
+                let (reply, answer) = shard_reply::channel();
                 if self.send_to_shard(shard, ShardMessage::ApplyMetadata { metadata, reply }).await.is_ok() {
                     let _ = answer.await;
                 }

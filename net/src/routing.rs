@@ -3,7 +3,8 @@
 //! A request is handled on the shard its connection landed on. Each partition it touches
 //! is owned by one shard; calls for local partitions run in place, the rest are grouped
 //! into one message per owner shard. Messages carry `Bytes` (moved, not copied) and a
-//! oneshot channel for the answer. Nothing is locked: each shard only touches its own logs.
+//! one-answer channel (`sluice_engine::shard_reply`, which never drops a waker on another
+//! shard's thread). Nothing is locked: each shard only touches its own logs.
 
 use crate::context::{ShardContext, ShardStats};
 use crate::control::MetadataChange;
@@ -11,7 +12,7 @@ use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::Metadata;
 use crate::ordering::Admission;
 use crate::partition_ops::{AdmittedCall, PartitionCall, PartitionReply};
-use futures::channel::oneshot;
+use sluice_engine::shard_reply;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use sluice_engine::mesh::MeshReceivers;
@@ -31,7 +32,7 @@ pub enum ShardMessage {
         /// The request they come from, for the ordering check.
         origin: Option<RequestOrigin>,
         /// One result per call.
-        reply: oneshot::Sender<PartitionAnswers>,
+        reply: shard_reply::ReplySender<PartitionAnswers>,
     },
     /// Answer once any of these partitions has data at or past its offset (Fetch long poll).
     WaitForData {
@@ -40,14 +41,14 @@ pub enum ShardMessage {
         /// Give up after this long.
         max_wait: Duration,
         /// Answered when data came or time ran out; dropped by the sender to cancel.
-        reply: oneshot::Sender<()>,
+        reply: shard_reply::ReplySender<()>,
     },
     /// To shard 0: change the metadata.
     ChangeMetadata {
         /// The change.
         change: MetadataChange,
         /// One result per item of the change.
-        reply: oneshot::Sender<Vec<KafkaResult<()>>>,
+        reply: shard_reply::ReplySender<Vec<KafkaResult<()>>>,
     },
     /// Run a group operation on this shard, the group's coordinator.
     Group {
@@ -60,26 +61,26 @@ pub enum ShardMessage {
         /// What to do.
         op: crate::group::route::GroupOp,
         /// The answer.
-        reply: oneshot::Sender<KafkaResult<crate::group::route::GroupReply>>,
+        reply: shard_reply::ReplySender<KafkaResult<crate::group::route::GroupReply>>,
     },
     /// List the groups this shard coordinates.
     ListGroups {
         /// The groups.
-        reply: oneshot::Sender<Vec<crate::group::coordinator::GroupListing>>,
+        reply: shard_reply::ReplySender<Vec<crate::group::coordinator::GroupListing>>,
     },
     /// From shard 0's admin socket: report on, flush, roll or reconfigure this shard.
     Admin {
         /// What to do.
         query: crate::admin::shard_work::ShardQuery,
         /// The answer.
-        reply: oneshot::Sender<crate::admin::shard_work::ShardAnswer>,
+        reply: shard_reply::ReplySender<crate::admin::shard_work::ShardAnswer>,
     },
     /// From shard 0: here is the new metadata; open and delete partitions to match it.
     ApplyMetadata {
         /// The new snapshot.
         metadata: Arc<Metadata>,
         /// Answered once applied.
-        reply: oneshot::Sender<()>,
+        reply: shard_reply::ReplySender<()>,
     },
 }
 
@@ -154,7 +155,7 @@ impl ShardContext {
     ) -> impl std::future::Future<Output = PartitionAnswers> {
         let count = calls.len();
         ShardStats::bump(&self.stats.calls_routed_out, count as u64);
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = shard_reply::channel();
         let sent = self.send_to_shard(owner, ShardMessage::Partitions { calls, origin, reply }).await;
         async move {
             let failure = match sent {
@@ -203,7 +204,7 @@ impl ShardContext {
                 pending.push(Box::pin(self.wait_local(waits, max_wait)));
             } else {
                 pending.push(Box::pin(async move {
-                    let (reply, answer) = oneshot::channel();
+                    let (reply, answer) = shard_reply::channel();
                     if self.send_to_shard(owner, ShardMessage::WaitForData { waits, max_wait, reply }).await.is_ok() {
                         let _ = answer.await;
                     }
@@ -278,12 +279,14 @@ impl ShardContext {
             ShardMessage::Partitions { .. } | ShardMessage::Group { .. } => {
                 unreachable!("admitted by serve_mesh in channel order")
             }
-            ShardMessage::WaitForData { waits, max_wait, mut reply } => {
+            ShardMessage::WaitForData { waits, max_wait, reply } => {
                 // The asker drops its end when another partition answered first.
                 let waiting = Box::pin(self.wait_local(waits, max_wait));
-                if let futures::future::Either::Left(_) =
-                    futures::future::select(waiting, Box::pin(reply.cancellation())).await
-                {
+                let data_came = matches!(
+                    futures::future::select(waiting, Box::pin(reply.cancellation())).await,
+                    futures::future::Either::Left(_)
+                );
+                if data_came {
                     let _ = reply.send(());
                 }
             }

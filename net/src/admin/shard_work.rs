@@ -4,7 +4,7 @@
 
 use crate::context::ShardContext;
 use crate::routing::ShardMessage;
-use futures::channel::oneshot;
+use sluice_engine::shard_reply;
 use sluice_engine::latency::Latencies;
 use sluice_engine::shard::parse_partition_dir_name;
 use sluice_engine::FlushPolicy;
@@ -113,7 +113,7 @@ impl ShardContext {
                 if shard == self.id {
                     return Some(self.answer_admin(query).await);
                 }
-                let (reply, answer) = oneshot::channel();
+                let (reply, answer) = shard_reply::channel();
                 self.send_to_shard(shard, ShardMessage::Admin { query, reply }).await.ok()?;
                 answer.await.ok()
             }

@@ -10,7 +10,7 @@ use crate::error::{KafkaError, KafkaResult};
 use crate::ordering::Admission;
 use crate::routing::ShardMessage;
 use bytes::Bytes;
-use futures::channel::oneshot;
+use sluice_engine::shard_reply;
 use kafka_protocol::ResponseError;
 use sluice_engine::fifo_lock::Ticket;
 use sluice_engine::source_order::RequestOrigin;
@@ -117,7 +117,7 @@ impl ShardContext {
             return self.run_group_op(group_id, partition, op, ticket, origin).await;
         }
         ShardStats::bump(&self.stats.calls_routed_out, 1);
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = shard_reply::channel();
         let message = ShardMessage::Group { group_id: group_id.to_string(), origin, partition, op, reply };
         self.send_to_shard(owner, message).await?;
         drop(admitting);
@@ -197,7 +197,7 @@ impl ShardContext {
     pub async fn list_groups(self: &Rc<Self>) -> KafkaResult<Vec<GroupListing>> {
         let mut listings = self.groups.list();
         for shard in (0..self.shards).filter(|s| *s != self.id) {
-            let (reply, answer) = oneshot::channel();
+            let (reply, answer) = shard_reply::channel();
             self.send_to_shard(shard, ShardMessage::ListGroups { reply }).await?;
             listings.extend(answer.await.map_err(|_| {
                 KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("shard {shard} dropped the call"))

@@ -12,4 +12,5 @@ def test_a_minute_of_mixed_load_with_stalls_and_kills_loses_nothing_and_never_cr
     assert report["acked_ledger_records"] > 0, report
     # Every part of the mix ran to completion at least once: the harness tested something.
     assert set(report["iterations"]) == {"ledger_producer", "ledger_producer_2", "churn", "group_consumer",
-                                         "group_consumer_2", "raw_connection", "load_generator"}, report
+                                         "group_consumer_2", "raw_connection", "long_poll_fanout",
+                                         "load_generator"}, report
