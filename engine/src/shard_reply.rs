@@ -1,20 +1,27 @@
-//! A one-answer channel between shards that never drops a waker on a foreign thread.
+//! A one-answer channel between shards on which no waker ever leaves its shard.
 //!
-//! glommio 0.9 frees a task too early when the last waker of it is *dropped* (not woken)
-//! on another executor's thread while the task's handle is dropped at home: the foreign
-//! drop lowers the count to zero before it re-raises it, and the home thread frees the
-//! task in between, then frees it again later (use-after-free, double free;
-//! docs/notes/glommio-foreign-waker-drop.md). `futures::channel::oneshot` can leave a
-//! waker in its slot when its `try_lock` loses a race, and then drops it with the last
-//! reference, on whichever shard that is. Here every waker taken out of the slot is
-//! *woken*, never dropped: a wake first takes its own reference, so the count never
-//! touches zero, and a spurious wake only costs a poll.
+//! glommio 0.9 frees a task too early when a waker of it is released (dropped, or woken,
+//! which drops it too) on another executor's thread at the moment the task's handle is
+//! dropped at home: the foreign release lowers the count to zero before it re-raises it,
+//! and the home thread frees the task in between, then frees it again later
+//! (use-after-free, double free: docs/notes/glommio-foreign-waker-drop.md).
+//! `futures::channel::oneshot` between shards releases wakers on the other shard all the
+//! time. So here a waker stays on its own shard: the answer (or the hang-up) is put in a
+//! shared slot and the waiting shard is told over its *doorbell*, a glommio
+//! `shared_channel` of slot ids (glommio wakes the receiving task from its own reactor);
+//! the doorbell loop of that shard wakes the task that waits for that id, locally.
 //!
-//! The slot is a `Mutex` held for a few instructions by the two ends of one answer,
-//! never by anything else.
+//! Each shard installs its doorbell ends once ([`install`]) before it sends or awaits
+//! replies. The slot is a `Mutex` held for a few instructions by the two ends of one
+//! answer, never by anything else.
 
+use crate::mesh::{MeshReceivers, MeshSenders};
+use futures::StreamExt;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -23,14 +30,113 @@ use std::task::{Context, Poll, Waker};
 #[error("the other shard dropped its end of the reply")]
 pub struct Canceled;
 
+/// A shard and a waiter id on it: where a doorbell ring goes.
+type Bell = (usize, u64);
+
+/// One shard's doorbell: the ends to ring the others, and the local tasks waiting.
+struct Doorbell {
+    shard: usize,
+    ring: MeshSenders<u64>,
+    /// Shared with the loops that serve the rings, which must not hold `ring` (the other
+    /// shards' loops end when these senders go).
+    waiting: Rc<RefCell<HashMap<u64, Waker>>>,
+    next_id: Cell<u64>,
+}
+
+thread_local! {
+    static DOORBELL: RefCell<Option<Rc<Doorbell>>> = const { RefCell::new(None) };
+}
+
+fn doorbell() -> Rc<Doorbell> {
+    installed_doorbell().expect("shard_reply::install ran on this shard")
+}
+
+/// None on a thread without a doorbell (not a shard, or one shutting down): ends dropped
+/// there ring nobody, as nobody there can wait.
+fn installed_doorbell() -> Option<Rc<Doorbell>> {
+    DOORBELL.with(|bell| bell.borrow().clone())
+}
+
+/// Installs this shard's doorbell ends (a mesh of `u64`, made with
+/// [`crate::mesh::full_mesh`] beside the shard's message mesh) and starts the loop that
+/// wakes local waiters when another shard rings. Call once per shard, on its executor.
+pub fn install(ring: MeshSenders<u64>, rung: MeshReceivers<u64>) {
+    let shard = ring.shard();
+    let waiting = Rc::new(RefCell::new(HashMap::<u64, Waker>::new()));
+    let bell = Rc::new(Doorbell { shard, ring, waiting: waiting.clone(), next_id: Cell::new(0) });
+    DOORBELL.with(|slot| {
+        let previous = slot.borrow_mut().replace(bell.clone());
+        assert!(previous.is_none(), "one doorbell per shard");
+    });
+    for (_, mut stream) in rung.into_streams() {
+        let waiting = waiting.clone();
+        glommio::spawn_local(async move {
+            while let Some(id) = stream.next().await {
+                // Gone already when the waiter stopped waiting: nothing to wake.
+                let waker = waiting.borrow_mut().remove(&id);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+/// Drops this shard's doorbell (at shard shutdown, so the other shards' loops end).
+pub fn uninstall() {
+    DOORBELL.with(|slot| slot.borrow_mut().take());
+}
+
+impl Doorbell {
+    fn new_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// Records `waker` as the local waiter for `id` (replacing an older one of it).
+    fn wait(&self, id: u64, waker: &Waker) {
+        let mut waiting = self.waiting.borrow_mut();
+        match waiting.get(&id) {
+            Some(stored) if stored.will_wake(waker) => {}
+            _ => {
+                waiting.insert(id, waker.clone());
+            }
+        }
+    }
+
+    fn stop_waiting(&self, id: u64) {
+        self.waiting.borrow_mut().remove(&id);
+    }
+
+    /// Tells the waiter `(shard, id)` to look at its slot again.
+    fn ring(self: &Rc<Self>, (shard, id): Bell) {
+        if shard == self.shard {
+            let waker = self.waiting.borrow_mut().remove(&id);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            return;
+        }
+        // Full doorbell: ring from a task rather than block the caller (often a Drop).
+        let this = self.clone();
+        glommio::spawn_local(async move {
+            // A shard that stopped listening is shutting down: nobody waits there.
+            let _ = this.ring.send_to(shard, id).await;
+        })
+        .detach();
+    }
+}
+
 struct Slot<T> {
     value: Option<T>,
     sender_gone: bool,
     receiver_gone: bool,
-    /// The task awaiting the answer.
-    receiver_waker: Option<Waker>,
-    /// The task awaiting [`ReplySender::cancellation`].
-    sender_waker: Option<Waker>,
+    /// Where the asker waits for the answer.
+    asker: Bell,
+    /// Where the answerer waits for the hang-up ([`ReplySender::cancellation`]).
+    answerer: Option<Bell>,
 }
 
 struct Shared<T>(Mutex<Slot<T>>);
@@ -42,61 +148,44 @@ impl<T> Shared<T> {
     }
 }
 
-impl<T> Drop for Shared<T> {
-    fn drop(&mut self) {
-        let slot = self.slot();
-        debug_assert!(
-            slot.receiver_waker.is_none() && slot.sender_waker.is_none(),
-            "each end releases the wakers when it goes, so none is dropped with the slot"
-        );
-    }
-}
-
-/// Stores `waker` in `place`. A waker already there that would wake another task is
-/// woken, not dropped (see the module doc).
-fn register(place: &mut Option<Waker>, waker: &Waker) -> Option<Waker> {
-    match place {
-        Some(stored) if stored.will_wake(waker) => None,
-        _ => place.replace(waker.clone()),
-    }
-}
-
-/// Wakes what was taken out of the slot, after the slot is unlocked.
-fn release(wakers: impl IntoIterator<Item = Option<Waker>>) {
-    for waker in wakers.into_iter().flatten() {
-        waker.wake();
-    }
-}
-
-/// Makes a channel for one answer.
+/// Makes a channel for one answer; the receiver must stay on the calling shard.
 pub fn channel<T>() -> (ReplySender<T>, ReplyReceiver<T>) {
+    let bell = doorbell();
+    let asker = (bell.shard, bell.new_id());
     let shared = Arc::new(Shared(Mutex::new(Slot {
         value: None,
         sender_gone: false,
         receiver_gone: false,
-        receiver_waker: None,
-        sender_waker: None,
+        asker,
+        answerer: None,
     })));
-    (ReplySender { shared: shared.clone() }, ReplyReceiver { shared })
+    (ReplySender { shared: shared.clone(), waiting_id: None }, ReplyReceiver { shared, bell, id: asker.1 })
 }
 
 /// The answering end; it travels to the shard that answers.
 pub struct ReplySender<T> {
     shared: Arc<Shared<T>>,
+    /// Its id on the answering shard's doorbell, once it waits for the hang-up.
+    waiting_id: Option<u64>,
 }
 
 impl<T> ReplySender<T> {
     /// Sends the answer; gives it back if the asker is gone.
-    pub fn send(self, value: T) -> Result<(), T> {
-        let waker = {
+    pub fn send(mut self, value: T) -> Result<(), T> {
+        let asker = {
             let mut slot = self.shared.slot();
             if slot.receiver_gone {
                 return Err(value);
             }
             slot.value = Some(value);
-            slot.receiver_waker.take()
+            slot.sender_gone = true;
+            slot.asker
         };
-        release([waker]);
+        self.stop_waiting();
+        if let Some(bell) = installed_doorbell() {
+            bell.ring(asker);
+        }
+        // Drop finds `sender_gone` set and rings nothing more.
         Ok(())
     }
 
@@ -106,249 +195,228 @@ impl<T> ReplySender<T> {
     }
 
     /// Completes when the asker drops its end (it no longer wants the answer).
-    pub fn cancellation(&self) -> impl Future<Output = ()> + '_ {
+    pub fn cancellation(&mut self) -> impl Future<Output = ()> + '_ {
         futures::future::poll_fn(move |cx| {
-            let replaced = {
-                let mut slot = self.shared.slot();
-                if slot.receiver_gone {
-                    return Poll::Ready(());
-                }
-                register(&mut slot.sender_waker, cx.waker())
-            };
-            release([replaced]);
+            let bell = doorbell();
+            let id = *self.waiting_id.get_or_insert_with(|| bell.new_id());
+            // Registered before the asker can learn where to ring, so no ring is missed.
+            bell.wait(id, cx.waker());
+            let mut slot = self.shared.slot();
+            if slot.receiver_gone {
+                return Poll::Ready(());
+            }
+            slot.answerer = Some((bell.shard, id));
             Poll::Pending
         })
+    }
+
+    fn stop_waiting(&mut self) {
+        if let (Some(id), Some(bell)) = (self.waiting_id.take(), installed_doorbell()) {
+            bell.stop_waiting(id);
+        }
     }
 }
 
 impl<T> Drop for ReplySender<T> {
     fn drop(&mut self) {
-        let wakers = {
+        self.stop_waiting();
+        let asker = {
             let mut slot = self.shared.slot();
+            if slot.sender_gone {
+                return; // answered
+            }
             slot.sender_gone = true;
-            [slot.receiver_waker.take(), slot.sender_waker.take()]
+            (!slot.receiver_gone).then_some(slot.asker)
         };
-        release(wakers);
+        if let (Some(asker), Some(bell)) = (asker, installed_doorbell()) {
+            bell.ring(asker);
+        }
     }
 }
 
-/// The asking end: a future of the answer.
+/// The asking end: a future of the answer. Stays on the shard that made it.
 pub struct ReplyReceiver<T> {
     shared: Arc<Shared<T>>,
+    bell: Rc<Doorbell>,
+    id: u64,
 }
 
 impl<T> Future for ReplyReceiver<T> {
     type Output = Result<T, Canceled>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let replaced = {
-            let mut slot = self.shared.slot();
-            if let Some(value) = slot.value.take() {
-                return Poll::Ready(Ok(value));
-            }
-            if slot.sender_gone {
-                return Poll::Ready(Err(Canceled));
-            }
-            register(&mut slot.receiver_waker, cx.waker())
+        // Registered before looking, so a ring that comes in between is not missed.
+        self.bell.wait(self.id, cx.waker());
+        let mut slot = self.shared.slot();
+        let ready = match slot.value.take() {
+            Some(value) => Some(Ok(value)),
+            None if slot.sender_gone => Some(Err(Canceled)),
+            None => None,
         };
-        release([replaced]);
-        Poll::Pending
+        drop(slot);
+        match ready {
+            Some(result) => {
+                self.bell.stop_waiting(self.id);
+                Poll::Ready(result)
+            }
+            None => Poll::Pending,
+        }
     }
 }
 
 impl<T> Drop for ReplyReceiver<T> {
     fn drop(&mut self) {
-        let wakers = {
+        self.bell.stop_waiting(self.id);
+        let answerer = {
             let mut slot = self.shared.slot();
             slot.receiver_gone = true;
-            [slot.receiver_waker.take(), slot.sender_waker.take()]
+            if slot.sender_gone {
+                None
+            } else {
+                slot.answerer
+            }
         };
-        release(wakers);
+        if let Some(answerer) = answerer {
+            self.bell.ring(answerer);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{RawWaker, RawWakerVTable};
-    use std::thread::ThreadId;
+    use crate::mesh::full_mesh;
+    use glommio::channels::shared_channel;
+    use glommio::LocalExecutorBuilder;
+    use std::time::Duration;
 
-    /// A waker that counts how it is released and whether on its own thread.
-    struct Probe {
-        home: ThreadId,
-        dropped_abroad: AtomicUsize,
-        woken: AtomicUsize,
-    }
-
-    static PROBE_VTABLE: RawWakerVTable = RawWakerVTable::new(probe_clone, probe_wake, probe_wake_by_ref, probe_drop);
-
-    fn probe_raw(probe: *const Probe) -> RawWaker {
-        RawWaker::new(probe.cast(), &PROBE_VTABLE)
-    }
-    unsafe fn probe_clone(data: *const ()) -> RawWaker {
-        // SAFETY: `data` is an `Arc<Probe>` pointer made by `probe_waker`.
-        unsafe { Arc::increment_strong_count(data.cast::<Probe>()) };
-        probe_raw(data.cast())
-    }
-    unsafe fn probe_wake(data: *const ()) {
-        // SAFETY: as above; this consumes the waker's reference.
-        let probe = unsafe { Arc::from_raw(data.cast::<Probe>()) };
-        probe.woken.fetch_add(1, Ordering::SeqCst);
-    }
-    unsafe fn probe_wake_by_ref(data: *const ()) {
-        // SAFETY: as above; the reference stays with the waker.
-        unsafe { &*data.cast::<Probe>() }.woken.fetch_add(1, Ordering::SeqCst);
-    }
-    unsafe fn probe_drop(data: *const ()) {
-        // SAFETY: as above; this consumes the waker's reference.
-        let probe = unsafe { Arc::from_raw(data.cast::<Probe>()) };
-        if std::thread::current().id() != probe.home {
-            probe.dropped_abroad.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn probe_waker() -> (Arc<Probe>, Waker) {
-        let probe = Arc::new(Probe {
-            home: std::thread::current().id(),
-            dropped_abroad: AtomicUsize::new(0),
-            woken: AtomicUsize::new(0),
-        });
-        // SAFETY: the vtable keeps the Arc's count right for every clone and release.
-        let waker = unsafe { Waker::from_raw(probe_raw(Arc::into_raw(probe.clone()))) };
-        (probe, waker)
-    }
-
-    fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
-        Pin::new(future).poll(&mut Context::from_waker(waker))
-    }
-
-    fn on_other_thread<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
-        std::thread::spawn(work).join().expect("other thread")
-    }
-
-    #[test]
-    fn an_answer_from_another_thread_wakes_the_asker_and_drops_no_waker_there() {
-        let (probe, waker) = probe_waker();
-        let (sender, mut receiver) = channel::<u32>();
-        assert!(poll_once(&mut receiver, &waker).is_pending());
-        assert!(on_other_thread(move || sender.send(7).is_ok()));
-        assert_eq!(probe.woken.load(Ordering::SeqCst), 1);
-        assert_eq!(poll_once(&mut receiver, &waker), Poll::Ready(Ok(7)));
-        drop((receiver, waker));
-        assert_eq!(probe.dropped_abroad.load(Ordering::SeqCst), 0);
-        assert_eq!(Arc::strong_count(&probe), 1, "every clone of the waker was released");
-    }
-
-    #[test]
-    fn an_asker_hanging_up_wakes_the_cancellation_waiter_on_its_own_thread_and_drops_none_abroad() {
-        let (sender, receiver) = channel::<u32>();
-        let (asked, hang_up) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
-        let answerer = std::thread::spawn(move || {
-            let (probe, waker) = probe_waker();
-            let mut cancelled = Box::pin(sender.cancellation());
-            assert!(cancelled.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
-            asked.0.send(()).unwrap();
-            hang_up.1.recv().unwrap();
-            assert_eq!(probe.woken.load(Ordering::SeqCst), 1, "woken by the asker's drop");
-            assert!(cancelled.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());
-            drop(cancelled);
-            assert!(sender.is_canceled());
-            assert_eq!(sender.send(1), Err(1), "nobody to answer");
-            drop(waker);
-            (probe.dropped_abroad.load(Ordering::SeqCst), Arc::strong_count(&probe))
-        });
-        asked.1.recv().unwrap();
-        drop(receiver); // on this thread: the answerer's waker is woken here, not dropped
-        hang_up.0.send(()).unwrap();
-        assert_eq!(answerer.join().unwrap(), (0, 1));
-    }
-
-    #[test]
-    fn an_answerer_dropping_its_end_cancels_the_asker_and_the_asker_s_waker_is_woken_not_dropped() {
-        let (probe, waker) = probe_waker();
-        let (sender, mut receiver) = channel::<u32>();
-        assert!(poll_once(&mut receiver, &waker).is_pending());
-        // Polled again with a waker of another task: the first is woken, not dropped.
-        let (other_probe, other_waker) = probe_waker();
-        assert!(poll_once(&mut receiver, &other_waker).is_pending());
-        assert_eq!(probe.woken.load(Ordering::SeqCst), 1);
-        on_other_thread(move || drop(sender));
-        assert_eq!(other_probe.woken.load(Ordering::SeqCst), 1);
-        assert_eq!(poll_once(&mut receiver, &waker), Poll::Ready(Err(Canceled)));
-        drop((receiver, waker, other_waker));
-        assert_eq!(probe.dropped_abroad.load(Ordering::SeqCst) + other_probe.dropped_abroad.load(Ordering::SeqCst), 0);
-        assert_eq!((Arc::strong_count(&probe), Arc::strong_count(&other_probe)), (1, 1));
-    }
-
-    /// The broker's pattern on real executors: askers on one shard, answerers on another,
-    /// askers giving up at random (dropping the task awaiting the answer), answerers
-    /// answering, hanging up or waiting for the cancellation. Under glommio 0.9 with
-    /// `futures::channel::oneshot` this is the mix that corrupts the heap.
-    #[test]
-    fn many_answers_and_hang_ups_across_two_executors_finish_cleanly() {
-        use glommio::channels::shared_channel;
-        use glommio::LocalExecutorBuilder;
-        use std::time::Duration;
-        const ROUNDS: u32 = 20_000;
-        let (to_answerer, from_asker) = shared_channel::new_bounded::<(u32, ReplySender<u32>)>(64);
-        let answerer = LocalExecutorBuilder::default()
+    /// Two executors with doorbells: `asker` makes channels and sends the senders to
+    /// `answerer` over a glommio channel.
+    fn two_shards<A, B, FA, FB, RA, RB>(asker: A, answerer: B) -> (RA, RB)
+    where
+        A: FnOnce(shared_channel::ConnectedSender<(u32, ReplySender<u32>)>) -> FA + Send + 'static,
+        B: FnOnce(shared_channel::ConnectedReceiver<(u32, ReplySender<u32>)>) -> FB + Send + 'static,
+        FA: Future<Output = RA> + 'static,
+        FB: Future<Output = RB> + 'static,
+        RA: Send + 'static,
+        RB: Send + 'static,
+    {
+        let mut bells = full_mesh::<u64>(2, 64).into_iter();
+        let (bell_a, bell_b) = (bells.next().expect("shard 0"), bells.next().expect("shard 1"));
+        let (to_answerer, from_asker) = shared_channel::new_bounded(64);
+        let answering = LocalExecutorBuilder::default()
             .io_memory(512 << 10)
             .spawn(move || async move {
-                let requests = from_asker.connect().await;
-                let mut served = 0u32;
-                while let Some((n, reply)) = requests.recv().await {
-                    served += 1;
-                    match n % 3 {
-                        0 => drop(reply.send(n)),
-                        1 => drop(reply),
-                        _ => drop(glommio::spawn_local(async move {
-                            let answer = glommio::timer::sleep(Duration::from_micros(u64::from(n % 50)));
-                            let cancellation = Box::pin(reply.cancellation());
-                            let answered = matches!(
-                                futures::future::select(cancellation, Box::pin(answer)).await,
-                                futures::future::Either::Right(_)
-                            );
-                            if answered {
-                                let _ = reply.send(n);
-                            }
-                        })
-                        .detach()),
-                    }
-                }
-                served
+                let (ring, rung) = bell_b.connect().await;
+                install(ring, rung);
+                let result = answerer(from_asker.connect().await).await;
+                uninstall();
+                result
             })
             .expect("answerer starts");
-        let asker = LocalExecutorBuilder::default()
+        let asking = LocalExecutorBuilder::default()
             .io_memory(512 << 10)
             .spawn(move || async move {
-                let requests = to_answerer.connect().await;
+                let (ring, rung) = bell_a.connect().await;
+                install(ring, rung);
+                let result = asker(to_answerer.connect().await).await;
+                uninstall();
+                result
+            })
+            .expect("asker starts");
+        (asking.join().expect("asker ran"), answering.join().expect("answerer ran"))
+    }
+
+    #[test]
+    fn an_answer_a_hang_up_and_a_cancellation_each_reach_the_other_shard() {
+        let (asked, served) = two_shards(
+            |requests| async move {
+                let (reply, answer) = channel();
+                requests.send((1, reply)).await.expect("answerer alive");
+                let first = answer.await;
+                let (reply, answer) = channel();
+                requests.send((2, reply)).await.expect("answerer alive");
+                let second = answer.await;
+                let (reply, answer) = channel();
+                requests.send((3, reply)).await.expect("answerer alive");
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                drop(answer); // the answerer waits for this hang-up
+                (first, second)
+            },
+            |requests| async move {
+                let mut log = Vec::new();
+                while let Some((n, mut reply)) = requests.recv().await {
+                    match n {
+                        1 => log.push(reply.send(10).is_ok()),
+                        2 => drop(reply),
+                        _ => {
+                            reply.cancellation().await;
+                            log.push(reply.is_canceled());
+                            log.push(reply.send(30) == Err(30));
+                        }
+                    }
+                }
+                log
+            },
+        );
+        assert_eq!(asked, (Ok(10), Err(Canceled)));
+        assert_eq!(served, vec![true, true, true]);
+    }
+
+    /// The broker's pattern on real executors: askers giving up at random (dropping the
+    /// task awaiting the answer, or timing out), answerers answering, hanging up or
+    /// waiting for the cancellation. With `futures::channel::oneshot` in its place this
+    /// mix ends in glommio's "Waker invariant broken" or a heap-corruption abort.
+    #[test]
+    fn many_answers_and_hang_ups_across_two_executors_finish_cleanly() {
+        const ROUNDS: u32 = 20_000;
+        let ((answered, canceled), served) = two_shards(
+            |requests| async move {
                 let (mut answered, mut canceled) = (0u32, 0u32);
                 for n in 0..ROUNDS {
                     let (reply, answer) = channel();
-                    if requests.send((n, reply)).await.is_err() {
-                        panic!("answerer gone");
-                    }
+                    requests.send((n, reply)).await.expect("answerer alive");
                     let waiting = glommio::spawn_local(answer);
                     if n % 4 == 0 {
                         drop(waiting); // gives up: the task awaiting the answer is dropped
                         continue;
                     }
-                    match glommio::timer::timeout(Duration::from_micros(u64::from(n % 40)), async {
-                        Ok(waiting.await)
-                    })
-                    .await
-                    {
+                    let limit = Duration::from_micros(u64::from(n % 40));
+                    match glommio::timer::timeout(limit, async { Ok(waiting.await) }).await {
                         Ok(Ok(_)) => answered += 1,
                         Ok(Err(Canceled)) => canceled += 1,
                         Err(_) => {} // timed out: the awaiting task was dropped
                     }
                 }
                 (answered, canceled)
-            })
-            .expect("asker starts");
-        let (answered, canceled) = asker.join().expect("asker ran");
-        assert_eq!(answerer.join().expect("answerer ran"), ROUNDS);
+            },
+            |requests| async move {
+                let mut served = 0u32;
+                while let Some((n, mut reply)) = requests.recv().await {
+                    served += 1;
+                    match n % 3 {
+                        0 => drop(reply.send(n)),
+                        1 => drop(reply),
+                        _ => drop(
+                            glommio::spawn_local(async move {
+                                let answer = glommio::timer::sleep(Duration::from_micros(u64::from(n % 50)));
+                                let cancellation = Box::pin(reply.cancellation());
+                                let answered = matches!(
+                                    futures::future::select(cancellation, Box::pin(answer)).await,
+                                    futures::future::Either::Right(_)
+                                );
+                                if answered {
+                                    let _ = reply.send(n);
+                                }
+                            })
+                            .detach(),
+                        ),
+                    }
+                }
+                served
+            },
+        );
+        assert_eq!(served, ROUNDS);
         assert!(answered > 0 && canceled > 0, "both outcomes seen: {answered} answered, {canceled} canceled");
     }
 }

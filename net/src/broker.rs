@@ -143,12 +143,17 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     let metadata = Arc::new(load_metadata(&data_dir, shards)?);
     tracing::info!(data_dir = %data_dir.display(), shards, topics = metadata.topics.len(), %listen, "starting");
     let broker = Arc::new(broker);
-    // Each shard takes its own ends: the mesh is made here, once, and never cloned.
-    let mesh: Vec<Option<MeshEnds<_>>> = full_mesh(shards, MESH_CHANNEL_CAPACITY).into_iter().map(Some).collect();
-    let mesh = Arc::new(Mutex::new(mesh));
+    // Each shard takes its own ends: the meshes (messages, and the doorbells answers ring
+    // on: `sluice_engine::shard_reply`) are made here, once, and never cloned.
+    let ends: Vec<Option<ShardEnds>> = full_mesh(shards, MESH_CHANNEL_CAPACITY)
+        .into_iter()
+        .zip(full_mesh(shards, MESH_CHANNEL_CAPACITY))
+        .map(|(messages, doorbells)| Some(ShardEnds { messages, doorbells }))
+        .collect();
+    let ends = Arc::new(Mutex::new(ends));
     let stats = run_shards(&runtime, &data_dir, move |shard_id| {
-        let ends = mesh.lock().expect("no shard panics holding the mesh")[shard_id].take();
-        let mesh = ends.expect("each shard takes its mesh ends once");
+        let taken = ends.lock().expect("no shard panics holding the mesh")[shard_id].take();
+        let mesh = taken.expect("each shard takes its mesh ends once");
         let (broker, metadata, stop, listen) = (broker.clone(), metadata.clone(), stop.clone(), listen.clone());
         let admin = (shard_id == 0).then(|| (admin.clone(), started));
         async move {
@@ -167,6 +172,12 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// One shard's ends of the two shard meshes.
+struct ShardEnds {
+    messages: MeshEnds<crate::routing::ShardMessage>,
+    doorbells: MeshEnds<u64>,
+}
+
 /// What one shard did over its life, reported at shutdown.
 #[derive(Debug, Clone, Copy)]
 pub struct ShardSummary {
@@ -180,12 +191,13 @@ async fn run_shard(
     shards: usize,
     broker: Arc<BrokerConfig>,
     metadata: Arc<Metadata>,
-    mesh: MeshEnds<crate::routing::ShardMessage>,
+    mesh: ShardEnds,
     stop: Arc<AtomicBool>,
     listen: &str,
     admin: Option<(AdminOptions, Instant)>,
 ) -> Result<ShardSummary, EngineError> {
-    let (senders, receivers) = mesh.connect().await;
+    let ((senders, receivers), (ring, rung)) = futures::future::join(mesh.messages.connect(), mesh.doorbells.connect()).await;
+    sluice_engine::shard_reply::install(ring, rung);
     let context = ShardContext::new(shard_id, shards, broker, senders);
     context.apply_metadata(metadata.clone()).await;
     glommio::spawn_local(context.clone().serve_mesh(receivers)).detach();
@@ -257,5 +269,7 @@ async fn run_shard(
         "shard stopping: flushing logs"
     );
     context.engine.close_all().await?;
+    // The other shards' doorbell loops end with this shard's ringing ends.
+    sluice_engine::shard_reply::uninstall();
     Ok(ShardSummary { calls_routed_out: stats.calls_routed_out.get() })
 }

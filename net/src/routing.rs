@@ -279,7 +279,7 @@ impl ShardContext {
             ShardMessage::Partitions { .. } | ShardMessage::Group { .. } => {
                 unreachable!("admitted by serve_mesh in channel order")
             }
-            ShardMessage::WaitForData { waits, max_wait, reply } => {
+            ShardMessage::WaitForData { waits, max_wait, mut reply } => {
                 // The asker drops its end when another partition answered first.
                 let waiting = Box::pin(self.wait_local(waits, max_wait));
                 let data_came = matches!(
