@@ -3,8 +3,8 @@
 //! A request is handled on the shard its connection landed on. Each partition it touches
 //! is owned by one shard; calls for local partitions run in place, the rest are grouped
 //! into one message per owner shard. Messages carry `Bytes` (moved, not copied) and a
-//! one-answer channel (`sluice_engine::shard_reply`, which never drops a waker on another
-//! shard's thread). Nothing is locked: each shard only touches its own logs.
+//! one-answer channel (`sluice_engine::shard_reply`: no waker leaves its shard). Nothing is
+//! locked: each shard only touches its own logs.
 
 use crate::context::{ShardContext, ShardStats};
 use crate::control::MetadataChange;
