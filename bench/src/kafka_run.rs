@@ -570,7 +570,16 @@ async fn worker_main(context: WorkerContext) {
     .await;
     let failed = connected.is_err();
     let _ = events.send(WorkerEvent::Ready(connected.map_err(|e| e.to_string())));
-    let Ok((start, window)) = start.recv_async().await else { return };
+    // Polled, not `recv_async`: an async receive would leave this executor's waker with
+    // the main thread, and glommio 0.9 can free a task twice when a waker of it is
+    // released on another thread (docs/notes/glommio-foreign-waker-drop.md).
+    let (start, window) = loop {
+        match start.try_recv() {
+            Ok(start) => break start,
+            Err(flume::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(1)).await,
+            Err(flume::TryRecvError::Disconnected) => return,
+        }
+    };
     if failed {
         return;
     }
