@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from suite import SLUICE, start_sluice
+from suite import OUT, SLUICE, start_sluice
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -48,6 +48,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--json")
     args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
     result = {"partitions": args.partitions, "seconds": args.seconds,
               "idle_cpu_percent": round(idle_percent(args.partitions, args.seconds), 2),
               "idle_cpu_percent_no_partitions": round(idle_percent(0, args.seconds), 2)}

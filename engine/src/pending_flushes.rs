@@ -6,11 +6,14 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::task::{Poll, Waker};
 
 /// Names (directory names) of logs with interval-policy appends to fsync.
 #[derive(Debug, Default)]
 pub struct PendingFlushes {
     logs: RefCell<BTreeSet<String>>,
+    /// The flush tick, when it sleeps until a log is marked (same shard only).
+    sleeper: RefCell<Option<Waker>>,
 }
 
 impl PendingFlushes {
@@ -20,6 +23,23 @@ impl PendingFlushes {
         if !logs.contains(log) {
             logs.insert(log.to_string());
         }
+        drop(logs);
+        if let Some(sleeper) = self.sleeper.borrow_mut().take() {
+            sleeper.wake();
+        }
+    }
+
+    /// Completes once some log is recorded: the flush tick waits on it instead of
+    /// waking every few milliseconds while nothing is pending.
+    pub async fn wait_for_any(&self) {
+        futures::future::poll_fn(|cx| {
+            if !self.is_empty() {
+                return Poll::Ready(());
+            }
+            *self.sleeper.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 
     /// Takes every recorded name; the caller marks again the logs it leaves unflushed.

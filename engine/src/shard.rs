@@ -201,6 +201,11 @@ impl Shard {
         self.pending_flushes.len()
     }
 
+    /// Completes when some log has interval-policy appends to fsync (at once if one has).
+    pub async fn wait_for_pending_flushes(&self) {
+        self.pending_flushes.wait_for_any().await
+    }
+
     /// One retention pass over every log. Errors are logged per partition; one failed log
     /// does not stop the others.
     pub async fn apply_retention(&self) {

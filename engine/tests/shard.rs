@@ -57,7 +57,8 @@ fn the_flush_tick_visits_only_logs_with_interval_appends_and_fsyncs_them_when_du
             let data = data.clone();
             async move {
                 let shard = Shard::new(0, &data);
-                let interval = LogConfig { flush: FlushPolicy::Interval(Duration::from_secs(1)), ..LogConfig::default() };
+                let interval =
+                    LogConfig { flush: FlushPolicy::Interval(Duration::from_secs(1)), ..LogConfig::default() };
                 for p in 0..100 {
                     shard.open_partition(&format!("idle-{p}"), interval.clone()).await?;
                 }

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often shards look at the stop flag and start interval fsyncs that are due.
+/// How often shards start interval fsyncs that are due, while some log has one pending;
+/// otherwise a shard wakes every `GROUP_TICK` (or at the first interval-policy append).
 const TICK: Duration = Duration::from_millis(10);
 /// How often group timers (sessions, join phases) are checked: each check walks the
 /// shard's groups, so not every tick.
@@ -196,7 +197,8 @@ async fn run_shard(
     listen: &str,
     admin: Option<(AdminOptions, Instant)>,
 ) -> Result<ShardSummary, EngineError> {
-    let ((senders, receivers), (ring, rung)) = futures::future::join(mesh.messages.connect(), mesh.doorbells.connect()).await;
+    let ((senders, receivers), (ring, rung)) =
+        futures::future::join(mesh.messages.connect(), mesh.doorbells.connect()).await;
     sluice_engine::shard_reply::install(ring, rung);
     let context = ShardContext::new(shard_id, shards, broker, senders);
     context.apply_metadata(metadata.clone()).await;
@@ -223,7 +225,14 @@ async fn run_shard(
     let mut last_group_tick = Instant::now();
     let compacting = Rc::new(Cell::new(false));
     while !stop.load(Ordering::Relaxed) {
-        glommio::timer::sleep(TICK).await;
+        if context.engine.pending_flush_count() > 0 {
+            glommio::timer::sleep(TICK).await;
+        } else {
+            // Nothing to fsync: sleep until an interval-policy append arrives or the next
+            // slower duty, so an idle shard wakes ten times a second, not a hundred.
+            let sleeping = Box::pin(glommio::timer::sleep(GROUP_TICK));
+            let _ = futures::future::select(sleeping, Box::pin(context.engine.wait_for_pending_flushes())).await;
+        }
         context.engine.flush_due().await;
         if last_group_tick.elapsed() >= GROUP_TICK {
             context.groups.tick(&context.engine).await;

@@ -8,9 +8,9 @@ use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::{check_topic_name, Metadata, TopicMeta};
 use crate::routing::ShardMessage;
 use crate::topic_config::{log_config, TopicConfigs};
-use sluice_engine::shard_reply;
 use kafka_protocol::ResponseError;
 use sluice_engine::shard::{parse_partition_dir_name, partition_dir_name};
+use sluice_engine::shard_reply;
 use std::rc::Rc;
 use std::sync::Arc;
 

@@ -4,9 +4,9 @@
 
 use crate::context::ShardContext;
 use crate::routing::ShardMessage;
-use sluice_engine::shard_reply;
 use sluice_engine::latency::Latencies;
 use sluice_engine::shard::parse_partition_dir_name;
+use sluice_engine::shard_reply;
 use sluice_engine::FlushPolicy;
 use std::rc::Rc;
 

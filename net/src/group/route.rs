@@ -10,9 +10,9 @@ use crate::error::{KafkaError, KafkaResult};
 use crate::ordering::Admission;
 use crate::routing::ShardMessage;
 use bytes::Bytes;
-use sluice_engine::shard_reply;
 use kafka_protocol::ResponseError;
 use sluice_engine::fifo_lock::Ticket;
+use sluice_engine::shard_reply;
 use sluice_engine::source_order::RequestOrigin;
 use std::rc::Rc;
 
