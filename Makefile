@@ -49,12 +49,15 @@ soak: build client-deps
 ## The Kafka benchmark suite with the bundled load generator (`sluice bench`): max ingest,
 ## e2e latency at 50% of sluice's max, consume MB/s; against tansu too when TANSU_BIN names a
 ## tansu binary; librdkafka's own producer on the same load (built by bench/librdkafka/build.sh
-## when apt and the Debian source archive are reachable); broker RSS at max for 60 s.
-## Writes target/bench/ and the suite section of docs/BENCHMARKS.md.
+## when apt and the Debian source archive are reachable); broker RSS at max for 60 s. Then
+## bench/stability.py: broker CPU-s per GB at max, e2e at 10% and 50% of max with and without
+## retention deletes, catch-up consume vs raw O_DIRECT read, idle CPU with 10 000 partitions.
+## Writes target/bench/ and the suite and stability sections of docs/BENCHMARKS.md.
 SUITE_SECONDS ?= 20
 bench: build
 	bench/librdkafka/build.sh || echo "librdkafka's benchmark could not be built; the comparison is skipped"
 	bench/suite.py --seconds $(SUITE_SECONDS)
+	bench/stability.py --seconds $(SUITE_SECONDS)
 
 ## Storage benchmark (engine vs the raw O_DIRECT bandwidth of the same disk).
 ## Results are printed and written to target/bench/storage.md.

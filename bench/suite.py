@@ -276,14 +276,16 @@ def render(results, seconds, fill, agreement, rss, rss_seconds, tansu_bin):
     return "\n".join(lines) + "\n"
 
 
-def update_docs(markdown):
+def update_docs(markdown, begin=BEGIN, end=END, heading="Kafka load generator suite (`make bench`)"):
+    """Replaces the section between `begin` and `end` in docs/BENCHMARKS.md (appended under
+    `heading` the first time)."""
     text = DOCS.read_text()
-    section = f"{BEGIN}\n{markdown}{END}"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + section + rest.split(END, 1)[1]
+    section = f"{begin}\n{markdown}{end}"
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
-        text += f"\n## Kafka load generator suite (`make bench`)\n\n{section}\n"
+        text += f"\n## {heading}\n\n{section}\n"
     DOCS.write_text(text)
 
 

@@ -155,6 +155,11 @@ pub struct PartitionLog {
     /// it runs, so the last one leaves the newest. Retention and DeleteRecords write it
     /// after leaving `append_lock`, so appends do not wait for its fsyncs.
     checkpoint_lock: FifoLock,
+    /// Orders the file work a roll leaves for later (the closed segment's index files and
+    /// the producer snapshot, written in a task so appends do not wait for their fsyncs):
+    /// whatever removes or replaces those files (retention, truncation, compaction, close)
+    /// first takes a turn here, so an earlier roll's write never lands after it.
+    file_work: FifoLock,
     /// Readers long-polling for data past the high watermark (Fetch `max_wait_ms`).
     data_waiters: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
     /// Where this log reports that it holds interval-policy appends to fsync (its
@@ -305,6 +310,7 @@ impl PartitionLog {
             state: RefCell::new(state),
             append_lock: FifoLock::new(),
             checkpoint_lock: FifoLock::new(),
+            file_work: FifoLock::new(),
             data_waiters: RefCell::new(Vec::new()),
             pending_flushes: OnceCell::new(),
         };
@@ -607,10 +613,12 @@ impl PartitionLog {
             let state = self.state.borrow();
             (state.log_end(), state.producers.encode())
         };
-        fs::write_checkpoint(&self.dir.join(producer_snapshot_name(offset)), contents).await?;
-        let mut snapshots = list_producer_snapshots(&self.dir);
-        snapshots.truncate(snapshots.len().saturating_sub(PRODUCER_SNAPSHOTS_KEPT));
-        fs::remove_files(snapshots.into_iter().map(|(_, path)| path).collect()).await
+        write_producer_snapshot(&self.dir, offset, contents).await
+    }
+
+    /// Waits until the file work of earlier rolls is done (see `file_work`).
+    async fn settle_file_work(&self) {
+        drop(self.file_work.lock().await);
     }
 
     /// Rebuilds the producer state from the newest snapshot at or below the log end (later
@@ -893,15 +901,32 @@ impl PartitionLog {
             return Ok(()); // empty active segment: nothing to roll
         };
         let index = self.state.borrow_mut().active().mark_closed().clone();
-        fs::write_index_files(&path, &index).await?;
         let segment = Segment::create(&self.dir, next_base).await?;
         tracing::debug!(partition = %self.name, closed = %path.display(), bytes = end, next_base, "rolled segment");
-        {
+        let producers = {
             let mut state = self.state.borrow_mut();
             state.durable_end = state.durable_end.max(next_base);
             state.segments.insert(next_base, segment);
-        }
-        self.snapshot_producer_states().await
+            state.producers.encode()
+        };
+        // Both files only speed up recovery (a missing index is rebuilt by a scan, a
+        // missing snapshot replaced by an older one and more batches), so appends to the
+        // new segment need not wait for their fsyncs. The ticket is taken now: the task's
+        // turn comes before any later removal's.
+        let ticket = self.file_work.ticket();
+        let (dir, name) = (self.dir.clone(), self.name.clone());
+        glommio::spawn_local(async move {
+            let _turn = ticket.turn().await;
+            let written = async {
+                fs::write_index_files(&path, &index).await?;
+                write_producer_snapshot(&dir, next_base, producers).await
+            };
+            if let Err(error) = written.await {
+                tracing::warn!(partition = %name, %error, "a rolled segment's index files or producer snapshot were not written; recovery rebuilds them");
+            }
+        })
+        .detach();
+        Ok(())
     }
 
     /// Flushes the active segment and trims its file to the logical size. Returns its
@@ -943,6 +968,7 @@ impl PartitionLog {
     /// synchronous step before any file is cut.
     pub async fn truncate_to(&self, offset: i64) -> Result<()> {
         let _turn = self.append_lock.lock().await;
+        self.settle_file_work().await;
         let (in_flight, flush) = {
             let mut state = self.state.borrow_mut();
             let (log_start, log_end) = (state.log_start_offset, state.log_end());
@@ -1285,6 +1311,7 @@ impl PartitionLog {
         truncations: u64,
     ) -> Result<Option<bool>> {
         let _turn = self.append_lock.lock().await;
+        self.settle_file_work().await;
         let (current, first, next_base) = {
             let state = self.state.borrow();
             let current = state.truncations == truncations
@@ -1357,6 +1384,7 @@ impl PartitionLog {
     /// Readers that still hold one of them keep reading it: an unlinked file lives until
     /// closed.
     async fn finish_removal(&self, paths: Vec<PathBuf>) -> Result<()> {
+        self.settle_file_work().await;
         self.store_log_start().await?;
         fs::remove_files(paths).await
     }
@@ -1373,6 +1401,7 @@ impl PartitionLog {
     /// refuses further appends afterwards.
     pub async fn close(&self) -> Result<()> {
         let _turn = self.append_lock.lock().await;
+        self.settle_file_work().await;
         self.state.borrow().check_failed()?;
         self.seal_active().await?;
         self.snapshot_producer_states().await?;
@@ -1427,6 +1456,15 @@ struct CleanedSegment {
 
 /// Producer-state snapshots kept per partition.
 const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
+
+/// Writes `<offset>.snapshot` in `dir` with encoded producer states, and keeps only the
+/// newest [`PRODUCER_SNAPSHOTS_KEPT`] snapshots.
+async fn write_producer_snapshot(dir: &Path, offset: i64, contents: Vec<u8>) -> Result<()> {
+    fs::write_checkpoint(&dir.join(producer_snapshot_name(offset)), contents).await?;
+    let mut snapshots = list_producer_snapshots(dir);
+    snapshots.truncate(snapshots.len().saturating_sub(PRODUCER_SNAPSHOTS_KEPT));
+    fs::remove_files(snapshots.into_iter().map(|(_, path)| path).collect()).await
+}
 
 fn producer_snapshot_name(offset: i64) -> String {
     format!("{offset:020}.snapshot")

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""`make bench`, second part: the stability and latency-tail figures, in one run.
+
+On a fresh `sluice serve` (defaults: all cores, `--flush every-append`) with the suite's
+load (bench/suite.py LOAD):
+  1. max ingest for SECONDS, and the broker's CPU-seconds per GB ingested over that run
+     (also under librdkafka's `rdkafka_performance` when bench/librdkafka built it);
+  2. end-to-end latency, open loop, at 10% and 50% of that max, each on a topic without
+     retention and on one whose retention deletes segments throughout the run
+     (segment.bytes 32 MiB, retention.bytes 64 MiB per partition), the deletes counted
+     from the broker's log;
+  3. catch-up consume: FILL messages, then one consumer from start to end, against a raw
+     O_DIRECT sequential read (1 MiB blocks, 1 and 4 in flight) of a file written with
+     O_DIRECT on the same disk, measured right after;
+  4. idle CPU with 10 000 empty partitions on 2 shards, and with none (bench/idle_cpu.py).
+Writes target/bench/stability.md and replaces the section between the stability markers
+in docs/BENCHMARKS.md. Python standard library only; every load is bounded in time.
+
+  bench/stability.py [--seconds 20] [--fill 1000000] [--idle-seconds 20] [--no-docs]
+"""
+import argparse
+import datetime
+import mmap
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from idle_cpu import cpu_seconds, idle_percent
+from suite import LOAD, OUT, RDKAFKA, ROOT, SLUICE, bench, machine, ms, start_sluice, update_docs
+
+BEGIN, END = "<!-- stability:begin -->", "<!-- stability:end -->"
+DELETING = ["--topic-config", "segment.bytes=33554432", "--topic-config", "retention.bytes=67108864"]
+RAW_BLOCK = 1 << 20
+RAW_FILE_BYTES = 2 << 30
+
+
+def retention_deletes(log_path, topic):
+    """Segments the broker's log says retention deleted from `topic`'s partitions."""
+    pattern = re.compile(rf"retention deleted segments.*partition=\"?{re.escape(topic)}-\d+\"? segments=(\d+)")
+    return sum(int(m.group(1)) for m in pattern.finditer(log_path.read_text(errors="replace")))
+
+
+def cpu_per_gb(broker, run):
+    """Runs `run()` (returning bytes produced) and divides the broker's CPU time by them."""
+    before = cpu_seconds(broker.process.pid)
+    produced = run()
+    used = cpu_seconds(broker.process.pid) - before
+    return used / (produced / 1e9), used, produced
+
+
+def librdkafka_bytes(broker, seconds):
+    topic = "stability-librdkafka"
+    subprocess.run([str(SLUICE), "topic", "-b", broker.address, "create", topic, "--partitions", "6"],
+                   check=True, capture_output=True, timeout=60)
+    lines = subprocess.run([str(ROOT / "bench" / "librdkafka" / "produce.sh"), broker.address, topic,
+                            str(seconds), "1024"], capture_output=True, text=True,
+                           timeout=seconds + 120).stdout.strip().splitlines()
+    summary = dict(item.split("=") for item in lines[-1].split()[1:]) if lines else {}
+    if "mb_per_s" not in summary:
+        raise RuntimeError("rdkafka_performance printed no summary")
+    return float(summary["mb_per_s"]) * 1e6 * seconds
+
+
+def raw_read_mb_per_s(directory, in_flight):
+    """Sequential O_DIRECT read of a freshly written file, `in_flight` blocks at a time
+    (threads each reading every `in_flight`-th block: os.preadv releases the GIL)."""
+    path = directory / "raw-read"
+    block = mmap.mmap(-1, RAW_BLOCK)  # page-aligned, as O_DIRECT needs
+    block.write(os.urandom(RAW_BLOCK))
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+        try:
+            for offset in range(0, RAW_FILE_BYTES, RAW_BLOCK):
+                assert os.pwritev(fd, [block], offset) == RAW_BLOCK
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    totals = [0] * in_flight
+
+    def reader(index):
+        buffer = mmap.mmap(-1, RAW_BLOCK)
+        for offset in range(index * RAW_BLOCK, RAW_FILE_BYTES, in_flight * RAW_BLOCK):
+            totals[index] += os.preadv(fd, [buffer], offset)
+
+    try:
+        started = time.monotonic()
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(in_flight)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        os.close(fd)
+    assert sum(totals) == RAW_FILE_BYTES, "short O_DIRECT read"
+    return RAW_FILE_BYTES / 1e6 / elapsed
+
+
+def broker_runs(seconds, fill, data):
+    broker = start_sluice(data)
+    log_path = OUT / "sluice.log"
+    try:
+        ingest = {}
+        per_gb, used, produced = cpu_per_gb(broker, lambda: ingest.setdefault("r", bench(
+            broker, "produce", "stability-ingest", "stability-ingest", *LOAD, "-d", str(seconds),
+            "--warmup", "0", timeout=seconds + 200))["produce"]["bytes"])
+        cpu = [("sluice bench", per_gb, used, produced)]
+        if RDKAFKA.exists():
+            try:
+                cpu.append(("rdkafka_performance", *cpu_per_gb(broker, lambda: librdkafka_bytes(broker, seconds))))
+            except (RuntimeError, subprocess.SubprocessError) as error:
+                print(f"librdkafka CPU run skipped: {error}")
+        max_rate = ingest["r"]["produce"]["msgs_per_s"]
+        e2e = []
+        # Runs without deletes first: the deleting runs' discards must not slow the others.
+        for deleting in (False, True):
+            for share in (0.1, 0.5):
+                rate = round(max_rate * share)
+                name = f"stability-e2e-{round(share * 100)}-{'deleting' if deleting else 'kept'}"
+                report = bench(broker, "e2e", name, name, *LOAD, *(DELETING if deleting else []), "-r", str(rate),
+                               "-d", str(seconds), "--warmup", "3", "-p", "1", "-c", "1", timeout=seconds + 200)
+                e2e.append({"share": share, "rate": rate, "deleting": deleting, "report": report,
+                            "deletes": retention_deletes(log_path, name)})
+        consume = bench(broker, "consume", "stability-consume", "stability-consume", *LOAD,
+                        "--fill-messages", str(fill), "-c", "1", "-d", str(max(seconds, 60)), timeout=600)
+        raw = {depth: raw_read_mb_per_s(data, depth) for depth in (1, 4)}
+        return {"ingest": ingest["r"], "cpu": cpu, "e2e": e2e, "consume": consume, "raw": raw}
+    finally:
+        broker.stop()
+
+
+def render(results, args):
+    ingest = results["ingest"]["produce"]
+    lines = [
+        f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; broker and "
+        "load generator share the cores.", "",
+        f"Command: `make bench` (= `bench/stability.py --seconds {args.seconds} --fill {args.fill} "
+        f"--idle-seconds {args.idle_seconds}`), after the suite above. sluice with its defaults (all cores, "
+        "`--flush every-append`); load flags `" + " ".join(LOAD) + "`; each run on a fresh topic.", "",
+        f"**Max ingest** {ingest['mb_per_s']:.1f} MB/s ({ingest['msgs_per_s']:.0f} msg/s). **Broker CPU per GB "
+        "ingested** at max: " + "; ".join(f"{name} {per_gb:.2f} s/GB ({used:.1f} CPU-s for {produced / 1e9:.2f} GB)"
+                                       for name, per_gb, used, produced in results["cpu"]) + ".", "",
+        "**End-to-end latency**, open loop, 1 producer and 1 consumer connection, acks=all; \"deleting\": "
+        "segment.bytes 32 MiB and retention.bytes 64 MiB per partition, so retention deletes segments "
+        "throughout the run:", "",
+        "| load | rate msg/s | retention | segments deleted | p50 ms | p99 ms | p99.9 ms | max ms | failed |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in results["e2e"]:
+        latency, report = run["report"]["e2e_latency"], run["report"]
+        failed = report["produce"]["failed"] + report["consume"]["failed"]
+        lines.append(f"| {round(run['share'] * 100)}% of max | {run['rate']} | "
+                     f"{'deleting' if run['deleting'] else 'none'} | {run['deletes']} | {ms(latency['p50_us'])} | "
+                     f"{ms(latency['p99_us'])} | {ms(latency['p999_us'])} | {ms(latency['max_us'])} | {failed} |")
+    by_key = {(r["share"], r["deleting"]): r["report"]["e2e_latency"]["p99_us"] for r in results["e2e"]}
+    lines += ["", "p99 with deletes / without: " + ", ".join(
+        f"{round(share * 100)}% {by_key[(share, True)] / max(1, by_key[(share, False)]):.2f}" for share in (0.1, 0.5))
+        + "."]
+    consume, raw = results["consume"]["consume"]["mb_per_s"], results["raw"]
+    lines += ["", f"**Catch-up consume** ({args.fill} messages, one consumer, start to end): {consume:.1f} MB/s. "
+              f"Raw O_DIRECT sequential read of a {RAW_FILE_BYTES >> 30} GiB file on the same disk, 1 MiB blocks, "
+              f"right after: {raw[1]:.0f} MB/s with 1 in flight, {raw[4]:.0f} MB/s with 4. Consume / raw: "
+              f"{consume / raw[1]:.2f} (QD1), {consume / raw[4]:.2f} (QD4)."]
+    lines += ["", f"**Idle CPU** (2 shards, no clients, {args.idle_seconds} s): {results['idle']:.2f}% of one core "
+              f"with 10 000 empty partitions, {results['idle_floor']:.2f}% with none."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--fill", type=int, default=1_000_000)
+    parser.add_argument("--idle-seconds", type=float, default=20)
+    parser.add_argument("--no-docs", action="store_true", help="do not touch docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = Path(tempfile.mkdtemp(prefix="sluice-stability-"))
+    try:
+        results = broker_runs(args.seconds, args.fill, data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    results["idle"] = idle_percent(10_000, args.idle_seconds)
+    results["idle_floor"] = idle_percent(0, args.idle_seconds)
+    markdown = render(results, args)
+    (OUT / "stability.md").write_text(markdown)
+    print("\n" + markdown)
+    if not args.no_docs:
+        update_docs(markdown, BEGIN, END, "Stability and the latency tail (`make bench`)")
+
+
+if __name__ == "__main__":
+    main()
