@@ -8,7 +8,7 @@ use crate::config::LogConfig;
 use crate::error::{EngineError, Result};
 use crate::log::{PartitionLog, RecoveryReport};
 use crate::pending_flushes::PendingFlushes;
-use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
+use glommio::{CpuSet, LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,10 +29,6 @@ pub struct RuntimeConfig {
     pub spin_before_park: Option<Duration>,
     /// Pin shard i to the i-th online CPU (wrapping when there are more shards than CPUs).
     pub pin_to_cpus: bool,
-    /// Threads each shard gives its blocking file work (directory fsyncs, checkpoints,
-    /// index files, unlinks). glommio's default is one, which queues one partition's
-    /// segment roll behind another's; the threads mostly wait in fsync.
-    pub blocking_threads: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -42,7 +38,6 @@ impl Default for RuntimeConfig {
             io_memory_bytes: 2 << 20,
             spin_before_park: Some(Duration::from_micros(50)),
             pin_to_cpus: true,
-            blocking_threads: 4,
         }
     }
 }
@@ -77,8 +72,6 @@ where
         };
         let mut builder =
             LocalExecutorBuilder::new(placement).name(&format!("shard-{shard_id}")).io_memory(config.io_memory_bytes);
-        // Unbound: a pinned pool thread would share the shard's CPU.
-        builder = builder.blocking_thread_pool_placement(PoolPlacement::Unbound(config.blocking_threads.max(1)));
         if let Some(spin) = config.spin_before_park {
             builder = builder.spin_before_park(spin);
         }
