@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from idle_cpu import cpu_seconds, idle_percent
-from suite import LOAD, OUT, RDKAFKA, ROOT, SLUICE, bench, machine, ms, start_sluice, update_docs
+from suite import LOAD, OUT, RDKAFKA, bench, librdkafka_produce, machine, ms, start_sluice, update_docs
 
 BEGIN, END = "<!-- stability:begin -->", "<!-- stability:end -->"
 ROLLING = ["--topic-config", "segment.bytes=33554432"]
@@ -58,13 +58,7 @@ def cpu_per_gb(broker, run):
 
 
 def librdkafka_bytes(broker, seconds):
-    topic = "stability-librdkafka"
-    subprocess.run([str(SLUICE), "topic", "-b", broker.address, "create", topic, "--partitions", "6"],
-                   check=True, capture_output=True, timeout=60)
-    lines = subprocess.run([str(ROOT / "bench" / "librdkafka" / "produce.sh"), broker.address, topic,
-                            str(seconds), "1024"], capture_output=True, text=True,
-                           timeout=seconds + 120).stdout.strip().splitlines()
-    summary = dict(item.split("=") for item in lines[-1].split()[1:]) if lines else {}
+    summary = librdkafka_produce(broker, "stability-librdkafka", seconds)
     if "mb_per_s" not in summary:
         raise RuntimeError("rdkafka_performance printed no summary")
     return float(summary["mb_per_s"]) * 1e6 * seconds

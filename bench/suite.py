@@ -165,19 +165,24 @@ def run_broker_suite(broker, seconds, fill, e2e_rate):
             "ingest_rss_max_kib": max((kib for _, kib in rss), default=None)}
 
 
+def librdkafka_produce(broker, topic, seconds):
+    """librdkafka's producer (bench/librdkafka/produce.sh) on a fresh 6-partition `topic`
+    with the suite's load; its summary line as a dict of strings ({} if it printed none)."""
+    subprocess.run([str(SLUICE), "topic", "-b", broker.address, "create", topic, "--partitions", "6"],
+                   check=True, capture_output=True, timeout=60)
+    lines = subprocess.run([str(ROOT / "bench" / "librdkafka" / "produce.sh"), broker.address, topic,
+                            str(seconds), "1024"], capture_output=True, text=True,
+                           timeout=seconds + 120).stdout.strip().splitlines()
+    return dict(item.split("=") for item in lines[-1].split()[1:]) if lines else {}
+
+
 def librdkafka_agreement(broker, seconds, rounds):
     """Alternating runs of our producer and librdkafka's on fresh topics with the same load."""
     pairs = []
     for round_ in range(rounds):
         ours = bench(broker, "produce", f"agreement-sluice-bench-{round_}", f"agree-ours-{round_}", *LOAD,
                      "-d", str(seconds), "--warmup", "0", timeout=seconds + 200)["produce"]
-        topic = f"agree-librdkafka-{round_}"
-        subprocess.run([str(SLUICE), "topic", "-b", broker.address, "create", topic, "--partitions", "6"],
-                       check=True, capture_output=True, timeout=60)
-        line = subprocess.run([str(ROOT / "bench" / "librdkafka" / "produce.sh"), broker.address, topic,
-                               str(seconds), "1024"], capture_output=True, text=True,
-                              timeout=seconds + 120).stdout.strip().splitlines()
-        theirs = dict(item.split("=") for item in line[-1].split()[1:]) if line else {}
+        theirs = librdkafka_produce(broker, f"agree-librdkafka-{round_}", seconds)
         if not theirs:
             print("librdkafka run printed no summary; skipping the comparison")
             return pairs
