@@ -4,9 +4,9 @@
 //! size. So the appender copies batches into an aligned 1 MiB chunk buffer and:
 //! - writes a chunk as soon as it is full (write-behind, up to [`WRITES_IN_FLIGHT_MAX`]
 //!   in flight, which is what reaches the disk's sequential bandwidth);
-//! - on flush, writes the partly filled pages of the current chunk (the tail page padded
-//!   with zeros) and keeps the tail page in memory, so the next flush rewrites it with
-//!   more data;
+//! - on flush, writes what the chunk holds (its last page padded with zeros), a large
+//!   part as the chunk buffer itself (no copy), and keeps a partly filled last page in
+//!   memory as the tail, so the next flush rewrites that page with more data;
 //! - pre-allocates the file in [`PREALLOCATE_STEP_BYTES`] steps so writes do not wait for
 //!   block allocation. The logical end is tracked here, apart from the file size; closing
 //!   trims the file to it.
@@ -76,9 +76,19 @@ pub fn page_up(position: u64) -> u64 {
 }
 
 /// Writes batches to one segment file through O_DIRECT.
+///
+/// Unissued data lives in two buffers: `tail`, the one page a flush left partly written
+/// (the file range `[chunk_start - PAGE_BYTES, chunk_start)`), and `chunk`, which starts
+/// at the page-aligned `chunk_start` and holds nothing that was issued. So a flush writes
+/// the tail page (ordered after the write that left it partial) and the chunk's filled
+/// pages (at once, overlapping nothing in flight); a large chunk part goes out as the
+/// chunk buffer itself, without a copy.
 pub struct Appender {
     file: Rc<DmaFile>,
     path: PathBuf,
+    /// The partly written page before `chunk_start` and the bytes appended to it since;
+    /// zero past `end`.
+    tail: Option<DmaBuffer>,
     /// Aligned buffer covering file range `[chunk_start, chunk_start + CHUNK_BYTES)`.
     chunk: DmaBuffer,
     chunk_start: u64,
@@ -88,29 +98,34 @@ pub struct Appender {
     issued: u64,
     /// Unfinished writes, each with the position where its new data starts.
     in_flight: VecDeque<(u64, WriteHandle)>,
-    /// The newest write that left its last page partly filled, and that page: a later
-    /// write of the same page must not overtake it.
-    tail_page_write: Option<(u64, WriteHandle)>,
+    /// The newest write of the tail page while it was partly filled: the tail page's next
+    /// write must not overtake it.
+    tail_page_write: Option<WriteHandle>,
     /// File size reserved with fallocate.
     preallocated: u64,
     /// The first write error; after it, nothing is written.
     failed: Option<EngineError>,
 }
 
+/// A flush whose chunk part is at least this long hands the chunk buffer itself to the
+/// write and takes a fresh one; shorter parts are copied out, keeping one chunk
+/// allocation per log when flushes are small (many quiet partitions).
+pub const CHUNK_HANDOVER_MIN_BYTES: u64 = 64 << 10;
+
 impl Appender {
     /// Takes over a segment file whose valid data ends at `end`. The caller has already
     /// trimmed the file to `end` (so nothing stale lies beyond it) and read the bytes of
     /// the page holding `end` into `tail_page` (empty when `end` is page-aligned).
     pub fn new(file: Rc<DmaFile>, path: &Path, end: u64, tail_page: &[u8]) -> Self {
-        let chunk_start = page_down(end);
-        assert_eq!(tail_page.len() as u64, end - chunk_start, "tail page covers [page, end)");
-        let mut chunk = file.alloc_dma_buffer(CHUNK_BYTES);
-        chunk.as_bytes_mut()[..tail_page.len()].copy_from_slice(tail_page);
+        assert_eq!(tail_page.len() as u64, end - page_down(end), "tail page covers [page, end)");
+        let tail = (!tail_page.is_empty()).then(|| page_buffer(&file, tail_page));
+        let chunk = file.alloc_dma_buffer(CHUNK_BYTES);
         Appender {
             file,
             path: path.to_path_buf(),
+            tail,
             chunk,
-            chunk_start,
+            chunk_start: page_up(end),
             end,
             issued: end,
             in_flight: VecDeque::new(),
@@ -149,6 +164,15 @@ impl Appender {
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
+        }
+        if let Some(tail) = &mut self.tail {
+            if self.end < self.chunk_start {
+                let at = (self.end - (self.chunk_start - PAGE_BYTES)) as usize;
+                let n = data.len().min((self.chunk_start - self.end) as usize);
+                tail.as_bytes_mut()[at..at + n].copy_from_slice(&data[..n]);
+                self.end += n as u64;
+                data = &data[n..];
+            }
         }
         while !data.is_empty() {
             let at = (self.end - self.chunk_start) as usize;
@@ -207,68 +231,56 @@ impl Appender {
         self.failed.get_or_insert(error);
     }
 
+    /// The chunk is full: the tail page (if it has unissued bytes) and the chunk go out,
+    /// and a fresh chunk starts at the end.
     fn issue_full_chunk(&mut self) {
-        let chunk_end = self.chunk_start + CHUNK_BYTES as u64;
-        debug_assert_eq!(self.end, chunk_end);
-        let next = self.file.alloc_dma_buffer(CHUNK_BYTES);
-        let full = std::mem::replace(&mut self.chunk, next);
-        if self.issued == self.chunk_start {
-            // Nothing of this chunk went out with a flush: write the buffer itself, no copy.
-            let _chunk_write = self.issue(full, self.chunk_start, None);
-            self.tail_page_write = None;
-        } else {
-            self.issue_range(Some(&full), chunk_end);
-        }
-        self.chunk_start = chunk_end;
-        self.issued = chunk_end;
-    }
-
-    fn issue_partial(&mut self) {
-        self.issue_range(None, self.end);
+        debug_assert_eq!(self.end, self.chunk_start + CHUNK_BYTES as u64);
+        self.issue_tail();
+        let full = std::mem::replace(&mut self.chunk, self.file.alloc_dma_buffer(CHUNK_BYTES));
+        self.issue(full, self.chunk_start, None);
+        self.tail_page_write = None;
+        self.chunk_start = self.end;
         self.issued = self.end;
     }
 
-    /// Issues writes for file range `[page_down(issued), data_end)` of `chunk` (the current
-    /// chunk when `None`), with the part of the last page past `data_end` zeroed. If the
-    /// first page was partly written by a write still in flight, that page goes as a
-    /// separate write ordered after it; the rest overlaps nothing in flight and goes at
-    /// once, keeping the device queue deep.
-    fn issue_range(&mut self, chunk: Option<&DmaBuffer>, data_end: u64) {
-        let from = page_down(self.issued);
-        let write_end = page_up(data_end);
-        let overlapping = self.tail_page_write.take().filter(|(page, _)| *page == from);
-        let split = if overlapping.is_some() { (from + PAGE_BYTES).min(write_end) } else { from };
-        let (first_page, rest) = {
-            let chunk = chunk.unwrap_or(&self.chunk);
-            let first_page =
-                overlapping.map(|(_, previous)| (self.copy_to_buffer(chunk, from, split.min(data_end)), previous));
-            let rest = (split < write_end).then(|| self.copy_to_buffer(chunk, split, data_end));
-            (first_page, rest)
-        };
-        let mut last = None;
-        if let Some((buffer, previous)) = first_page {
-            last = Some(self.issue(buffer, from, Some(previous)));
+    /// A flush: everything appended since the last one goes out. Afterwards the chunk is
+    /// empty and starts at the page after the end; a partly filled last page becomes the
+    /// tail, a copy of what was just written of it.
+    fn issue_partial(&mut self) {
+        let mut last_write = self.issue_tail();
+        if self.end > self.chunk_start {
+            let filled = self.end - self.chunk_start;
+            let write_len = page_up(filled) as usize;
+            self.chunk.as_bytes_mut()[filled as usize..write_len].fill(0);
+            let buffer = if filled >= CHUNK_HANDOVER_MIN_BYTES {
+                let mut whole = std::mem::replace(&mut self.chunk, self.file.alloc_dma_buffer(CHUNK_BYTES));
+                whole.trim_to_size(write_len);
+                whole
+            } else {
+                page_buffer(&self.file, &self.chunk.as_bytes()[..write_len])
+            };
+            self.tail = (!self.end.is_multiple_of(PAGE_BYTES))
+                .then(|| page_buffer(&self.file, &buffer.as_bytes()[write_len - PAGE_BYTES as usize..]));
+            last_write = Some(self.issue(buffer, self.chunk_start, None));
         }
-        if let Some(buffer) = rest {
-            last = Some(self.issue(buffer, split, None));
-        }
-        if !data_end.is_multiple_of(PAGE_BYTES) {
-            // The last page is partly filled: the next write to it must wait for this one.
-            self.tail_page_write = last.map(|handle| (page_down(data_end), handle));
-        }
+        // Only a partly filled last page is written again, by the next flush.
+        self.tail_page_write = last_write.filter(|_| !self.end.is_multiple_of(PAGE_BYTES));
+        self.chunk_start = page_up(self.end);
+        self.issued = self.end;
+        debug_assert_eq!(self.tail.is_some(), !self.end.is_multiple_of(PAGE_BYTES));
     }
 
-    /// Copies file range `[from, to)` of `chunk` into a new page-rounded buffer whose
-    /// bytes past `to` are zero.
-    fn copy_to_buffer(&self, chunk: &DmaBuffer, from: u64, to: u64) -> DmaBuffer {
-        assert!(from >= self.chunk_start && from.is_multiple_of(PAGE_BYTES) && to > from);
-        let len = (to - from) as usize;
-        let mut buffer = self.file.alloc_dma_buffer(page_up(len as u64) as usize);
-        let at = (from - self.chunk_start) as usize;
-        let bytes = buffer.as_bytes_mut();
-        bytes[..len].copy_from_slice(&chunk.as_bytes()[at..at + len]);
-        bytes[len..].fill(0);
-        buffer
+    /// Issues the tail page, which holds unissued bytes, ordered after its previous write,
+    /// and returns that write. When the data ends inside the page, a copy stays as the
+    /// tail; otherwise the tail is gone.
+    fn issue_tail(&mut self) -> Option<WriteHandle> {
+        let tail = self.tail.take()?;
+        assert!(self.issued < self.chunk_start.min(self.end), "a tail page holds unissued bytes when it is issued");
+        if self.end < self.chunk_start {
+            self.tail = Some(page_buffer(&self.file, tail.as_bytes()));
+        }
+        let previous = self.tail_page_write.take();
+        Some(self.issue(tail, self.chunk_start - PAGE_BYTES, previous))
     }
 
     fn issue(&mut self, buffer: DmaBuffer, position: u64, after: Option<WriteHandle>) -> WriteHandle {
@@ -318,6 +330,15 @@ impl Appender {
             }
         }
     }
+}
+
+/// A page-rounded DMA buffer holding `bytes`, zero past them.
+fn page_buffer(file: &DmaFile, bytes: &[u8]) -> DmaBuffer {
+    let mut buffer = file.alloc_dma_buffer(page_up(bytes.len() as u64) as usize);
+    let out = buffer.as_bytes_mut();
+    out[..bytes.len()].copy_from_slice(bytes);
+    out[bytes.len()..].fill(0);
+    buffer
 }
 
 thread_local! {

@@ -132,6 +132,7 @@ fn load_metadata(data_dir: &Path, shards: usize) -> Result<Metadata, String> {
 pub fn run(options: BrokerOptions) -> Result<(), String> {
     let BrokerOptions { listen, broker, runtime, stop, admin } = options;
     let started = Instant::now();
+    crate::alloc::keep_large_blocks_in_the_heap();
     let data_dir = broker.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let leftovers = remove_deleted_partitions(&data_dir).map_err(|e| e.to_string())?;
