@@ -8,18 +8,22 @@ load (bench/suite.py LOAD):
   2. end-to-end latency, open loop, linger 1 ms, at 10% and 50% of that max, each on a
      topic with default segments (no roll in the run), one with 32 MiB segments (rolls)
      and one whose retention also deletes segments throughout the run (retention.bytes
-     64 MiB per partition), the deletes counted from the broker's log;
+     64 MiB per partition), the deletes counted from the broker's log; the broker restarts
+     (same data) before each, so its fsync latency record (`sluice admin metrics`) is the
+     run's own and is reported beside the end-to-end figures;
   3. catch-up consume: FILL messages, then one consumer from start to end, against a raw
      O_DIRECT sequential read (1 MiB blocks, 1 and 4 in flight) of a file written with
-     O_DIRECT on the same disk, measured right after;
+     O_DIRECT on the same disk, measured right after; the broker's and the consumer's CPU
+     (cores used) over the consume, sampled from /proc;
   4. idle CPU with 10 000 empty partitions on 2 shards, and with none (bench/idle_cpu.py).
 Writes target/bench/stability.md and replaces the section between the stability markers
 in docs/BENCHMARKS.md. Python standard library only; every load is bounded in time.
 
-  bench/stability.py [--seconds 20] [--fill 1000000] [--idle-seconds 20] [--no-docs]
+  bench/stability.py [--seconds 20] [--fill 3000000] [--idle-seconds 20] [--no-docs]
 """
 import argparse
 import datetime
+import json
 import mmap
 import os
 import re
@@ -31,7 +35,7 @@ import time
 from pathlib import Path
 
 from idle_cpu import cpu_seconds, idle_percent
-from suite import LOAD, OUT, RDKAFKA, bench, librdkafka_produce, machine, ms, start_sluice, update_docs
+from suite import LOAD, OUT, RDKAFKA, SLUICE, bench, librdkafka_produce, machine, ms, start_sluice, update_docs
 
 BEGIN, END = "<!-- stability:begin -->", "<!-- stability:end -->"
 ROLLING = ["--topic-config", "segment.bytes=33554432"]
@@ -100,6 +104,40 @@ def raw_read_mb_per_s(directory, in_flight):
     return RAW_FILE_BYTES / 1e6 / elapsed
 
 
+class CpuSampler(threading.Thread):
+    """Samples the CPU time of a set of processes every 0.1 s until stopped."""
+
+    def __init__(self, **pids):
+        super().__init__(daemon=True)
+        self.pids, self.samples, self.done = pids, [], threading.Event()
+
+    def run(self):
+        while True:
+            sample = {"t": time.monotonic()}
+            for name, pid in self.pids.items():
+                try:
+                    sample[name] = cpu_seconds(pid)
+                except (OSError, IndexError):
+                    return  # a process ended: the samples so far are the run
+            self.samples.append(sample)
+            if self.done.wait(0.1):
+                return
+
+    def cores_over_last(self, seconds):
+        """Cores each process used over the last `seconds` of the samples."""
+        end = self.samples[-1]
+        start = min(self.samples, key=lambda sample: abs(sample["t"] - (end["t"] - seconds)))
+        elapsed = max(end["t"] - start["t"], 1e-9)
+        return {name: (end[name] - start[name]) / elapsed for name in self.pids}, elapsed
+
+
+def fsync_latencies(data):
+    """The broker's fsync latency record since it started (`sluice admin metrics`)."""
+    reply = subprocess.run([str(SLUICE), "admin", "--data-dir", str(data), "--json", "metrics"],
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    return json.loads(reply)["fsync"]
+
+
 def broker_runs(seconds, fill, data):
     broker = start_sluice(data)
     log_path = OUT / "sluice.log"
@@ -119,14 +157,27 @@ def broker_runs(seconds, fill, data):
         # Runs without deletes first: the deleting runs' discards must not slow the others.
         for segments in SEGMENTS:
             for share in (0.1, 0.5):
+                # A restart (same data) per run, so the broker's fsync record is this run's.
+                broker.stop()
+                broker = start_sluice(data)
                 rate = round(max_rate * share)
                 name = f"stability-e2e-{round(share * 100)}-{segments}"
                 report = bench(broker, "e2e", name, name, *E2E_LOAD, *SEGMENTS[segments], "-r", str(rate),
                                "-d", str(seconds), "--warmup", "3", "-p", "1", "-c", "1", timeout=seconds + 200)
                 e2e.append({"share": share, "rate": rate, "segments": segments, "report": report,
-                            "deletes": retention_deletes(log_path, name)})
+                            "deletes": retention_deletes(log_path, name), "fsync": fsync_latencies(data)})
+        samplers = []
+
+        def watch(process):
+            samplers.append(CpuSampler(broker=broker.process.pid, consumer=process.pid))
+            samplers[0].start()
+
         consume = bench(broker, "consume", "stability-consume", "stability-consume", *LOAD,
-                        "--fill-messages", str(fill), "-c", "1", "-d", str(max(seconds, 60)), timeout=600)
+                        "--fill-messages", str(fill), "-c", "1", "-d", str(max(seconds, 60)), timeout=600,
+                        watch=watch)
+        samplers[0].done.set()
+        samplers[0].join()
+        consume["cores"], _ = samplers[0].cores_over_last(consume["consume"]["seconds"])
         raw = {depth: raw_read_mb_per_s(data, depth) for depth in (1, 4)}
         return {"ingest": ingest["r"], "cpu": cpu, "e2e": e2e, "consume": consume, "raw": raw}
     finally:
@@ -148,24 +199,30 @@ def render(results, args):
         "segments \"none\": the defaults (1 GiB segments, no roll in the run); \"rolling\": segment.bytes 32 MiB "
         "per partition; \"deleting\": that and retention.bytes 64 MiB, so retention deletes segments "
         "throughout the run:", "",
-        "| load | rate msg/s | segments | segments deleted | p50 ms | p99 ms | p99.9 ms | max ms | failed |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| load | rate msg/s | segments | segments deleted | p50 ms | p99 ms | p99.9 ms | max ms | failed "
+        "| fsync p50 / p99 / p99.9 / max ms |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in results["e2e"]:
         latency, report = run["report"]["e2e_latency"], run["report"]
         failed = report["produce"]["failed"] + report["consume"]["failed"]
         lines.append(f"| {round(run['share'] * 100)}% of max | {run['rate']} | "
                      f"{run['segments']} | {run['deletes']} | {ms(latency['p50_us'])} | "
-                     f"{ms(latency['p99_us'])} | {ms(latency['p999_us'])} | {ms(latency['max_us'])} | {failed} |")
+                     f"{ms(latency['p99_us'])} | {ms(latency['p999_us'])} | {ms(latency['max_us'])} | {failed} | "
+                     + " / ".join(ms(run["fsync"][field]) for field in ("p50_us", "p99_us", "p999_us", "max_us"))
+                     + " |")
     by_key = {(r["share"], r["segments"]): r["report"]["e2e_latency"]["p99_us"] for r in results["e2e"]}
     lines += ["", "p99 relative to \"none\": " + "; ".join(
         f"{round(share * 100)}% rolling {by_key[(share, 'rolling')] / max(1, by_key[(share, 'none')]):.2f}, "
         f"deleting {by_key[(share, 'deleting')] / max(1, by_key[(share, 'none')]):.2f}" for share in (0.1, 0.5)) + "."]
     consume, raw = results["consume"]["consume"]["mb_per_s"], results["raw"]
+    cores = results["consume"]["cores"]
     lines += ["", f"**Catch-up consume** ({args.fill} messages, one consumer, start to end): {consume:.1f} MB/s. "
               f"Raw O_DIRECT sequential read of a {RAW_FILE_BYTES >> 30} GiB file on the same disk, 1 MiB blocks, "
               f"right after: {raw[1]:.0f} MB/s with 1 in flight, {raw[4]:.0f} MB/s with 4. Consume / raw: "
-              f"{consume / raw[1]:.2f} (QD1), {consume / raw[4]:.2f} (QD4)."]
+              f"{consume / raw[1]:.2f} (QD1), {consume / raw[4]:.2f} (QD4). CPU during the consume: broker "
+              f"{cores['broker']:.2f} cores, consumer {cores['consumer']:.2f} cores, of the machine's "
+              f"{os.cpu_count()}."]
     lines += ["", f"**Idle CPU** (2 shards, no clients, {args.idle_seconds} s): {results['idle']:.2f}% of one core "
               f"with 10 000 empty partitions, {results['idle_floor']:.2f}% with none."]
     return "\n".join(lines) + "\n"
@@ -174,7 +231,7 @@ def render(results, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--fill", type=int, default=1_000_000)
+    parser.add_argument("--fill", type=int, default=3_000_000)
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/BENCHMARKS.md")
     args = parser.parse_args()

@@ -109,22 +109,31 @@ def start_tansu(binary):
         "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"])
 
 
-def bench(broker, mode, name, topic, *flags, timeout):
+def bench(broker, mode, name, topic, *flags, timeout, watch=None):
     """Runs `sluice bench MODE` on a fresh `topic`, echoing its progress; returns the saved
     report. tansu's topics are deleted afterwards (they live in its memory). sluice's stay:
     retention bounds them, and deleting gigabytes on a disk mounted with `discard` slows
-    the device for a while, which would disturb the next run."""
+    the device for a while, which would disturb the next run. `watch(process)`, if given,
+    is called once the bench process has started (to sample its CPU, say)."""
     json_path = OUT / f"{name}.json"
     command = [str(SLUICE), "bench", mode, "-b", broker.address, "-t", topic, "--label", name,
                "--json", str(json_path), *flags]
     print("$", " ".join(command), flush=True)
     try:
-        result = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, timeout=timeout)
+        process = subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
+        if watch:
+            watch(process)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
     finally:
         if broker.name == "tansu":
             subprocess.run([str(SLUICE), "topic", "-b", broker.address, "delete", topic], capture_output=True,
                            timeout=60)
-    if result.returncode != 0 and not json_path.exists():
+    if process.returncode != 0 and not json_path.exists():
         raise SystemExit(f"{' '.join(command)} failed ({result.returncode})")
     return json.loads(json_path.read_text())["report"]
 

@@ -34,6 +34,7 @@ pub mod log;
 pub mod mesh;
 pub mod pending_flushes;
 pub mod producer_state;
+pub mod read_ahead;
 pub mod scan;
 pub mod segment;
 pub mod shard;

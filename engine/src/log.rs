@@ -21,6 +21,7 @@ use crate::fifo_lock::{FifoLock, Ticket};
 use crate::fs;
 use crate::pending_flushes::PendingFlushes;
 use crate::producer_state::{ProducerStates, SequenceVerdict};
+use crate::read_ahead::ReadAhead;
 use crate::segment::{parse_log_file_name, Segment, TornTail};
 use crate::source_order::{RequestOrigin, SourceOrder};
 use crate::tail_cache::TailCache;
@@ -160,6 +161,9 @@ pub struct PartitionLog {
     /// whatever removes or replaces those files (retention, truncation, compaction, close)
     /// first takes a turn here, so an earlier roll's write never lands after it.
     file_work: FifoLock,
+    /// The disk read of the window after the last read from disk (a catching-up
+    /// consumer's next fetch); see [`crate::read_ahead`].
+    read_ahead: RefCell<Option<ReadAhead>>,
     /// Readers long-polling for data past the high watermark (Fetch `max_wait_ms`).
     data_waiters: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
     /// Where this log reports that it holds interval-policy appends to fsync (its
@@ -311,6 +315,7 @@ impl PartitionLog {
             append_lock: FifoLock::new(),
             checkpoint_lock: FifoLock::new(),
             file_work: FifoLock::new(),
+            read_ahead: RefCell::new(None),
             data_waiters: RefCell::new(Vec::new()),
             pending_flushes: OnceCell::new(),
         };
@@ -807,7 +812,7 @@ impl PartitionLog {
     pub async fn read(&self, from: i64, max_bytes: usize, limit: ReadLimit) -> Result<LogRead> {
         let mut offset = from;
         loop {
-            let (plan, mut result, max_offset) = {
+            let (plan, mut result, max_offset, truncations) = {
                 let mut state = self.state.borrow_mut();
                 let log_end = state.log_end();
                 let max_offset = match limit {
@@ -851,11 +856,29 @@ impl PartitionLog {
                         None => return Ok(result),
                     }
                 }
-                (segment.plan_read(offset), result, max_offset)
+                (segment.plan_read(offset), result, max_offset, state.truncations)
             };
             // The tail cache holds everything not yet readable from disk, and `offset` is
             // older than the cache, so the disk has it.
-            result.batches = plan.read(offset, max_offset, max_bytes).await?.batches;
+            let ahead = {
+                let mut slot = self.read_ahead.borrow_mut();
+                if slot.as_ref().is_some_and(|ahead| plan.is_continued_by(ahead, offset)) {
+                    slot.take()
+                } else {
+                    None
+                }
+            };
+            let prefetched = match ahead {
+                Some(ahead) => ahead.into_window().await,
+                None => None,
+            };
+            let read = plan.read(offset, max_offset, max_bytes, prefetched).await?;
+            // A truncation while this read ran may have put other batches at the window's
+            // positions: that window must not serve the next read.
+            if self.state.borrow().truncations == truncations {
+                *self.read_ahead.borrow_mut() = read.read_ahead;
+            }
+            result.batches = read.batches;
             return Ok(result);
         }
     }
@@ -1007,6 +1030,8 @@ impl PartitionLog {
             state.epochs.truncate_from(new_end);
             state.flushes.clear();
             state.truncations += 1;
+            // Its positions may now hold other batches (see `read`).
+            self.read_ahead.borrow_mut().take();
             state.compacted = None;
             // Cutting the batch holding the log start leaves an empty log starting there.
             state.log_start_offset = state.log_start_offset.min(new_end);

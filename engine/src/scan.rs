@@ -52,7 +52,23 @@ pub async fn scan_batches(
     verify_crc: bool,
     visit: impl FnMut(u64, BatchHeader<'_>, &Bytes) -> ControlFlow<()>,
 ) -> Result<ScanOutcome> {
-    scan_batches_in_reads_of(file, path, from, to, verify_crc, SCAN_READ_BYTES, visit).await
+    scan_batches_in_reads_of(file, path, ScanFrom::position(from), to, verify_crc, SCAN_READ_BYTES, visit).await
+}
+
+/// Where a walk starts: a batch boundary, and the file's bytes from there that were
+/// already read (a read-ahead), maybe none.
+pub struct ScanFrom {
+    /// File position of the first batch.
+    pub position: u64,
+    /// Bytes of the file from `position` on, already read.
+    pub prefetched: BytesMut,
+}
+
+impl ScanFrom {
+    /// A start with nothing read yet.
+    pub fn position(position: u64) -> Self {
+        ScanFrom { position, prefetched: BytesMut::new() }
+    }
 }
 
 /// [`scan_batches`] reading at least `read_bytes` per DMA read: a reader that knows how
@@ -61,15 +77,15 @@ pub async fn scan_batches(
 pub async fn scan_batches_in_reads_of(
     file: &DmaFile,
     path: &Path,
-    from: u64,
+    from: ScanFrom,
     to: u64,
     verify_crc: bool,
     read_bytes: usize,
     mut visit: impl FnMut(u64, BatchHeader<'_>, &Bytes) -> ControlFlow<()>,
 ) -> Result<ScanOutcome> {
     // Bytes read but not yet visited; it always starts at `cursor`.
-    let mut window = BytesMut::new();
-    let mut cursor = from;
+    let mut window = from.prefetched;
+    let mut cursor = from.position;
     loop {
         if cursor >= to {
             return Ok(ScanOutcome { end: cursor, stop: ScanStop::Complete });

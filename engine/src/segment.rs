@@ -11,8 +11,9 @@ use crate::batch::{BatchError, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{EngineError, Result};
 use crate::index::SegmentIndex;
-use crate::scan::{scan_batches, scan_batches_in_reads_of, ScanStop, SCAN_READ_BYTES};
-use bytes::Bytes;
+use crate::read_ahead::ReadAhead;
+use crate::scan::{scan_batches, scan_batches_in_reads_of, ScanFrom, ScanStop, SCAN_READ_BYTES};
+use bytes::{Bytes, BytesMut};
 use glommio::io::{DmaFile, OpenOptions};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -367,21 +368,38 @@ pub struct ReadBatches {
     pub bytes: usize,
     /// One past the last offset returned.
     pub next_offset: i64,
+    /// The read of the window after the returned batches, started when the read returned
+    /// some and the segment has more on disk: a sequential reader's next read.
+    pub read_ahead: Option<ReadAhead>,
 }
 
 impl ReadPlan {
+    /// Whether `ahead` holds this segment's data from `offset` on.
+    pub fn is_continued_by(&self, ahead: &ReadAhead, offset: i64) -> bool {
+        ahead.continues(&self.file, offset)
+    }
+
     /// Reads whole batches holding offsets `>= from_offset` and `< max_offset`, until
     /// `max_bytes` is reached (the first batch is returned whole even if larger, as Kafka
-    /// does so that a consumer always makes progress). Checks every CRC.
-    pub async fn read(self, from_offset: i64, max_offset: i64, max_bytes: usize) -> Result<ReadBatches> {
+    /// does so that a consumer always makes progress). Checks every CRC. `prefetched` is
+    /// a read-ahead window (its position, a batch boundary, and bytes) that
+    /// [`ReadPlan::is_continued_by`] matched to `from_offset`.
+    pub async fn read(
+        self,
+        from_offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        prefetched: Option<(u64, BytesMut)>,
+    ) -> Result<ReadBatches> {
         let mut batches: Vec<Bytes> = Vec::new();
         let mut bytes = 0;
         let mut next_offset = from_offset;
         let end = self.corrupt_at.as_ref().map_or(self.end_position, |(p, _)| (*p).min(self.end_position));
+        let mut next_position = self.start_position;
         // One read covers what the reader may take: the index position lies up to an index
         // interval before the first batch, and the last batch may run past `max_bytes`.
         let read_bytes = max_bytes.saturating_add(READ_SLACK_BYTES).clamp(SCAN_READ_BYTES, READ_BYTES_MAX);
-        let visit = |_, header: BatchHeader<'_>, batch: &Bytes| {
+        let visit = |position: u64, header: BatchHeader<'_>, batch: &Bytes| {
             if header.base_offset() >= max_offset {
                 return ControlFlow::Break(());
             }
@@ -394,10 +412,16 @@ impl ReadPlan {
             bytes += batch.len();
             batches.push(batch.clone());
             next_offset = header.last_offset() + 1;
+            next_position = position + batch.len() as u64;
             ControlFlow::Continue(())
         };
-        let outcome =
-            scan_batches_in_reads_of(&self.file, &self.path, self.start_position, end, true, read_bytes, visit).await?;
+        let from = match prefetched {
+            Some((position, prefetched)) if (self.start_position..end).contains(&position) => {
+                ScanFrom { position, prefetched }
+            }
+            _ => ScanFrom::position(self.start_position),
+        };
+        let outcome = scan_batches_in_reads_of(&self.file, &self.path, from, end, true, read_bytes, visit).await?;
         let stopped_on = match outcome.stop {
             ScanStop::Invalid { position, reason } => Some((position, reason)),
             ScanStop::Complete if end < self.end_position => self.corrupt_at.clone(),
@@ -406,7 +430,10 @@ impl ReadPlan {
         if let (Some((position, reason)), true) = (stopped_on, batches.is_empty()) {
             return Err(EngineError::Corrupt { file: self.path, position, reason });
         }
-        Ok(ReadBatches { batches, bytes, next_offset })
+        let read_ahead = (!batches.is_empty())
+            .then(|| ReadAhead::start(&self.file, self.path.clone(), next_position, end, read_bytes, next_offset))
+            .flatten();
+        Ok(ReadBatches { batches, bytes, next_offset, read_ahead })
     }
 
     /// Calls `visit` with every batch holding offsets `>= from_offset` that lies on disk

@@ -4,6 +4,7 @@ mod common;
 
 use common::{batch, payload, read_all, run, small_config, temp_dir};
 use sluice_engine::batch::BatchHeader;
+use sluice_engine::read_ahead;
 use sluice_engine::{EngineError, FlushPolicy, LogConfig, PartitionLog, ReadLimit};
 
 #[test]
@@ -539,5 +540,69 @@ fn index_files_written_after_a_roll_never_outlive_the_segment_retention_deletes(
         drop(log);
         let (log, _) = PartitionLog::open(&path, small_config()).await.unwrap();
         assert_eq!(log.log_end_offset(), 200);
+    });
+}
+
+/// A log whose reads all come from disk: no tail cache, one large segment.
+fn disk_read_config() -> LogConfig {
+    LogConfig { tail_cache_bytes: 0, segment_bytes: 64 << 20, ..LogConfig::default() }
+}
+
+#[test]
+fn a_sequential_reader_is_served_from_its_read_ahead_with_the_same_batches() {
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), disk_read_config()).await.unwrap();
+        let mut appended = Vec::new();
+        for i in 0..600 {
+            let batch = batch(4, 1000, i);
+            appended.push(batch.clone());
+            log.append(batch, 0).await.unwrap();
+        }
+        assert_eq!(read_ahead::shard_read_ahead_bytes(), 0, "appends read nothing ahead");
+        let mut offset = 0;
+        let mut got = Vec::new();
+        while offset < log.log_end_offset() {
+            let read = log.read(offset, 256 << 10, ReadLimit::HighWatermark).await.unwrap();
+            assert!(!read.batches.is_empty());
+            let more_on_disk = offset + 4 * (read.batches.len() as i64) < log.log_end_offset();
+            assert_eq!(read_ahead::shard_read_ahead_bytes() > 0, more_on_disk, "the next window is being read");
+            for b in read.batches {
+                offset = BatchHeader::parse_verified(&b, usize::MAX).unwrap().last_offset() + 1;
+                got.push(b);
+            }
+        }
+        assert_eq!(got.len(), appended.len());
+        for (g, a) in got.iter().zip(&appended) {
+            assert_eq!(payload(g), payload(a));
+        }
+        // A reader elsewhere is not served the window; it reads the disk itself.
+        let read = log.read(100, 4096, ReadLimit::HighWatermark).await.unwrap();
+        assert_eq!(BatchHeader::parse(&read.batches[0], usize::MAX).unwrap().base_offset(), 100);
+    });
+}
+
+#[test]
+fn a_truncation_drops_the_read_ahead_so_new_batches_at_those_offsets_are_read() {
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), disk_read_config()).await.unwrap();
+        for i in 0..100 {
+            log.append(batch(1, 3000, i), 0).await.unwrap();
+        }
+        let read = log.read(0, 20 * 3000, ReadLimit::HighWatermark).await.unwrap();
+        let next = BatchHeader::parse(read.batches.last().unwrap(), usize::MAX).unwrap().last_offset() + 1;
+        assert!(read_ahead::shard_read_ahead_bytes() > 0, "a window from {next} is read ahead");
+        log.truncate_to(next).await.unwrap();
+        assert_eq!(read_ahead::shard_read_ahead_bytes(), 0, "truncation dropped the window");
+        let replacement = batch(1, 500, 9999);
+        log.append(replacement.clone(), 0).await.unwrap();
+        // More after it, so that the tail cache no longer holds it and the read goes to disk.
+        for i in 0..3 {
+            log.append(batch(1, 500, 10_000 + i), 0).await.unwrap();
+        }
+        let read = log.read(next, 100, ReadLimit::HighWatermark).await.unwrap();
+        assert_eq!(read.batches.len(), 1);
+        assert_eq!(payload(&read.batches[0]), payload(&replacement), "the batch appended after the truncation");
     });
 }
