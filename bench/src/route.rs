@@ -3,7 +3,7 @@
 //! serves each partition (as real clients do), whether the cluster has one broker or many.
 
 use kafka_protocol::messages::MetadataResponse;
-use sluice_net::client::{ClientError, KafkaConnection, PipelinedConnection};
+use sluice_client::{ClientError, KafkaConnection, PipelinedConnection};
 use std::collections::HashMap;
 use std::rc::Rc;
 

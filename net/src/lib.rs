@@ -10,7 +10,6 @@
 pub mod admin;
 pub mod alloc;
 pub mod broker;
-pub mod client;
 pub mod context;
 pub mod control;
 pub mod error;

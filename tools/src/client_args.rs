@@ -1,7 +1,7 @@
 //! What the client subcommands (`topic`, `produce`, `consume`) share: the broker address
 //! flag and a glommio executor to run the client on.
 
-use sluice_net::client::{ClientError, KafkaConnection};
+use sluice_client::{ClientError, KafkaConnection};
 use std::future::Future;
 
 /// Where the broker is.

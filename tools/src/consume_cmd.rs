@@ -3,9 +3,9 @@
 //! from the beginning, the end, an offset, or a timestamp.
 
 use crate::client_args::{run_client, BrokerArgs};
-use sluice_net::client::ops::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use sluice_net::client::records::FetchedRecord;
-use sluice_net::client::KafkaConnection;
+use sluice_client::ops::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use sluice_client::records::FetchedRecord;
+use sluice_client::KafkaConnection;
 use std::io::Write;
 use std::time::Duration;
 

@@ -16,8 +16,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
-use sluice_net::client::ops::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use sluice_net::client::{ClientError, KafkaConnection};
+use sluice_client::ops::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use sluice_client::{ClientError, KafkaConnection};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// FindCoordinator's key type for consumer groups.

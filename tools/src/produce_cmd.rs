@@ -4,9 +4,9 @@
 //! unkeyed records fill one partition per batch, moving on after each (sticky, as Kafka).
 
 use crate::client_args::{run_client, BrokerArgs};
+use sluice_client::partitioner::partition_for_key;
+use sluice_client::KafkaConnection;
 use sluice_engine::batch_builder::BatchBuilder;
-use sluice_net::client::partitioner::partition_for_key;
-use sluice_net::client::KafkaConnection;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::{Message, StrBytes};
-use sluice_net::client::{ClientError, KafkaConnection};
+use sluice_client::{ClientError, KafkaConnection};
 
 /// Kafka's ConfigResource type for topics.
 const RESOURCE_TOPIC: i8 = 2;

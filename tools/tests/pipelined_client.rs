@@ -1,4 +1,4 @@
-//! `net::client`'s pipelined connection against a real `sluice serve`: many requests in
+//! the `client` crate's pipelined connection against a real `sluice serve`: many requests in
 //! flight on one socket each get their own answer, their appends land in the order they
 //! were sent (issue 11), and when the broker dies every waiting request fails instead of
 //! hanging.
@@ -8,9 +8,9 @@ use kafka_protocol::messages::ProduceResponse;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use sluice_client::ops::produce_request;
+use sluice_client::{KafkaConnection, PipelinedConnection};
 use sluice_engine::batch_builder::synthetic_batch;
-use sluice_net::client::ops::produce_request;
-use sluice_net::client::{KafkaConnection, PipelinedConnection};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;

@@ -15,12 +15,12 @@ use super::records::{
 use super::state::{
     Delivery, Group, GroupLimits, GroupState, JoinRequest, JoinResult, MemberDescription, Outcome, SyncResult,
 };
-use crate::client::records::decode_fetched;
 use crate::error::{KafkaError, KafkaResult};
 use crate::partition_ops::LEADER_EPOCH;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
+use sluice_client::records::decode_fetched;
 use sluice_engine::batch_builder::BatchBuilder;
 use sluice_engine::fifo_lock::{FifoLock, Ticket};
 use sluice_engine::shard::{partition_dir_name, Shard};

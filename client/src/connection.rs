@@ -4,7 +4,7 @@
 //! as KIP-511 describes) and then sends each request at the highest version both sides
 //! speak. Requests are answered in order on a Kafka connection, so [`KafkaConnection::send`]
 //! writes one request and reads its response; [`KafkaConnection::into_pipelined`] turns it
-//! into a connection with many requests in flight (see [`super::pipeline`]).
+//! into a connection with many requests in flight (see [`crate::pipeline`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
@@ -167,8 +167,8 @@ impl KafkaConnection {
     /// Hands the socket to a pipelined connection: up to `max_in_flight` requests
     /// outstanding at once, answered in order (what Kafka producers do with
     /// `max.in.flight.requests.per.connection`). Must run on a glommio executor.
-    pub fn into_pipelined(self, max_in_flight: usize) -> super::pipeline::PipelinedConnection {
-        super::pipeline::PipelinedConnection::start(
+    pub fn into_pipelined(self, max_in_flight: usize) -> crate::pipeline::PipelinedConnection {
+        crate::pipeline::PipelinedConnection::start(
             self.address,
             self.client_id,
             self.versions,

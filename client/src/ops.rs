@@ -2,8 +2,8 @@
 //! topic metadata, produce, list offsets and fetch. Kafka error codes become
 //! [`ClientError::Kafka`] with the topic and partition named.
 
-use super::connection::{ClientError, KafkaConnection, Result};
-use super::records::{decode_fetched, FetchedRecord};
+use crate::connection::{ClientError, KafkaConnection, Result};
+use crate::records::{decode_fetched, FetchedRecord};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};

@@ -14,7 +14,7 @@
 //! The tasks run on the glommio executor that created the connection and are cancelled
 //! when it is dropped. After any socket error every waiting and later request fails.
 
-use super::connection::{decode_response, encode_request, read_response_frame, BrokerVersions, ClientError, Result};
+use crate::connection::{decode_response, encode_request, read_response_frame, BrokerVersions, ClientError, Result};
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
@@ -51,7 +51,7 @@ impl Broken {
 }
 
 /// A connection to one broker that keeps up to `max_in_flight` requests outstanding.
-/// Made by [`super::KafkaConnection::into_pipelined`]; shared by tasks through `Rc`.
+/// Made by [`crate::KafkaConnection::into_pipelined`]; shared by tasks through `Rc`.
 pub struct PipelinedConnection {
     address: String,
     client_id: StrBytes,

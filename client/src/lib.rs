@@ -1,5 +1,6 @@
-//! A small Kafka client, for the `sluice` command-line tools (and later the load
-//! generator and replication followers): one connection per broker ([`connection`]),
+//! The one Kafka client of sluice, for the `sluice` command-line tools, the load generator
+//! and (next) replication followers: one connection per broker ([`connection`]), many
+//! requests in flight on one ([`pipeline`]), the requests the tools make ([`ops`]),
 //! Kafka's default key partitioner ([`partitioner`]) and decoding of fetched record data
 //! ([`records`]). It runs on a glommio executor and shares the server's `kafka-protocol`
 //! schemas, so there is one codec in the project.
