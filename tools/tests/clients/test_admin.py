@@ -236,8 +236,10 @@ def test_bad_input_gets_errors_and_the_broker_keeps_serving(loaded_broker):
 
     # An over-long line is refused and the connection closed.
     with admin.connect() as conn:
-        conn.sendall(b'{"command":"status","pad":"' + b"x" * (70 << 10))
-        conn.sendall(b'"}\n')
+        try:
+            conn.sendall(b'{"command":"status","pad":"' + b"x" * (70 << 10) + b'"}\n')
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the broker may close before the line's end arrives; its reply is still there
         reply = read_replies(conn, 1)
         assert len(reply) == 1 and reply[0]["ok"] is False and "longer than 65536" in reply[0]["error"]
         assert conn.recv(1) == b"", "closed after the error"
