@@ -25,7 +25,7 @@ use crate::read_ahead::ReadAhead;
 use crate::segment::{parse_log_file_name, Segment, TornTail};
 use crate::source_order::{RequestOrigin, SourceOrder};
 use crate::tail_cache::TailCache;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use glommio::io::DmaFile;
 use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -414,7 +414,7 @@ impl PartitionLog {
         leader_epoch: i32,
     ) -> impl std::future::Future<Output = Result<AppendInfo>> + '_ {
         let ticket = self.append_ticket();
-        self.append_batches(ticket, vec![batch], leader_epoch, None)
+        self.append_batches(ticket, vec![into_mut(batch)], leader_epoch, None)
     }
 
     /// Takes the next place in the line of appends (and rolls, truncations, ...). Hand it
@@ -433,7 +433,7 @@ impl PartitionLog {
     pub async fn append_batches(
         &self,
         ticket: Ticket,
-        batches: Vec<Bytes>,
+        batches: Vec<BytesMut>,
         leader_epoch: i32,
         origin: Option<RequestOrigin>,
     ) -> Result<AppendInfo> {
@@ -482,8 +482,7 @@ impl PartitionLog {
 
     /// Writes one validated batch; the caller holds the append turn. A duplicate of a
     /// batch in the log answers with the original's offsets and writes nothing.
-    async fn append_in_turn(&self, batch: Bytes, leader_epoch: i32) -> Result<AppendInfo> {
-        let mut batch = into_mut(batch);
+    async fn append_in_turn(&self, mut batch: BytesMut, leader_epoch: i32) -> Result<AppendInfo> {
         let (verdict, batch_max_timestamp) = {
             let header = BatchHeader::parse(&batch, usize::MAX).expect("validated");
             (self.state.borrow().producers.check(&header), header.max_timestamp())
@@ -672,7 +671,7 @@ impl PartitionLog {
 
     /// `cleanup.policy=compact` keeps the newest record per key, so a record without a key
     /// has no place in it: Kafka refuses the batch, naming each keyless record.
-    fn check_keys(&self, batch: &Bytes) -> Result<()> {
+    fn check_keys(&self, batch: &[u8]) -> Result<()> {
         let header = BatchHeader::parse(batch, usize::MAX).expect("validated");
         if header.is_control() {
             return Ok(());

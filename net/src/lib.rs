@@ -13,6 +13,7 @@ pub mod broker;
 pub mod context;
 pub mod control;
 pub mod error;
+pub mod frame_pieces;
 pub mod group;
 pub mod handlers;
 pub mod metadata;

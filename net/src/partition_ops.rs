@@ -2,10 +2,11 @@
 //!
 //! Handlers turn requests into [`PartitionCall`]s; the router runs local ones here directly
 //! and sends the rest to their owner, which runs them here too. Record data travels as
-//! `Bytes` in both directions: moved, never copied.
+//! `Bytes` (or, for appends, `BytesMut` carved from the request frame) in both
+//! directions: moved, never copied.
 
 use crate::error::{KafkaError, KafkaResult};
-use bytes::Bytes;
+use bytes::BytesMut;
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression};
@@ -19,8 +20,8 @@ use std::rc::Rc;
 pub enum PartitionOp {
     /// Produce: the request's record data for this partition (one or more v2 batches).
     Append {
-        /// Batches as the client sent them.
-        records: Bytes,
+        /// Batches as the client sent them, ours to rewrite (offsets, leader epoch).
+        records: BytesMut,
     },
     /// Fetch: whole batches from `offset`, about `max_bytes` (at least one batch).
     Read {
@@ -169,7 +170,7 @@ async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<Partition
 async fn append_all(
     log: &PartitionLog,
     ticket: Ticket,
-    mut records: Bytes,
+    mut records: BytesMut,
     origin: Option<RequestOrigin>,
 ) -> KafkaResult<PartitionReply> {
     if records.is_empty() {

@@ -191,7 +191,7 @@ fn start_request(
     client_host: &Rc<str>,
     order: &ConnectionOrder,
 ) -> Result<PendingResponse, String> {
-    let (key, version, correlation_id, client_id, request) = match decode_request(frame)? {
+    let (key, version, correlation_id, client_id, request) = match decode_request(frame.clone())? {
         DecodedRequest::Request { key, version, correlation_id, client_id, request } => {
             (key, version, correlation_id, client_id, request)
         }
@@ -208,7 +208,7 @@ fn start_request(
     ShardStats::bump(&context.stats.requests_in_flight, 1);
     let started = Instant::now();
     Ok(glommio::spawn_local(async move {
-        let response = handlers::handle(context.clone(), version, *request, source, admission).await;
+        let response = handlers::handle(context.clone(), version, *request, source, admission, frame).await;
         ShardStats::drop_one(&context.stats.requests_in_flight);
         ShardStats::bump(&context.stats.requests, 1);
         let encoded = match response {

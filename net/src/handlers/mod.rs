@@ -2,6 +2,7 @@
 //! below is what the broker serves and advertises in ApiVersions.
 
 use crate::context::ShardContext;
+use bytes::Bytes;
 use crate::ordering::Admission;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -114,19 +115,25 @@ pub fn has_ordered_effects(key: ApiKey) -> bool {
 
 /// Answers one request. `None`: no response is sent (Produce with acks=0). `admission`
 /// is the request's place in its connection's order, for the APIs with
-/// [`has_ordered_effects`]; any other request drops it unused.
+/// [`has_ordered_effects`]; any other request drops it unused. `frame` is the frame the
+/// request was decoded from (Produce takes its record data out of it without copying).
 pub async fn handle(
     context: Rc<ShardContext>,
     version: i16,
     request: RequestKind,
     source: RequestSource,
     admission: Option<Admission>,
+    frame: Bytes,
 ) -> Option<ResponseKind> {
     let context = &context;
     Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(version)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(context, r, version).await),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(context, r, version, admission).await?),
+        RequestKind::Produce(r) => {
+            // The client id is a slice of the frame, which produce takes back whole.
+            drop(source);
+            ResponseKind::Produce(produce::handle(context, r, version, admission, frame).await?)
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(context, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(context, r, version).await),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(context, r).await),

@@ -1,25 +1,30 @@
 //! Produce: append each partition's batches on its owner shard and answer with the
 //! offsets. With acks=all the engine answers only after the fsync that covers the batch
-//! (the broker's default flush policy); acks=0 gets no response at all.
+//! (the broker's default flush policy); acks=0 gets no response at all. The record data
+//! reaches the engine as pieces of the request frame, not copies ([`crate::frame_pieces`]).
 
 use crate::context::ShardContext;
 use crate::error::KafkaError;
+use crate::frame_pieces;
 use crate::ordering::Admission;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use bytes::Bytes;
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
-/// Answers a Produce request; `None` for acks=0.
+/// Answers a Produce request; `None` for acks=0. `frame` is the request's frame, which
+/// `request` was decoded from; the caller holds no other reference to it.
 pub async fn handle(
     context: &Rc<ShardContext>,
-    request: ProduceRequest,
+    mut request: ProduceRequest,
     _version: i16,
     admission: Option<Admission>,
+    frame: Bytes,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let refusal = if !matches!(acks, -1..=1) {
@@ -29,13 +34,28 @@ pub async fn handle(
     } else {
         None
     };
-    let mut calls = Vec::new();
-    for topic in &request.topic_data {
-        for partition in &topic.partition_data {
+    // The answer's shape, owned, so that nothing of the request refers to the frame once
+    // the record data is taken out.
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    let mut records = Vec::new();
+    for topic in &mut request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for partition in &mut topic.partition_data {
+            partitions.push(partition.index);
+            records.push(partition.records.take().unwrap_or_default());
+        }
+        topics.push((name, partitions));
+    }
+    drop(request);
+    let mut records = frame_pieces::carve(frame, records).into_iter();
+    let mut calls = Vec::with_capacity(records.len());
+    for (topic, partitions) in &topics {
+        for partition in partitions {
             calls.push(PartitionCall {
-                topic: topic.name.0.to_string(),
-                partition: partition.index,
-                op: PartitionOp::Append { records: partition.records.clone().unwrap_or_default() },
+                topic: topic.clone(),
+                partition: *partition,
+                op: PartitionOp::Append { records: records.next().expect("one record set per partition") },
             });
         }
     }
@@ -47,16 +67,14 @@ pub async fn handle(
     if acks == 0 {
         return None;
     }
-    let responses = request
-        .topic_data
-        .iter()
-        .map(|topic| {
-            let partitions = topic
-                .partition_data
+    let responses = topics
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
                 .iter()
-                .map(|partition| {
+                .map(|&partition| {
                     let result = results.next().expect("one result per partition");
-                    let response = PartitionProduceResponse::default().with_index(partition.index);
+                    let response = PartitionProduceResponse::default().with_index(partition);
                     match result {
                         Ok(PartitionReply::Appended { base_offset, log_append_time_ms, log_start_offset }) => response
                             .with_base_offset(base_offset)
@@ -64,7 +82,7 @@ pub async fn handle(
                             .with_log_start_offset(log_start_offset),
                         Ok(other) => unreachable!("append answered with {other:?}"),
                         Err(error) => {
-                            log_refusal(&topic.name.0, partition.index, &error);
+                            log_refusal(&topic, partition, &error);
                             let record_errors = error
                                 .record_errors
                                 .iter()
@@ -85,7 +103,9 @@ pub async fn handle(
                     }
                 })
                 .collect();
-            TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
+            TopicProduceResponse::default()
+                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_partition_responses(partitions)
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses))
