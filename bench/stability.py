@@ -14,7 +14,8 @@ load (bench/suite.py LOAD):
   3. catch-up consume: FILL messages, then one consumer from start to end, against a raw
      O_DIRECT sequential read (1 MiB blocks, 1 and 4 in flight) of a file written with
      O_DIRECT on the same disk, measured right after; the broker's and the consumer's CPU
-     (cores used) over the consume, sampled from /proc;
+     (cores used) over the consume, sampled from /proc; then the disk's own fdatasync
+     latency (4 KiB O_DIRECT write + fdatasync), the floor under an acks=all append;
   4. idle CPU with 10 000 empty partitions on 2 shards, and with none (bench/idle_cpu.py).
 Writes target/bench/stability.md and replaces the section between the stability markers
 in docs/BENCHMARKS.md. Python standard library only; every load is bounded in time.
@@ -104,6 +105,46 @@ def raw_read_mb_per_s(directory, in_flight):
     return RAW_FILE_BYTES / 1e6 / elapsed
 
 
+RAW_SYNC_WRITES = 3000
+RAW_SYNC_PER_S = 500
+
+
+def raw_fsync_latencies(directory, overwrite):
+    """The disk's own floor under an acks=all append: 4 KiB O_DIRECT writes, each followed
+    by fdatasync, RAW_SYNC_PER_S a second, into a file fallocated ahead (unwritten extents,
+    as the broker's segments are: each fdatasync also persists the extent conversion) or,
+    with `overwrite`, into blocks written before (only the device cache flush is left).
+    Returns latency percentiles in µs of write + fdatasync, like `sluice admin metrics`."""
+    path = directory / ("raw-sync-overwrite" if overwrite else "raw-sync-fresh")
+    block = mmap.mmap(-1, 4096)
+    block.write(os.urandom(4096))
+    size = RAW_SYNC_WRITES * 4096
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+    latencies = []
+    try:
+        os.posix_fallocate(fd, 0, size)
+        if overwrite:
+            for offset in range(0, size, 4096):
+                os.pwritev(fd, [block], offset)
+        os.fsync(fd)
+        next_at = time.monotonic()
+        for offset in range(0, size, 4096):
+            next_at += 1 / RAW_SYNC_PER_S
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            started = time.monotonic()
+            assert os.pwritev(fd, [block], offset) == 4096
+            os.fdatasync(fd)
+            latencies.append((time.monotonic() - started) * 1e6)
+    finally:
+        os.close(fd)
+        path.unlink()
+    latencies.sort()
+
+    def at(quantile):
+        return latencies[min(len(latencies) - 1, int(quantile * len(latencies)))]
+    return {"p50_us": at(0.5), "p99_us": at(0.99), "p999_us": at(0.999), "max_us": latencies[-1]}
+
+
 class CpuSampler(threading.Thread):
     """Samples the CPU time of a set of processes every 0.1 s until stopped."""
 
@@ -179,7 +220,8 @@ def broker_runs(seconds, fill, data):
         samplers[0].join()
         consume["cores"], _ = samplers[0].cores_over_last(consume["consume"]["seconds"])
         raw = {depth: raw_read_mb_per_s(data, depth) for depth in (1, 4)}
-        return {"ingest": ingest["r"], "cpu": cpu, "e2e": e2e, "consume": consume, "raw": raw}
+        raw_sync = {kind: raw_fsync_latencies(data, kind == "overwrite") for kind in ("fresh", "overwrite")}
+        return {"ingest": ingest["r"], "cpu": cpu, "e2e": e2e, "consume": consume, "raw": raw, "raw_sync": raw_sync}
     finally:
         broker.stop()
 
@@ -215,6 +257,11 @@ def render(results, args):
     lines += ["", "p99 relative to \"none\": " + "; ".join(
         f"{round(share * 100)}% rolling {by_key[(share, 'rolling')] / max(1, by_key[(share, 'none')]):.2f}, "
         f"deleting {by_key[(share, 'deleting')] / max(1, by_key[(share, 'none')]):.2f}" for share in (0.1, 0.5)) + "."]
+    lines += ["", f"**The disk's fdatasync floor**, measured after the runs (no broker load): a 4 KiB O_DIRECT write "
+              f"and fdatasync, {RAW_SYNC_PER_S} a second, {RAW_SYNC_WRITES} times, p50 / p99 / p99.9 / max ms: "
+              + "; ".join(f"{kind} {' / '.join(ms(sync[field]) for field in ('p50_us', 'p99_us', 'p999_us', 'max_us'))}"
+                          for kind, sync in results["raw_sync"].items())
+              + " (fresh: into fallocated blocks, as segments are written; overwrite: into written blocks)."]
     consume, raw = results["consume"]["consume"]["mb_per_s"], results["raw"]
     cores = results["consume"]["cores"]
     lines += ["", f"**Catch-up consume** ({args.fill} messages, one consumer, start to end): {consume:.1f} MB/s. "

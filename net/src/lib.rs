@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod ordering;
 pub mod partition_ops;
+pub mod response_encoding;
 pub mod routing;
 pub mod server;
 pub mod topic_config;

@@ -11,12 +11,14 @@
 use crate::context::{ShardContext, ShardStats};
 use crate::handlers::{self, RequestSource};
 use crate::ordering::ConnectionOrder;
+use crate::response_encoding::{shareable_records, ChunkedBuf, EncodedResponse};
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -25,6 +27,9 @@ use std::time::{Duration, Instant};
 pub const IN_FLIGHT_PER_CONNECTION: usize = 64;
 /// Read buffer per connection (many small requests per syscall).
 const READ_BUFFER_BYTES: usize = 64 << 10;
+/// Write buffer per connection: gathers the small parts of a response (headers, sizes)
+/// that lie between the record sets sent as their own buffers; larger writes bypass it.
+const WRITE_BUFFER_BYTES: usize = 8 << 10;
 
 /// Accepts connections until the task is dropped.
 pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener) {
@@ -43,7 +48,7 @@ pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener) {
     }
 }
 
-type PendingResponse = JoinHandle<Option<Bytes>>;
+type PendingResponse = JoinHandle<Option<EncodedResponse>>;
 
 /// Counts a connection as open for as long as it lives, whichever way it ends.
 struct OpenConnection(Rc<ShardContext>);
@@ -74,7 +79,7 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let order = ConnectionOrder::new(context.id);
     let (queue, pending) = local_channel::new_bounded::<PendingResponse>(IN_FLIGHT_PER_CONNECTION);
-    let writing = glommio::spawn_local(write_responses(pending, writer));
+    let writing = glommio::spawn_local(write_responses(pending, BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer)));
     loop {
         let frame = match read_frame(&mut reader, context.broker.max_request_bytes).await {
             Ok(Some(frame)) => frame,
@@ -127,8 +132,13 @@ async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
     mut writer: W,
 ) {
     while let Some(response) = pending.recv().await {
-        let Some(Some(bytes)) = response.await else { continue };
-        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+        let Some(Some(chunks)) = response.await else { continue };
+        for chunk in chunks {
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
             return;
         }
     }
@@ -235,14 +245,30 @@ pub fn encode_response(
     version: i16,
     correlation_id: i32,
     response: &ResponseKind,
-) -> Result<Bytes, String> {
+) -> Result<EncodedResponse, String> {
     let header_version = key.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let ResponseKind::Fetch(fetch) = response {
+        let shareable = shareable_records(response);
+        if !shareable.is_empty() {
+            // Sized first: the size prefix sits in the first chunk, which is finished
+            // (and shared) before the end is known.
+            let size = header.compute_size(header_version).map_err(|e| e.to_string())?
+                + fetch.compute_size(version).map_err(|e| e.to_string())?;
+            let size = i32::try_from(size).map_err(|_| "response larger than 2 GiB".to_string())?;
+            let mut out = ChunkedBuf::new(shareable);
+            out.put_i32(size);
+            header.encode(&mut out, header_version).map_err(|e| e.to_string())?;
+            fetch.encode(&mut out, version).map_err(|e| e.to_string())?;
+            debug_assert_eq!(out.offset(), size as usize + 4, "compute_size agrees with encode");
+            return Ok(out.finish());
+        }
+    }
     let mut out = BytesMut::with_capacity(256);
     out.put_i32(0);
     header.encode(&mut out, header_version).map_err(|e| e.to_string())?;
     response.encode(&mut out, version).map_err(|e| e.to_string())?;
     let size = i32::try_from(out.len() - 4).map_err(|_| "response larger than 2 GiB".to_string())?;
     out[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(out.freeze())
+    Ok(vec![out.freeze()])
 }
