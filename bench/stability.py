@@ -10,7 +10,8 @@ load (bench/suite.py LOAD):
      and one whose retention also deletes segments throughout the run (retention.bytes
      64 MiB per partition), the deletes counted from the broker's log; the broker restarts
      (same data) before each, so its fsync latency record (`sluice admin metrics`) is the
-     run's own and is reported beside the end-to-end figures;
+     run's own and is reported beside the end-to-end figures; and the same load with
+     default segments on a broker started with `--flush never` (the tail without fsync);
   3. catch-up consume: FILL messages, then one consumer from start to end, against a raw
      O_DIRECT sequential read (1 MiB blocks, 1 and 4 in flight) of a file written with
      O_DIRECT on the same disk, measured right after; the broker's and the consumer's CPU
@@ -44,6 +45,10 @@ DELETING = [*ROLLING, "--topic-config", "retention.bytes=67108864"]
 # The e2e runs as the latency goals state them: linger 1 ms instead of the suite's 5.
 E2E_LOAD = [value if flag != "--linger-ms" else "1" for flag, value in zip(["", *LOAD], LOAD)]
 SEGMENTS = {"none": [], "rolling": ROLLING, "deleting": DELETING}
+# The same load on a broker that never fsyncs before it answers: what is left of the
+# end-to-end tail without the disk (client, network, shards), beside the runs above.
+NO_FSYNC = "none, --flush never"
+BROKER_FLAGS = {NO_FSYNC: ["--flush", "never"]}
 RAW_BLOCK = 1 << 20
 RAW_FILE_BYTES = 2 << 30
 
@@ -196,14 +201,15 @@ def broker_runs(seconds, fill, data):
         max_rate = ingest["r"]["produce"]["msgs_per_s"]
         e2e = []
         # Runs without deletes first: the deleting runs' discards must not slow the others.
-        for segments in SEGMENTS:
+        for segments in [*SEGMENTS, NO_FSYNC]:
             for share in (0.1, 0.5):
                 # A restart (same data) per run, so the broker's fsync record is this run's.
                 broker.stop()
-                broker = start_sluice(data)
+                broker = start_sluice(data, *BROKER_FLAGS.get(segments, []))
                 rate = round(max_rate * share)
-                name = f"stability-e2e-{round(share * 100)}-{segments}"
-                report = bench(broker, "e2e", name, name, *E2E_LOAD, *SEGMENTS[segments], "-r", str(rate),
+                name = f"stability-e2e-{round(share * 100)}-{segments.split(',')[0]}" + (
+                    "-nofsync" if segments == NO_FSYNC else "")
+                report = bench(broker, "e2e", name, name, *E2E_LOAD, *SEGMENTS.get(segments, []), "-r", str(rate),
                                "-d", str(seconds), "--warmup", "3", "-p", "1", "-c", "1", timeout=seconds + 200)
                 e2e.append({"share": share, "rate": rate, "segments": segments, "report": report,
                             "deletes": retention_deletes(log_path, name), "fsync": fsync_latencies(data)})
@@ -240,7 +246,8 @@ def render(results, args):
         "**End-to-end latency**, open loop, 1 producer and 1 consumer connection, acks=all, linger 1 ms; "
         "segments \"none\": the defaults (1 GiB segments, no roll in the run); \"rolling\": segment.bytes 32 MiB "
         "per partition; \"deleting\": that and retention.bytes 64 MiB, so retention deletes segments "
-        "throughout the run:", "",
+        "throughout the run; \"--flush never\": default segments on a broker that answers acks=all without "
+        "waiting for an fsync (what the tail is without the disk):", "",
         "| load | rate msg/s | segments | segments deleted | p50 ms | p99 ms | p99.9 ms | max ms | failed "
         "| fsync p50 / p99 / p99.9 / max ms |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
@@ -256,7 +263,8 @@ def render(results, args):
     by_key = {(r["share"], r["segments"]): r["report"]["e2e_latency"]["p99_us"] for r in results["e2e"]}
     lines += ["", "p99 relative to \"none\": " + "; ".join(
         f"{round(share * 100)}% rolling {by_key[(share, 'rolling')] / max(1, by_key[(share, 'none')]):.2f}, "
-        f"deleting {by_key[(share, 'deleting')] / max(1, by_key[(share, 'none')]):.2f}" for share in (0.1, 0.5)) + "."]
+        f"deleting {by_key[(share, 'deleting')] / max(1, by_key[(share, 'none')]):.2f}, "
+        f"without fsync {by_key[(share, NO_FSYNC)] / max(1, by_key[(share, 'none')]):.2f}" for share in (0.1, 0.5)) + "."]
     lines += ["", f"**The disk's fdatasync floor**, measured after the runs (no broker load): a 4 KiB O_DIRECT write "
               f"and fdatasync, {RAW_SYNC_PER_S} a second, {RAW_SYNC_WRITES} times, p50 / p99 / p99.9 / max ms: "
               + "; ".join(f"{kind} {' / '.join(ms(sync[field]) for field in ('p50_us', 'p99_us', 'p999_us', 'max_us'))}"
