@@ -5,7 +5,10 @@ retention and compaction, short-lived and broken raw connections, the bundled lo
 generator — with stalls (SIGSTOP/SIGCONT) and crashes (SIGKILL, restart) in between.
 
 It fails when the broker dies by itself (any abort, panic or signal it did not get from
-us) or when a record acknowledged with acks=all to the ledger topic is not read back.
+us), when a record acknowledged with acks=all to the ledger topic is not read back, or
+when something hangs: a part of the mix whose step has not returned for STUCK_SECONDS, or
+consumer groups that receive nothing for STUCK_SECONDS while the ledger keeps growing
+(groups must rebalance and consume again after every restart).
 
 `make soak` runs it for SOAK_SECONDS (default 600); `test_soak.py` runs a short one in
 `make test`. Every loop stops at the deadline; the broker's core dump limit is raised so
@@ -39,6 +42,10 @@ FANOUT = "soak-fanout"
 FANOUT_PARTITIONS = 8
 # Ledger values start with this many bytes of id; the rest is padding.
 ID_BYTES = 13
+# Longer than any step takes, restarts and stalls included (a group member's step is at
+# most 6 s of polling plus its close; a restart takes seconds): no progress for this long
+# is a hang.
+STUCK_SECONDS = 120
 
 
 class Soak:
@@ -62,6 +69,12 @@ class Soak:
         self.failures = []
         self.stalls = 0
         self.kills = 0
+        # Liveness: when each worker's step last returned, and when a group member last
+        # received a ledger record while the ledger was growing.
+        self.step_returned = {}
+        self.group_received_at = time.monotonic()
+        self.group_records = 0
+        self.ledger_acked_at = None
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -76,11 +89,13 @@ class Soak:
 
         def loop():
             while not self.stop.is_set():
+                self.step_returned[name] = time.monotonic()
                 try:
                     step(rng)
                     self.note(self.iterations, name)
                 except Exception as error:  # noqa: BLE001 -- counted; the broker is judged apart
                     self.note(self.client_errors, f"{name}: {type(error).__name__}")
+                self.step_returned[name] = time.monotonic()
                 self.stop.wait(rng.uniform(*pause))
 
         return threading.Thread(target=loop, name=name, daemon=True)
@@ -105,6 +120,7 @@ class Soak:
         def delivered(error, message):
             if error is None:
                 acked.append(message.value()[:ID_BYTES])
+                self.ledger_acked_at = time.monotonic()
 
         for _ in range(rng.randint(100, 1000)):
             value = b"L%012d" % next(self.ids)
@@ -188,7 +204,10 @@ class Soak:
             until = time.monotonic() + rng.uniform(1.0, 6.0)
             while time.monotonic() < until and not self.stop.is_set():
                 for message in consumer.consume(500, timeout=0.5):
-                    if message.error() is not None and not message.error().retriable():
+                    if message.error() is None:
+                        self.group_received_at = time.monotonic()
+                        self.group_records += 1
+                    elif not message.error().retriable():
                         self.note(self.client_errors, f"group_consumer: {message.error().name()}")
                 if rng.random() < 0.2:
                     try:
@@ -226,6 +245,21 @@ class Soak:
 
     # --- the run -----------------------------------------------------------------------
 
+    def check_liveness(self):
+        """Fails the run on a hang: a step that has not returned, or consumer groups that
+        get nothing while acks=all records keep being added to the ledger they read."""
+        now = time.monotonic()
+        for name, returned in list(self.step_returned.items()):
+            if now - returned > STUCK_SECONDS:
+                self.failures.append(f"{name} has been in one step for {now - returned:.0f} s: a hang")
+                return False
+        growing = self.ledger_acked_at is not None and now - self.ledger_acked_at < 5
+        if growing and now - self.group_received_at > STUCK_SECONDS:
+            self.failures.append(f"consumer groups received no ledger record for {now - self.group_received_at:.0f} s "
+                                 f"while the ledger grew ({self.kills} restarts so far): a hang")
+            return False
+        return True
+
     def check_broker(self):
         status = self.broker.exited_by_itself()
         if status is not None:
@@ -236,7 +270,7 @@ class Soak:
     def chaos(self, deadline):
         next_stall = time.monotonic() + self.rng.uniform(1, self.stall_every)
         next_kill = time.monotonic() + self.kill_every
-        while time.monotonic() < deadline and self.check_broker():
+        while time.monotonic() < deadline and self.check_broker() and self.check_liveness():
             now = time.monotonic()
             if now >= next_kill:
                 self.broker.stop(signal.SIGKILL)
@@ -322,7 +356,8 @@ class Soak:
         self.broker.stop(signal.SIGKILL)
         return {
             "seconds": round(time.monotonic() - started, 1), "seed": self.seed, "kills": self.kills,
-            "stalls": self.stalls, "acked_ledger_records": len(self.acked), "iterations": self.iterations,
+            "stalls": self.stalls, "acked_ledger_records": len(self.acked),
+            "group_records_received": self.group_records, "iterations": self.iterations,
             "client_errors": self.client_errors, "failures": self.failures, "broker_log": str(self.broker.log_path),
         }
 
