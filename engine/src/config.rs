@@ -88,6 +88,9 @@ pub struct LogConfig {
     /// How long a tombstone (null value) that is the newest record of its key survives
     /// compaction, counted from its batch's max timestamp (`delete.retention.ms`).
     pub delete_retention: Duration,
+    /// How long a segment that retention or DeleteRecords took out of the log stays on
+    /// disk (renamed `.deleted`) before its blocks are freed (`file.delete.delay.ms`).
+    pub file_delete_delay: Duration,
 }
 
 impl Default for LogConfig {
@@ -105,6 +108,7 @@ impl Default for LogConfig {
             delete: true,
             compact: false,
             delete_retention: Duration::from_millis(86_400_000),
+            file_delete_delay: Duration::from_millis(60_000),
         }
     }
 }

@@ -87,6 +87,88 @@ pub async fn remove_files(paths: Vec<PathBuf>) -> Result<()> {
     .await
 }
 
+/// Suffix of a segment file taken out of its log and waiting for its deletion (Kafka's
+/// name). Recovery removes any it finds: the log no longer refers to them.
+pub const DELETED_SUFFIX: &str = ".deleted";
+/// A retired segment shrinks by this much per step before it is unlinked.
+pub const DELETE_STEP_BYTES: u64 = 4 << 20;
+
+/// Takes segment files out of the log directory's live names: `.log` files are renamed
+/// `<name>.deleted` (their blocks are freed later, in steps: [`delete_in_steps`]), the
+/// rest (small index files) are removed; then the directories are fsynced, so a crash
+/// cannot bring any back as part of the log. Returns the renamed files. Files already
+/// gone are fine.
+pub async fn retire_files(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    run_blocking(move || {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut retired = Vec::new();
+        for path in paths {
+            let outcome = if path.extension().is_some_and(|e| e == "log") {
+                let mut name = path.clone().into_os_string();
+                name.push(DELETED_SUFFIX);
+                let target = PathBuf::from(name);
+                let renamed = std::fs::rename(&path, &target);
+                if renamed.is_ok() {
+                    retired.push(target);
+                }
+                renamed
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io("retire", &path, e)),
+            }
+            if let Some(dir) = path.parent().filter(|d| !dirs.iter().any(|known| known == d)) {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+        dirs.iter().try_for_each(|dir| sync_dir_blocking(dir))?;
+        Ok(retired)
+    })
+    .await
+}
+
+/// Deletes retired segment files. With `shrink_first`, each file is first truncated from
+/// its end in [`DELETE_STEP_BYTES`] steps, each made durable before the next: on a disk
+/// mounted with `discard`, unlinking a whole segment sends the device one large discard
+/// that stalls the appenders' fsyncs behind it (measured: fsync p99.9 4–5 ms beside
+/// 32 MiB unlinks against 1.1–1.6 ms with 2–4 MiB truncation steps). Only when nothing
+/// reads the file any more: a reader of an unlinked file keeps its blocks, a reader of a
+/// truncated one would not. Files already gone are fine.
+pub async fn delete_in_steps(paths: Vec<PathBuf>, shrink_first: bool) -> Result<()> {
+    run_blocking(move || {
+        for path in paths {
+            if shrink_first {
+                match shrink_in_steps(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(EngineError::io("truncate", &path, e)),
+                }
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io("remove", &path, e)),
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn shrink_in_steps(path: &Path) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mut size = file.metadata()?.len();
+    while size > 0 {
+        size = size.saturating_sub(DELETE_STEP_BYTES);
+        file.set_len(size)?;
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
 /// Creates `dir` (and missing parents) durably: each new directory's entry is fsynced in
 /// its parent, so a partition created before a crash is still there after it.
 pub fn create_dir_durably(dir: &Path) -> Result<()> {

@@ -82,6 +82,16 @@ pub struct RecoveryReport {
     pub corrupt_segments: Vec<EngineError>,
 }
 
+/// The files of segments taken out of the log, to delete once the log start that
+/// excludes them is durable.
+#[derive(Default)]
+struct DetachedFiles {
+    /// Segment and index files.
+    paths: Vec<PathBuf>,
+    /// The segments' open files: a reader holding one keeps it alive.
+    files: Vec<std::rc::Weak<DmaFile>>,
+}
+
 /// What [`PartitionLog::apply_retention`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {
@@ -229,16 +239,21 @@ impl PartitionLog {
         fs::ensure_dma_probe(dir.parent().unwrap_or(dir)).await?;
         let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
         // A compacted segment is committed by its rename onto `<base>.log`; one still
-        // under its `.cleaned` name was interrupted and is not part of the log.
-        let interrupted: Vec<PathBuf> = std::fs::read_dir(dir)
+        // under its `.cleaned` name was interrupted and is not part of the log. Neither
+        // are segments retired for deletion (`.deleted`) whose deletion had not run.
+        let leftovers: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| EngineError::io("list", dir, e))?
             .filter_map(|entry| entry.ok())
-            .filter(|entry| entry.file_name().to_str().is_some_and(|n| n.ends_with(crate::segment::CLEANED_SUFFIX)))
+            .filter(|entry| {
+                entry.file_name().to_str().is_some_and(|n| {
+                    n.ends_with(crate::segment::CLEANED_SUFFIX) || n.ends_with(fs::DELETED_SUFFIX)
+                })
+            })
             .map(|entry| entry.path())
             .collect();
-        if !interrupted.is_empty() {
-            tracing::info!(partition = %name, files = interrupted.len(), "recovered: removed an interrupted compaction's output");
-            fs::remove_files(interrupted).await?;
+        if !leftovers.is_empty() {
+            tracing::info!(partition = %name, files = leftovers.len(), "recovered: removed an interrupted compaction's output or segments retired for deletion");
+            fs::remove_files(leftovers).await?;
         }
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
             .map_err(|e| EngineError::io("list", dir, e))?
@@ -1076,9 +1091,9 @@ impl PartitionLog {
             });
         }
         if offset > log_start {
-            let removal = self.detach_segments_before(offset);
+            let (_, detached) = self.detach_segments_before(offset);
             drop(_turn);
-            self.finish_removal(removal.1).await?;
+            self.finish_removal(detached).await?;
         }
         Ok(self.log_start_offset())
     }
@@ -1119,10 +1134,10 @@ impl PartitionLog {
         };
         match new_start {
             Some(offset) if offset > self.log_start_offset() => {
-                let (report, paths) = self.detach_segments_before(offset);
-                // Appends need not wait for the checkpoint's and the unlinks' fsyncs.
+                let (report, detached) = self.detach_segments_before(offset);
+                // Appends need not wait for the checkpoint's and the renames' fsyncs.
                 drop(_turn);
-                self.finish_removal(paths).await?;
+                self.finish_removal(detached).await?;
                 Ok(report)
             }
             _ => Ok(RetentionReport::default()),
@@ -1378,7 +1393,7 @@ impl PartitionLog {
     /// Raises the log start offset to `offset` and takes the closed segments wholly below
     /// it out of the log (in memory, in an append turn). Returns what was removed
     /// and the files to delete with [`Self::finish_removal`].
-    fn detach_segments_before(&self, offset: i64) -> (RetentionReport, Vec<PathBuf>) {
+    fn detach_segments_before(&self, offset: i64) -> (RetentionReport, DetachedFiles) {
         let doomed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();
             state.log_start_offset = offset;
@@ -1393,24 +1408,43 @@ impl PartitionLog {
             bases.into_iter().filter_map(|base| state.segments.remove(&base)).collect()
         };
         let mut report = RetentionReport::default();
-        let mut paths = Vec::new();
+        let mut detached = DetachedFiles::default();
         for segment in &doomed {
             report.segments_deleted += 1;
             report.bytes_deleted += segment.size();
             let (index, timeindex) = fs::index_paths(segment.path());
-            paths.extend([segment.path().to_path_buf(), index, timeindex]);
+            detached.paths.extend([segment.path().to_path_buf(), index, timeindex]);
+            detached.files.push(Rc::downgrade(segment.file()));
         }
-        (report, paths)
+        (report, detached)
     }
 
     /// Makes a raised log start durable (checkpoint first, so a crash never finds the
-    /// files gone but the old start recorded), then deletes the detached segments' files.
-    /// Readers that still hold one of them keep reading it: an unlinked file lives until
-    /// closed.
-    async fn finish_removal(&self, paths: Vec<PathBuf>) -> Result<()> {
+    /// files gone but the old start recorded), then retires the detached segments' files
+    /// (renamed `.deleted`) and leaves their deletion to a task that waits
+    /// `file.delete.delay.ms` and then frees their blocks in steps ([`fs::delete_in_steps`]),
+    /// off every append's path. Readers that still hold one of them keep reading it: the
+    /// file is only unlinked, not shrunk, while any reader holds it.
+    async fn finish_removal(&self, detached: DetachedFiles) -> Result<()> {
         self.settle_file_work().await;
         self.store_log_start().await?;
-        fs::remove_files(paths).await
+        let retired = fs::retire_files(detached.paths).await?;
+        if retired.is_empty() {
+            return Ok(());
+        }
+        let delay = self.state.borrow().config.file_delete_delay;
+        let partition = self.name.clone();
+        let readers = detached.files;
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(delay).await;
+            let unread = readers.iter().all(|file| file.strong_count() == 0);
+            if let Err(error) = fs::delete_in_steps(retired, unread).await {
+                // The files stay as `.deleted`, which the next start removes.
+                tracing::warn!(%partition, %error, "deleting retired segment files failed");
+            }
+        })
+        .detach();
+        Ok(())
     }
 
     /// Writes the current log start offset to its checkpoint (serialized; see

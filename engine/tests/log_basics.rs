@@ -606,3 +606,89 @@ fn a_truncation_drops_the_read_ahead_so_new_batches_at_those_offsets_are_read() 
         assert_eq!(payload(&read.batches[0]), payload(&replacement), "the batch appended after the truncation");
     });
 }
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn retention_retires_segments_as_deleted_files_and_frees_them_after_the_delay() {
+    let dir = temp_dir();
+    let path = dir.path().join("t-0");
+    run(async {
+        let delay = std::time::Duration::from_millis(300);
+        let config = LogConfig { retention_ms: None, retention_bytes: Some(1), file_delete_delay: delay, ..small_config() };
+        let (log, _) = PartitionLog::open(&path, config).await.unwrap();
+        for i in 0..60 {
+            log.append(batch(1, 900, i), 0).await.unwrap();
+        }
+        let report = log.apply_retention(i64::MAX).await.unwrap();
+        assert!(report.segments_deleted >= 2, "{report:?}");
+        let names = names_in(&path);
+        let retired = names.iter().filter(|n| n.ends_with(".log.deleted")).count();
+        assert_eq!(retired, report.segments_deleted, "each removed segment waits as .deleted: {names:?}");
+        assert_eq!(names.iter().filter(|n| n.ends_with(".log")).count(), 1, "only the active segment is live");
+        assert!(!names.iter().any(|n| n.ends_with(".index.deleted")), "index files go at once: {names:?}");
+        assert_eq!(read_all(&log, log.log_start_offset()).await.len() as i64, 60 - log.log_start_offset());
+        // After the delay the task frees them (in truncation steps) and unlinks them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while names_in(&path).iter().any(|n| n.ends_with(".deleted")) {
+            assert!(std::time::Instant::now() < deadline, "retired files still there: {:?}", names_in(&path));
+            glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+}
+
+#[test]
+fn retired_segments_left_by_a_stop_before_their_delay_are_removed_at_the_next_open() {
+    let dir = temp_dir();
+    let path = dir.path().join("t-0");
+    run(async {
+        let config = LogConfig {
+            retention_ms: None,
+            retention_bytes: Some(1),
+            file_delete_delay: std::time::Duration::from_secs(3600),
+            ..small_config()
+        };
+        let (log, _) = PartitionLog::open(&path, config.clone()).await.unwrap();
+        for i in 0..60 {
+            log.append(batch(1, 900, i), 0).await.unwrap();
+        }
+        assert!(log.apply_retention(i64::MAX).await.unwrap().segments_deleted >= 2);
+        let start = log.log_start_offset();
+        log.close().await.unwrap();
+        drop(log);
+        assert!(names_in(&path).iter().any(|n| n.ends_with(".log.deleted")));
+        let (log, _) = PartitionLog::open(&path, config).await.unwrap();
+        assert!(!names_in(&path).iter().any(|n| n.ends_with(".deleted")), "{:?}", names_in(&path));
+        assert_eq!(log.log_start_offset(), start);
+        assert_eq!(read_all(&log, start).await.len() as i64, 60 - start);
+    });
+}
+
+#[test]
+fn deleting_in_steps_shrinks_a_file_nobody_reads_and_only_unlinks_one_still_read() {
+    // The log shrinks a retired segment only when no reader of its own holds the file:
+    // whoever holds an unlinked file keeps all of it, a truncation would cut it short.
+    let dir = temp_dir();
+    run(async {
+        let size = 3 * sluice_engine::fs::DELETE_STEP_BYTES + 12_345;
+        let unread = dir.path().join("a.log.deleted");
+        let read = dir.path().join("b.log.deleted");
+        for path in [&unread, &read] {
+            std::fs::write(path, vec![7u8; size as usize]).unwrap();
+        }
+        let unread_view = std::fs::File::open(&unread).unwrap();
+        let reader = std::fs::File::open(&read).unwrap();
+        sluice_engine::fs::delete_in_steps(vec![unread.clone()], true).await.unwrap();
+        sluice_engine::fs::delete_in_steps(vec![read.clone()], false).await.unwrap();
+        assert!(!unread.exists() && !read.exists(), "both unlinked");
+        assert_eq!(unread_view.metadata().unwrap().len(), 0, "shrunk before the unlink");
+        assert_eq!(reader.metadata().unwrap().len(), size, "a file still read keeps its blocks");
+        // Already gone: nothing to do, no error.
+        sluice_engine::fs::delete_in_steps(vec![unread], true).await.unwrap();
+    });
+}

@@ -132,9 +132,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             Long,
             "60000",
             Some("log.segment.delete.delay.ms"),
-            false,
+            true,
             AtLeast(0),
-            "accepted and stored; sluice deletes a segment once no read holds it",
+            "how long a segment retention or DeleteRecords removed stays on disk (renamed .deleted)",
         ),
         config(
             "flush.messages",
@@ -444,6 +444,10 @@ pub fn apply(config: &mut LogConfig, name: &str, value: &str) -> Result<(), Stri
             positive(name, value)?;
         }
         "index.interval.bytes" => config.index_interval_bytes = positive(name, value)?,
+        "file.delete.delay.ms" => match parse_i64(name, value)? {
+            ms if ms >= 0 => config.file_delete_delay = Duration::from_millis(ms as u64),
+            ms => return Err(format!("file.delete.delay.ms must be >= 0, got {ms}")),
+        },
         _ => debug_assert!(!def.enforced, "{name} is enforced but not applied"),
     }
     Ok(())
@@ -478,6 +482,7 @@ pub fn default_value(defaults: &LogConfig, name: &str) -> String {
         "max.message.bytes" => defaults.max_message_bytes.to_string(),
         "message.timestamp.type" => if defaults.log_append_time { "LogAppendTime" } else { "CreateTime" }.into(),
         "index.interval.bytes" => defaults.index_interval_bytes.to_string(),
+        "file.delete.delay.ms" => defaults.file_delete_delay.as_millis().to_string(),
         // What the broker's flush policy amounts to in Kafka's terms.
         "flush.messages" => if defaults.flush.syncs_every_append() { "1" } else { LONG_MAX }.into(),
         "flush.ms" => match defaults.flush {
