@@ -131,11 +131,15 @@ pub async fn retire_files(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
 }
 
 /// Deletes retired segment files. With `shrink_first`, each file is first truncated from
-/// its end in [`DELETE_STEP_BYTES`] steps, each made durable before the next: on a disk
-/// mounted with `discard`, unlinking a whole segment sends the device one large discard
-/// that stalls the appenders' fsyncs behind it (measured: fsync p99.9 4–5 ms beside
-/// 32 MiB unlinks against 1.1–1.6 ms with 2–4 MiB truncation steps). Only when nothing
-/// reads the file any more: a reader of an unlinked file keeps its blocks, a reader of a
+/// its end in [`DELETE_STEP_BYTES`] steps: on a disk mounted with `discard`, unlinking a
+/// whole segment sends the device one large discard that the appenders' fsyncs queue
+/// behind. Measured in the broker (6 partitions at 50% of max ingest, 32 MiB segments
+/// deleted throughout, end-to-end p99 / p99.9): whole unlinks 7.1 / 17.2 and 5.4 / 14.5 ms,
+/// steps 4.6 / 13.8 and 3.8 / 9.2 ms, no deletes 4.7 / 13.1 and 3.0 / 10.0 ms; steps each
+/// followed by an fdatasync were no better than whole unlinks (every fdatasync is one
+/// more device cache flush), so the steps are not synced: the file is not part of the
+/// log, and a crash only leaves it for the next open to remove. Only when nothing reads
+/// the file any more: a reader of an unlinked file keeps its blocks, a reader of a
 /// truncated one would not. Files already gone are fine.
 pub async fn delete_in_steps(paths: Vec<PathBuf>, shrink_first: bool) -> Result<()> {
     run_blocking(move || {
@@ -164,7 +168,6 @@ fn shrink_in_steps(path: &Path) -> std::io::Result<()> {
     while size > 0 {
         size = size.saturating_sub(DELETE_STEP_BYTES);
         file.set_len(size)?;
-        file.sync_data()?;
     }
     Ok(())
 }

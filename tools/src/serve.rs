@@ -79,7 +79,8 @@ struct ServeSettings {
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
     /// Spin this many microseconds before an idle shard parks; 0 parks at once
-    /// [default: 50].
+    /// [default: 0: spinning cost 20% more CPU per GB ingested here and gained no latency,
+    /// docs/BENCHMARKS.md].
     #[arg(long, env = "SLUICE_SPIN_BEFORE_PARK_US")]
     spin_before_park_us: Option<u64>,
     /// Unix socket `sluice admin` talks to (line-delimited JSON, mode 0600)
@@ -170,7 +171,7 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     let defaults = BrokerConfig::default();
     let listen = settings.listen.unwrap_or_else(|| "127.0.0.1:9092".into());
     let runtime_defaults = RuntimeConfig::default();
-    let spin_us = settings.spin_before_park_us.unwrap_or(50);
+    let spin_us = settings.spin_before_park_us.unwrap_or(0);
     let runtime = RuntimeConfig {
         shards: settings.cores.unwrap_or(runtime_defaults.shards),
         spin_before_park: (spin_us > 0).then(|| Duration::from_micros(spin_us)),
