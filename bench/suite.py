@@ -134,7 +134,7 @@ def bench(broker, mode, name, topic, *flags, timeout, watch=None):
             subprocess.run([str(SLUICE), "topic", "-b", broker.address, "delete", topic], capture_output=True,
                            timeout=60)
     if process.returncode != 0 and not json_path.exists():
-        raise SystemExit(f"{' '.join(command)} failed ({result.returncode})")
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode})")
     return json.loads(json_path.read_text())["report"]
 
 
