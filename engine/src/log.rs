@@ -245,9 +245,10 @@ impl PartitionLog {
             .map_err(|e| EngineError::io("list", dir, e))?
             .filter_map(|entry| entry.ok())
             .filter(|entry| {
-                entry.file_name().to_str().is_some_and(|n| {
-                    n.ends_with(crate::segment::CLEANED_SUFFIX) || n.ends_with(fs::DELETED_SUFFIX)
-                })
+                entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(crate::segment::CLEANED_SUFFIX) || n.ends_with(fs::DELETED_SUFFIX))
             })
             .map(|entry| entry.path())
             .collect();

@@ -27,7 +27,7 @@ pub struct RuntimeConfig {
     /// Spin this long before parking an idle executor: meant to lower wake-up latency for
     /// more CPU. `None` (the default) parks at once: measured here, 50 µs of spin cost 20%
     /// more broker CPU per GB ingested (glommio reads the clock on every spin) and gained
-    /// no end-to-end latency.
+    /// no end-to-end latency beyond run-to-run spread.
     pub spin_before_park: Option<Duration>,
     /// Pin shard i to the i-th online CPU (wrapping when there are more shards than CPUs).
     pub pin_to_cpus: bool,

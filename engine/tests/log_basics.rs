@@ -620,7 +620,8 @@ fn retention_retires_segments_as_deleted_files_and_frees_them_after_the_delay() 
     let path = dir.path().join("t-0");
     run(async {
         let delay = std::time::Duration::from_millis(300);
-        let config = LogConfig { retention_ms: None, retention_bytes: Some(1), file_delete_delay: delay, ..small_config() };
+        let config =
+            LogConfig { retention_ms: None, retention_bytes: Some(1), file_delete_delay: delay, ..small_config() };
         let (log, _) = PartitionLog::open(&path, config).await.unwrap();
         for i in 0..60 {
             log.append(batch(1, 900, i), 0).await.unwrap();

@@ -79,8 +79,8 @@ struct ServeSettings {
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
     /// Spin this many microseconds before an idle shard parks; 0 parks at once
-    /// [default: 0: spinning cost 20% more CPU per GB ingested here and gained no latency,
-    /// docs/BENCHMARKS.md].
+    /// [default: 0: spinning cost 20% more CPU per GB ingested here and gained no latency
+    /// beyond run-to-run spread, docs/BENCHMARKS.md].
     #[arg(long, env = "SLUICE_SPIN_BEFORE_PARK_US")]
     spin_before_park_us: Option<u64>,
     /// Unix socket `sluice admin` talks to (line-delimited JSON, mode 0600)

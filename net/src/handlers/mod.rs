@@ -2,8 +2,8 @@
 //! below is what the broker serves and advertises in ApiVersions.
 
 use crate::context::ShardContext;
-use bytes::Bytes;
 use crate::ordering::Admission;
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;

@@ -8,10 +8,10 @@ use crate::error::KafkaError;
 use crate::frame_pieces;
 use crate::ordering::Admission;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use bytes::Bytes;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
