@@ -71,20 +71,31 @@ pub async fn write_checkpoint(path: &Path, contents: Vec<u8>) -> Result<()> {
 /// file already gone is fine.
 pub async fn remove_files(paths: Vec<PathBuf>) -> Result<()> {
     run_blocking(move || {
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for path in paths {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(EngineError::io("remove", &path, e)),
-            }
-            if let Some(dir) = path.parent().filter(|d| !dirs.iter().any(|known| known == d)) {
-                dirs.push(dir.to_path_buf());
-            }
+        for path in &paths {
+            gone_is_fine(std::fs::remove_file(path), "remove", path)?;
         }
-        dirs.iter().try_for_each(|dir| sync_dir_blocking(dir))
+        sync_parent_dirs(&paths)
     })
     .await
+}
+
+/// `result` of a file operation on `path`, where a file already gone counts as done.
+fn gone_is_fine(result: std::io::Result<()>, op: &'static str, path: &Path) -> Result<()> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(EngineError::io(op, path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Fsyncs each directory holding one of `paths`, once.
+fn sync_parent_dirs(paths: &[PathBuf]) -> Result<()> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for dir in paths.iter().filter_map(|path| path.parent()) {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.into_iter().try_for_each(sync_dir_blocking)
 }
 
 /// Suffix of a segment file taken out of its log and waiting for its deletion (Kafka's
@@ -100,31 +111,22 @@ pub const DELETE_STEP_BYTES: u64 = 4 << 20;
 /// gone are fine.
 pub async fn retire_files(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     run_blocking(move || {
-        let mut dirs: Vec<PathBuf> = Vec::new();
         let mut retired = Vec::new();
-        for path in paths {
-            let outcome = if path.extension().is_some_and(|e| e == "log") {
+        for path in &paths {
+            if path.extension().is_some_and(|e| e == "log") {
                 let mut name = path.clone().into_os_string();
                 name.push(DELETED_SUFFIX);
                 let target = PathBuf::from(name);
-                let renamed = std::fs::rename(&path, &target);
+                let renamed = std::fs::rename(path, &target);
                 if renamed.is_ok() {
                     retired.push(target);
                 }
-                renamed
+                gone_is_fine(renamed, "retire", path)?;
             } else {
-                std::fs::remove_file(&path)
-            };
-            match outcome {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(EngineError::io("retire", &path, e)),
-            }
-            if let Some(dir) = path.parent().filter(|d| !dirs.iter().any(|known| known == d)) {
-                dirs.push(dir.to_path_buf());
+                gone_is_fine(std::fs::remove_file(path), "remove", path)?;
             }
         }
-        dirs.iter().try_for_each(|dir| sync_dir_blocking(dir))?;
+        sync_parent_dirs(&paths)?;
         Ok(retired)
     })
     .await
@@ -143,19 +145,11 @@ pub async fn retire_files(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
 /// truncated one would not. Files already gone are fine.
 pub async fn delete_in_steps(paths: Vec<PathBuf>, shrink_first: bool) -> Result<()> {
     run_blocking(move || {
-        for path in paths {
+        for path in &paths {
             if shrink_first {
-                match shrink_in_steps(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(EngineError::io("truncate", &path, e)),
-                }
+                gone_is_fine(shrink_in_steps(path), "truncate", path)?;
             }
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(EngineError::io("remove", &path, e)),
-            }
+            gone_is_fine(std::fs::remove_file(path), "remove", path)?;
         }
         Ok(())
     })

@@ -11,7 +11,7 @@
 
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::messages::FetchResponse;
 use kafka_protocol::protocol::buf::ByteBufMut;
 use std::ops::Range;
 
@@ -136,18 +136,15 @@ impl ByteBufMut for ChunkedBuf {
     }
 }
 
-/// The record sets of a response that are worth sending as buffers of their own.
-pub fn shareable_records(response: &ResponseKind) -> Vec<Bytes> {
-    match response {
-        ResponseKind::Fetch(fetch) => fetch
-            .responses
-            .iter()
-            .flat_map(|topic| &topic.partitions)
-            .filter_map(|partition| partition.records.clone())
-            .filter(|records| records.len() >= SHARED_CHUNK_MIN_BYTES)
-            .collect(),
-        _ => Vec::new(),
-    }
+/// The record sets of a Fetch response that are worth sending as buffers of their own.
+pub fn shareable_records(fetch: &FetchResponse) -> Vec<Bytes> {
+    fetch
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .filter_map(|partition| partition.records.clone())
+        .filter(|records| records.len() >= SHARED_CHUNK_MIN_BYTES)
+        .collect()
 }
 
 #[cfg(test)]

@@ -249,7 +249,7 @@ pub fn encode_response(
     let header_version = key.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     if let ResponseKind::Fetch(fetch) = response {
-        let shareable = shareable_records(response);
+        let shareable = shareable_records(fetch);
         if !shareable.is_empty() {
             // Sized first: the size prefix sits in the first chunk, which is finished
             // (and shared) before the end is known.
