@@ -1,0 +1,66 @@
+//! The refusals of the cluster protocol, each with the Kafka error code a client or a
+//! broker receives for it.
+
+/// Why a request of the cluster protocol was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicationError {
+    /// This broker does not lead the partition (or holds no replica of it).
+    NotLeaderOrFollower,
+    /// The request names a leader epoch older than this replica's.
+    FencedLeaderEpoch,
+    /// The request names a leader epoch newer than this replica knows of yet.
+    UnknownLeaderEpoch,
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`, before the append.
+    NotEnoughReplicas,
+    /// The ISR fell below `min.insync.replicas` after the append; the records may be
+    /// in the log but are not acknowledged.
+    NotEnoughReplicasAfterAppend,
+    /// A broker request carrying a broker epoch that is not the broker's current one.
+    StaleBrokerEpoch,
+    /// A broker id the controller has no registration for.
+    BrokerIdNotRegistered,
+    /// An AlterPartition built on a partition state that is no longer current.
+    InvalidUpdateVersion,
+    /// An AlterPartition adding a replica that may not join the ISR (fenced, or not a replica).
+    IneligibleReplica,
+    /// The topic or partition does not exist.
+    UnknownTopicOrPartition,
+    /// A topic of that name exists already.
+    TopicAlreadyExists,
+    /// A replication factor of zero, or more than the unfenced brokers.
+    InvalidReplicationFactor,
+    /// A partition count below one.
+    InvalidPartitions,
+    /// A fetch offset past the leader's log end.
+    OffsetOutOfRange,
+}
+
+impl ReplicationError {
+    /// The Kafka protocol error code (kafka.apache.org/protocol#protocol_error_codes).
+    pub fn code(self) -> i16 {
+        match self {
+            ReplicationError::OffsetOutOfRange => 1,
+            ReplicationError::UnknownTopicOrPartition => 3,
+            ReplicationError::NotLeaderOrFollower => 6,
+            ReplicationError::NotEnoughReplicas => 19,
+            ReplicationError::NotEnoughReplicasAfterAppend => 20,
+            ReplicationError::TopicAlreadyExists => 36,
+            ReplicationError::InvalidPartitions => 37,
+            ReplicationError::InvalidReplicationFactor => 38,
+            ReplicationError::FencedLeaderEpoch => 74,
+            ReplicationError::UnknownLeaderEpoch => 75,
+            ReplicationError::StaleBrokerEpoch => 77,
+            ReplicationError::InvalidUpdateVersion => 96,
+            ReplicationError::BrokerIdNotRegistered => 102,
+            ReplicationError::IneligibleReplica => 107,
+        }
+    }
+}
+
+impl std::fmt::Display for ReplicationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?} (Kafka error {})", self.code())
+    }
+}
+
+impl std::error::Error for ReplicationError {}

@@ -1,0 +1,223 @@
+//! The metadata image: what the metadata log says at one offset. Applying the same records
+//! in the same order gives the same image on every node; `apply` is the only writer.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::{MetadataRecord, PartitionChange};
+use crate::ids::{BrokerId, PartitionKey, NO_LEADER};
+
+/// A registered broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerState {
+    /// Grows with every registration of any broker (KRaft uses the record's offset); a
+    /// broker's requests carry it, so a restarted process is told apart from its past self.
+    pub broker_epoch: i64,
+    /// The registering process.
+    pub incarnation: Uuid,
+    /// Advertised Kafka listener host.
+    pub host: String,
+    /// Advertised Kafka listener port.
+    pub port: u16,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// Fenced brokers lead nothing and are in no ISR (except as the last member).
+    pub fenced: bool,
+}
+
+/// One partition's replica placement and leadership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// All replicas, preferred leader first.
+    pub replicas: Vec<BrokerId>,
+    /// The in-sync replicas: every acknowledged (acks=all) record is on each of them.
+    /// Never empty: when every member is fenced the last one stays.
+    pub isr: Vec<BrokerId>,
+    /// The leader, or [`NO_LEADER`].
+    pub leader: BrokerId,
+    /// Grows with every leader change (including to and from no leader).
+    pub leader_epoch: i32,
+    /// Grows with every change of this state.
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    /// Whether `broker` is in the ISR.
+    pub fn in_isr(&self, broker: BrokerId) -> bool {
+        self.isr.contains(&broker)
+    }
+
+    /// Whether `broker` holds a replica.
+    pub fn is_replica(&self, broker: BrokerId) -> bool {
+        self.replicas.contains(&broker)
+    }
+
+    /// Whether the partition has a leader.
+    pub fn has_leader(&self) -> bool {
+        self.leader != NO_LEADER
+    }
+}
+
+/// A topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicState {
+    /// Its id.
+    pub topic_id: Uuid,
+    /// Its partition count.
+    pub partitions: i32,
+}
+
+/// The whole metadata at one log offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<BrokerId, BrokerState>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicState>,
+    /// Partitions by key.
+    pub partitions: BTreeMap<PartitionKey, PartitionState>,
+    /// The broker epoch the next registration gets.
+    pub next_broker_epoch: i64,
+    /// How many records have been applied (the image's version).
+    pub applied_records: u64,
+}
+
+impl MetadataImage {
+    /// Applies one record. Returns false when the record was ignored because it was made
+    /// on a state that is no longer current (a stale broker epoch or partition epoch, an
+    /// unknown topic); ignoring is deterministic, so every node ignores the same records.
+    pub fn apply(&mut self, record: &MetadataRecord) -> bool {
+        self.applied_records += 1;
+        match record {
+            MetadataRecord::RegisterBroker(registration) => {
+                let broker_epoch = self.next_broker_epoch;
+                self.next_broker_epoch += 1;
+                self.brokers.insert(
+                    registration.broker,
+                    BrokerState {
+                        broker_epoch,
+                        incarnation: registration.incarnation,
+                        host: registration.host.clone(),
+                        port: registration.port,
+                        rack: registration.rack.clone(),
+                        fenced: true,
+                    },
+                );
+                true
+            }
+            MetadataRecord::UnfenceBroker { broker, broker_epoch } => self.set_fenced(*broker, *broker_epoch, false),
+            MetadataRecord::FenceBroker { broker, broker_epoch } => self.set_fenced(*broker, *broker_epoch, true),
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) {
+                    return false;
+                }
+                self.topics.insert(name.clone(), TopicState { topic_id: *topic_id, partitions: 0 });
+                true
+            }
+            MetadataRecord::Partition { key, state } => {
+                let Some(topic) = self.topics.values_mut().find(|t| t.topic_id == key.topic_id) else {
+                    return false;
+                };
+                if key.partition != topic.partitions || self.partitions.contains_key(key) {
+                    return false;
+                }
+                assert!(!state.isr.is_empty(), "a partition is created with a non-empty ISR");
+                topic.partitions += 1;
+                self.partitions.insert(*key, state.clone());
+                true
+            }
+            MetadataRecord::PartitionChange(PartitionChange { key, state }) => {
+                let Some(current) = self.partitions.get_mut(key) else {
+                    return false;
+                };
+                if state.partition_epoch != current.partition_epoch + 1 {
+                    return false;
+                }
+                assert!(!state.isr.is_empty(), "the ISR is never empty");
+                assert!(state.leader_epoch >= current.leader_epoch, "leader epochs never go back");
+                assert!(
+                    (state.leader == current.leader) == (state.leader_epoch == current.leader_epoch),
+                    "a leader change, and only a leader change, bumps the leader epoch"
+                );
+                *current = state.clone();
+                true
+            }
+        }
+    }
+
+    fn set_fenced(&mut self, broker: BrokerId, broker_epoch: i64, fenced: bool) -> bool {
+        match self.brokers.get_mut(&broker) {
+            Some(state) if state.broker_epoch == broker_epoch => {
+                state.fenced = fenced;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `broker` is registered and unfenced.
+    pub fn is_active(&self, broker: BrokerId) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+
+    /// The topic's id, by name.
+    pub fn topic_id(&self, name: &str) -> Option<Uuid> {
+        self.topics.get(name).map(|t| t.topic_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::BrokerRegistration;
+
+    fn register(image: &mut MetadataImage, broker: BrokerId) {
+        let registration = BrokerRegistration {
+            broker,
+            incarnation: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        };
+        assert!(image.apply(&MetadataRecord::RegisterBroker(registration)));
+    }
+
+    #[test]
+    fn a_registration_starts_fenced_with_a_new_broker_epoch() {
+        let mut image = MetadataImage::default();
+        register(&mut image, 1);
+        register(&mut image, 2);
+        register(&mut image, 1);
+        assert_eq!(image.brokers[&1].broker_epoch, 2);
+        assert_eq!(image.brokers[&2].broker_epoch, 1);
+        assert!(image.brokers[&1].fenced);
+        assert!(!image.apply(&MetadataRecord::UnfenceBroker { broker: 1, broker_epoch: 0 }), "stale epoch");
+        assert!(image.apply(&MetadataRecord::UnfenceBroker { broker: 1, broker_epoch: 2 }));
+        assert!(image.is_active(1));
+    }
+
+    #[test]
+    fn a_partition_change_lands_only_on_the_state_it_was_made_from() {
+        let mut image = MetadataImage::default();
+        let topic_id = Uuid::new_v4();
+        assert!(image.apply(&MetadataRecord::Topic { name: "t".into(), topic_id }));
+        let key = PartitionKey { topic_id, partition: 0 };
+        let first = PartitionState {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        assert!(image.apply(&MetadataRecord::Partition { key, state: first.clone() }));
+        let shrink = PartitionState { isr: vec![1, 2], partition_epoch: 1, ..first.clone() };
+        assert!(image.apply(&MetadataRecord::PartitionChange(PartitionChange { key, state: shrink.clone() })));
+        // A second decision made on partition epoch 0 is stale now.
+        let stale = PartitionState { isr: vec![1, 3], partition_epoch: 1, ..first };
+        assert!(!image.apply(&MetadataRecord::PartitionChange(PartitionChange { key, state: stale })));
+        assert_eq!(image.partitions[&key], shrink);
+        assert_eq!(image.topics["t"].partitions, 1);
+    }
+}

@@ -1,0 +1,8 @@
+//! The cluster metadata: the records the controller quorum replicates, and the image
+//! every controller and broker builds by applying them in log order.
+
+mod image;
+mod records;
+
+pub use image::{BrokerState, MetadataImage, PartitionState, TopicState};
+pub use records::{BrokerRegistration, MetadataRecord, PartitionChange};

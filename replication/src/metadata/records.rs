@@ -1,0 +1,73 @@
+//! The records of the metadata log, modelled on KRaft's (RegisterBrokerRecord,
+//! FenceBrokerRecord, TopicRecord, PartitionRecord, PartitionChangeRecord). Serializable,
+//! because the Raft log stores them.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::PartitionState;
+use crate::ids::{BrokerId, PartitionKey};
+
+/// Where a broker serves Kafka clients, and which process it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    /// The broker's node id.
+    pub broker: BrokerId,
+    /// Random per process start: a registration with another incarnation is a restart,
+    /// which fences the broker and moves its leaderships.
+    pub incarnation: Uuid,
+    /// Advertised Kafka listener host.
+    pub host: String,
+    /// Advertised Kafka listener port.
+    pub port: u16,
+    /// Kafka's `broker.rack`, if set.
+    pub rack: Option<String>,
+}
+
+/// A partition's next state, valid only on top of the state it was computed from: it
+/// applies when `state.partition_epoch` is one more than the current partition epoch and is
+/// ignored otherwise, so a decision made on stale metadata never lands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionChange {
+    /// The partition.
+    pub key: PartitionKey,
+    /// Its whole next state.
+    pub state: PartitionState,
+}
+
+/// One entry of the metadata log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// A broker (re)registered; it starts fenced, with the next broker epoch.
+    RegisterBroker(BrokerRegistration),
+    /// The broker may lead and join ISRs again (it heartbeats).
+    UnfenceBroker {
+        /// The broker.
+        broker: BrokerId,
+        /// Its broker epoch at the decision; a record for an older epoch is ignored.
+        broker_epoch: i64,
+    },
+    /// The broker missed heartbeats (or restarted): no leaderships, no ISR places.
+    FenceBroker {
+        /// The broker.
+        broker: BrokerId,
+        /// Its broker epoch at the decision; a record for an older epoch is ignored.
+        broker_epoch: i64,
+    },
+    /// A topic was created; its partitions follow as [`MetadataRecord::Partition`]s.
+    Topic {
+        /// The topic name.
+        name: String,
+        /// Its id.
+        topic_id: Uuid,
+    },
+    /// A new partition of an existing topic, in its first state.
+    Partition {
+        /// The partition.
+        key: PartitionKey,
+        /// Its first state (partition epoch 0).
+        state: PartitionState,
+    },
+    /// A partition's leader, ISR or replicas changed.
+    PartitionChange(PartitionChange),
+}
