@@ -229,3 +229,194 @@ impl PartitionReplica {
         *high_watermark
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::PartitionState;
+
+    /// A log of epochs only: record i has epoch `epochs[i]`; the first `durable` are fsynced.
+    #[derive(Default)]
+    struct TestLog {
+        epochs: Vec<i32>,
+        durable: usize,
+    }
+
+    impl TestLog {
+        fn with(epochs: &[i32]) -> Self {
+            TestLog { epochs: epochs.to_vec(), durable: epochs.len() }
+        }
+    }
+
+    impl LogView for TestLog {
+        fn log_start(&self) -> i64 {
+            0
+        }
+        fn log_end(&self) -> i64 {
+            self.epochs.len() as i64
+        }
+        fn durable_end(&self) -> i64 {
+            self.durable as i64
+        }
+        fn last_epoch(&self) -> Option<i32> {
+            self.epochs.last().copied()
+        }
+        fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+            let end = self.epochs.partition_point(|e| *e <= epoch);
+            Some((*self.epochs[..end].last()?, end as i64))
+        }
+    }
+
+    fn key() -> PartitionKey {
+        PartitionKey { topic_id: uuid::Uuid::nil(), partition: 0 }
+    }
+
+    fn state(leader: BrokerId, leader_epoch: i32, isr: &[BrokerId], partition_epoch: i32) -> PartitionState {
+        PartitionState { replicas: vec![1, 2, 3], isr: isr.to_vec(), leader, leader_epoch, partition_epoch }
+    }
+
+    fn fetch(replica: BrokerId, leader_epoch: i32, fetch_offset: i64, last: Option<i32>) -> ReplicaFetch {
+        ReplicaFetch { replica, leader_epoch, fetch_offset, last_fetched_epoch: last }
+    }
+
+    const CONFIG: ReplicaConfig = ReplicaConfig { replica_lag_time_max_ms: 1_000, isr_proposal_retry_ms: 100 };
+
+    #[test]
+    fn the_high_watermark_is_the_least_durable_end_over_the_isr() {
+        let mut log = TestLog::with(&[0; 10]);
+        log.durable = 8;
+        let (mut leader, change) = PartitionReplica::new(1, key(), &state(1, 0, &[1, 2, 3], 0), 0, &log, 0);
+        assert_eq!(change, RoleChange::BecameLeader { leader_epoch: 0, epoch_start_offset: 10 });
+        leader.serve_fetch(&fetch(2, 0, 10, Some(0)), &log, 1);
+        assert_eq!(leader.high_watermark(), 0, "follower 3 has not fetched yet");
+        leader.serve_fetch(&fetch(3, 0, 6, Some(0)), &log, 2);
+        assert_eq!(leader.high_watermark(), 6);
+        leader.serve_fetch(&fetch(3, 0, 10, Some(0)), &log, 3);
+        assert_eq!(leader.high_watermark(), 8, "bounded by the leader's own fsynced end");
+        log.durable = 10;
+        assert_eq!(leader.on_durable(&log), Some(10));
+    }
+
+    #[test]
+    fn acks_all_needs_min_insync_replicas_before_and_after_the_append() {
+        let log = TestLog::with(&[0; 4]);
+        let (mut leader, _) = PartitionReplica::new(1, key(), &state(1, 0, &[1, 2], 0), 0, &log, 0);
+        assert_eq!(leader.check_produce(true, 3), Err(ReplicationError::NotEnoughReplicas));
+        assert_eq!(leader.check_produce(false, 3), Ok(()));
+        assert_eq!(leader.ack_outcome(0, 4, 2), AckOutcome::Pending);
+        leader.serve_fetch(&fetch(2, 0, 4, Some(0)), &log, 1);
+        assert_eq!(leader.ack_outcome(0, 4, 2), AckOutcome::Done);
+        assert_eq!(leader.ack_outcome(0, 4, 3), AckOutcome::Failed(ReplicationError::NotEnoughReplicasAfterAppend));
+        leader.apply(&state(2, 1, &[2], 1), &log, 2);
+        assert_eq!(leader.ack_outcome(0, 4, 2), AckOutcome::Failed(ReplicationError::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn a_proposed_isr_member_holds_the_high_watermark_until_the_outcome_is_known() {
+        let log = TestLog::with(&[0; 10]);
+        let (mut leader, _) = PartitionReplica::new(1, key(), &state(1, 0, &[1, 2], 0), 0, &log, 0);
+        leader.serve_fetch(&fetch(3, 0, 10, Some(0)), &log, 1);
+        leader.serve_fetch(&fetch(2, 0, 5, Some(0)), &log, 1);
+        let proposal = leader.isr_change(7, &log, &CONFIG, 1).expect("3 has caught up");
+        assert_eq!(proposal.new_isr, vec![1, 2, 3]);
+        assert_eq!(proposal.partition_epoch, 0);
+        // 3 falls silent at 5 while the proposal is out: it may be what the controller
+        // commits, so the high watermark waits for it.
+        leader.serve_fetch(&fetch(2, 0, 10, Some(0)), &log, 2);
+        leader.serve_fetch(&fetch(3, 0, 10, Some(0)), &log, 2);
+        assert_eq!(leader.high_watermark(), 10);
+        let log = TestLog::with(&[0; 12]);
+        leader.serve_fetch(&fetch(2, 0, 12, Some(0)), &log, 3);
+        assert_eq!(leader.high_watermark(), 10, "3 is proposed and has only 10");
+        assert_eq!(leader.isr_change(7, &log, &CONFIG, 50), None, "not due again yet");
+        // The controller's answer (another state) settles it: the ISR is {1, 2}.
+        leader.apply(&state(1, 0, &[1, 2], 1), &log, 60);
+        assert_eq!(leader.high_watermark(), 12);
+    }
+
+    #[test]
+    fn a_replica_joins_the_isr_only_past_the_leaders_epoch_start() {
+        // Broker 1 leads epoch 3 from offset 10 with a high watermark of 6 (it did not
+        // hear the previous leader's last one). The previous leader may have acknowledged
+        // records up to 10 with broker 1's help; 3 must hold them before it may be elected.
+        // (Broker 2, in the ISR, has not fetched yet, so the high watermark stays at 6.)
+        let log = TestLog::with(&[2; 10]);
+        let (mut leader, change) = PartitionReplica::new(1, key(), &state(1, 3, &[1, 2], 5), 6, &log, 0);
+        assert_eq!(change, RoleChange::BecameLeader { leader_epoch: 3, epoch_start_offset: 10 });
+        leader.serve_fetch(&fetch(3, 3, 8, Some(2)), &log, 1);
+        assert_eq!(leader.high_watermark(), 6);
+        assert_eq!(
+            leader.isr_change(9, &log, &CONFIG, 1),
+            None,
+            "8 is past the high watermark but not the epoch start"
+        );
+        leader.serve_fetch(&fetch(3, 3, 10, Some(2)), &log, 2);
+        assert_eq!(leader.isr_change(9, &log, &CONFIG, 2).map(|p| p.new_isr), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_follower_out_of_sync_for_the_lag_time_leaves_the_isr() {
+        let log = TestLog::with(&[0; 10]);
+        let (mut leader, _) = PartitionReplica::new(1, key(), &state(1, 0, &[1, 2, 3], 0), 0, &log, 0);
+        leader.serve_fetch(&fetch(2, 0, 10, Some(0)), &log, 900);
+        leader.serve_fetch(&fetch(3, 0, 4, Some(0)), &log, 900);
+        assert_eq!(leader.isr_change(9, &log, &CONFIG, 1_000), None, "within the lag time");
+        leader.serve_fetch(&fetch(2, 0, 10, Some(0)), &log, 1_500);
+        assert_eq!(leader.isr_change(9, &log, &CONFIG, 1_500).map(|p| p.new_isr), Some(vec![1, 2]));
+    }
+
+    #[test]
+    fn a_diverged_follower_truncates_to_the_end_of_the_common_epoch() {
+        // Leader: epochs 1 (0..5), 3 (5..8). Follower: 1 (0..5), 2 (5..9).
+        let leader_log = TestLog::with(&[1, 1, 1, 1, 1, 3, 3, 3]);
+        let (mut leader, _) = PartitionReplica::new(1, key(), &state(1, 3, &[1, 2], 4), 5, &leader_log, 0);
+        let follower_log = TestLog::with(&[1, 1, 1, 1, 1, 2, 2, 2, 2]);
+        let (follower, _) = PartitionReplica::new(2, key(), &state(1, 3, &[1, 2], 4), 5, &follower_log, 0);
+        let request = follower.next_fetch(&follower_log).unwrap();
+        assert_eq!(request, fetch(2, 3, 9, Some(2)));
+        let reply = leader.serve_fetch(&request, &leader_log, 1);
+        assert_eq!(reply, FetchReply::Diverging { epoch: 1, end_offset: 5 });
+        assert_eq!(follower.on_fetch_reply(&request, &reply, &follower_log), FollowerStep::Truncate { to: 5 });
+        let follower_log = TestLog::with(&[1, 1, 1, 1, 1]);
+        let request = follower.next_fetch(&follower_log).unwrap();
+        let reply = leader.serve_fetch(&request, &leader_log, 2);
+        assert_eq!(reply, FetchReply::Records { from: 5, high_watermark: 5 });
+    }
+
+    #[test]
+    fn a_follower_fetches_only_from_a_fsynced_log_end() {
+        let mut log = TestLog::with(&[0; 10]);
+        log.durable = 7;
+        let (follower, _) = PartitionReplica::new(2, key(), &state(1, 0, &[1, 2], 0), 0, &log, 0);
+        assert_eq!(follower.next_fetch(&log), None);
+        log.durable = 10;
+        assert_eq!(follower.next_fetch(&log), Some(fetch(2, 0, 10, Some(0))));
+    }
+
+    #[test]
+    fn fetches_in_another_epoch_or_from_non_replicas_are_refused() {
+        let log = TestLog::with(&[0; 3]);
+        let (mut leader, _) = PartitionReplica::new(1, key(), &state(1, 4, &[1, 2], 0), 0, &log, 0);
+        let refused = |reply| matches!(reply, FetchReply::Error(_));
+        assert_eq!(
+            leader.serve_fetch(&fetch(2, 3, 3, Some(0)), &log, 1),
+            FetchReply::Error(ReplicationError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            leader.serve_fetch(&fetch(2, 5, 3, Some(0)), &log, 1),
+            FetchReply::Error(ReplicationError::UnknownLeaderEpoch)
+        );
+        assert!(refused(leader.serve_fetch(&fetch(7, 4, 3, Some(0)), &log, 1)), "7 is no replica");
+        assert_eq!(
+            leader.serve_fetch(&fetch(2, 4, 9, None), &log, 1),
+            FetchReply::Error(ReplicationError::OffsetOutOfRange)
+        );
+        assert_eq!(
+            leader.serve_fetch(&fetch(2, 4, 9, Some(0)), &log, 1),
+            FetchReply::Diverging { epoch: 0, end_offset: 3 },
+            "past the end of its own last epoch: the follower's tail diverges"
+        );
+        let (mut follower, _) = PartitionReplica::new(2, key(), &state(1, 4, &[1, 2], 0), 0, &log, 0);
+        assert!(refused(follower.serve_fetch(&fetch(3, 4, 0, None), &log, 1)), "a follower serves no fetch");
+    }
+}
