@@ -614,6 +614,11 @@ pub struct World {
     client: Client,
     checker: Checker,
     faulting: bool,
+    /// Swarm testing: each seed weighs the fault kinds (crash, isolate a broker, cut a
+    /// link, cut a broker from the controller, controller failure) differently, some not
+    /// at all, so runs explore mixes a uniform choice would rarely make.
+    fault_weights: [u64; 5],
+    fault_gap_max_ms: u64,
     steps: u64,
 }
 
@@ -624,6 +629,8 @@ impl World {
         let delay_max_ms = rng.between(1, 30);
         let session_timeout_ms = rng.between(300, 1_200);
         let lag_max_ms = rng.between(200, 1_500);
+        let fault_weights = [(); 5].map(|_| rng.between(0, 3));
+        let fault_gap_max_ms = rng.between(100, 1_000);
         let mut net = Net {
             now_ms: 0,
             seq: 0,
@@ -635,7 +642,7 @@ impl World {
             next_request: 0,
             trace,
         };
-        net.trace(|| format!("seed {seed}: drop {drop_probability}, delay <= {delay_max_ms} ms, session {session_timeout_ms} ms, lag max {lag_max_ms} ms"));
+        net.trace(|| format!("seed {seed}: drop {drop_probability}, delay <= {delay_max_ms} ms, session {session_timeout_ms} ms, lag max {lag_max_ms} ms, fault weights {fault_weights:?} every <= {fault_gap_max_ms} ms"));
         let params = Params {
             min_insync_replicas: config.min_insync_replicas,
             replica: ReplicaConfig { replica_lag_time_max_ms: lag_max_ms, isr_proposal_retry_ms: 200 },
@@ -678,6 +685,8 @@ impl World {
             },
             checker: Checker::default(),
             faulting: true,
+            fault_weights,
+            fault_gap_max_ms,
             steps: 0,
         }
     }
@@ -888,7 +897,14 @@ impl World {
         }
         let net = &mut self.net;
         let ids: Vec<BrokerId> = self.brokers.keys().copied().collect();
-        match net.rng.between(0, 5) {
+        let total: u64 = self.fault_weights.iter().sum();
+        let mut draw = net.rng.between(0, total);
+        let kind = self.fault_weights.iter().position(|w| {
+            let hit = draw < *w;
+            draw = draw.saturating_sub(*w);
+            hit
+        });
+        match kind.unwrap_or(5) {
             0 => {
                 let id = net.rng.pick(&ids);
                 let broker = self.brokers.get_mut(&id).expect("known broker");
@@ -929,7 +945,7 @@ impl World {
             }
             _ => {}
         }
-        let next = self.net.rng.between(50, 600);
+        let next = self.net.rng.between(20, self.fault_gap_max_ms);
         self.net.schedule(next, Event::Fault);
     }
 
