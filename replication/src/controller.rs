@@ -29,7 +29,7 @@ impl Default for ControllerConfig {
 }
 
 /// A partition's ISR change asked for by its leader (Kafka's AlterPartition).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterPartition {
     /// The asking broker (the leader).
     pub broker: BrokerId,

@@ -16,11 +16,13 @@
 //! - [`partition`]: one broker's replica of one partition: leader (follower progress, high
 //!   watermark, ISR changes, acks=all) or follower (what to fetch, when to truncate).
 
+pub mod broker_link;
 pub mod controller;
 pub mod error;
 pub mod ids;
 pub mod metadata;
 pub mod partition;
+pub mod quorum;
 
 pub use error::ReplicationError;
 pub use ids::{BrokerId, PartitionKey, NO_LEADER};
