@@ -140,6 +140,9 @@ struct LogState {
     sources: SourceOrder,
     /// A compaction pass is running (one at a time per log).
     compacting: bool,
+    /// In a cluster, the high watermark replication computed (the least durable end over
+    /// the in-sync replicas); `None` on a single node, where the flush policy decides it.
+    replicated_high_watermark: Option<i64>,
     /// What the last finished compaction pass left: the periodic call skips the log
     /// until the closed segments change or a kept tombstone expires.
     compacted: Option<CompactionMark>,
@@ -193,6 +196,9 @@ impl LogState {
         self.segments.values().next_back().expect("a log always has a segment").next_offset()
     }
     fn high_watermark(&self) -> i64 {
+        if let Some(replicated) = self.replicated_high_watermark {
+            return replicated.min(self.log_end());
+        }
         if self.config.flush.syncs_every_append() {
             self.durable_end.max(self.visible_floor).min(self.log_end())
         } else {
@@ -321,6 +327,7 @@ impl PartitionLog {
             sources: SourceOrder::default(),
             compacting: false,
             compacted: None,
+            replicated_high_watermark: None,
             segments,
             config,
         };
@@ -360,6 +367,32 @@ impl PartitionLog {
     /// in-sync replicas hold).
     pub fn high_watermark(&self) -> i64 {
         self.state.borrow().high_watermark()
+    }
+    /// Offsets below this are fsynced: a crash loses nothing below it.
+    pub fn durable_end(&self) -> i64 {
+        self.state.borrow().durable_end
+    }
+    /// The leader epoch of the last batch, if the log holds any epoch.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.state.borrow().epochs.latest()
+    }
+    /// Hands the high watermark to replication from now on (a cluster): consumers see up
+    /// to `high_watermark` (capped by the log end) whatever the flush policy; readers
+    /// waiting for it are woken when it moves.
+    pub fn set_replicated_high_watermark(&self, high_watermark: i64) {
+        let moved = {
+            let mut state = self.state.borrow_mut();
+            let before = state.replicated_high_watermark;
+            state.replicated_high_watermark = Some(high_watermark);
+            before != Some(high_watermark)
+        };
+        if moved {
+            self.wake_data_waiters();
+        }
+    }
+    /// Wakes every long-polling reader (a replica's role changed: waiters re-check).
+    pub fn wake_readers(&self) {
+        self.wake_data_waiters();
     }
     /// Bytes stored, over all segments.
     pub fn size_bytes(&self) -> u64 {
@@ -485,8 +518,14 @@ impl PartitionLog {
         let first = first.expect("at least one batch");
         let flush = self.state.borrow().config.flush;
         match flush {
-            // The fsync's completion raises the high watermark and wakes readers.
-            FlushPolicy::EveryAppend => self.flush_to(last_offset + 1).await?,
+            // The fsync's completion raises the high watermark and wakes readers; in a
+            // cluster, followers waiting on the log end are woken now.
+            FlushPolicy::EveryAppend => {
+                if self.state.borrow().replicated_high_watermark.is_some() {
+                    self.wake_data_waiters();
+                }
+                self.flush_to(last_offset + 1).await?
+            }
             FlushPolicy::Bytes(limit) => {
                 self.wake_data_waiters();
                 self.flush_in_background(limit).await?
@@ -559,10 +598,85 @@ impl PartitionLog {
         Ok(info)
     }
 
-    /// Waits until the high watermark passes `offset` (data at `offset` is visible to
-    /// consumers) or `max_wait` elapses: Fetch's long poll. Returns whether data came.
-    pub async fn wait_for_data(&self, offset: i64, max_wait: std::time::Duration) -> bool {
-        if self.high_watermark() > offset {
+    /// A follower's append: whole batches as the leader stored them (offsets, leader
+    /// epochs and timestamps kept), which must start at or after this log's end and
+    /// follow each other. The producer state learns them (so this replica dedupes retries if it leads
+    /// later). Returns the new log end once it is fsynced: a follower's next fetch offset
+    /// is a promise that everything below it is durable.
+    pub async fn append_replicated(&self, batches: Vec<Bytes>) -> Result<i64> {
+        let max_bytes = usize::MAX;
+        let mut expected = self.log_end_offset();
+        for batch in &batches {
+            self.validate_batch(batch, max_bytes)?;
+            let header = BatchHeader::parse(batch, max_bytes).expect("validated");
+            if header.base_offset() < expected {
+                return Err(EngineError::InvalidBatch {
+                    partition: self.name.clone(),
+                    reason: crate::batch::BatchError::OffsetOrder { expected_at_least: expected },
+                });
+            }
+            expected = header.last_offset() + 1;
+        }
+        let turn = self.append_lock.lock().await;
+        self.state.borrow().check_failed()?;
+        for batch in batches {
+            let header = BatchHeader::parse(&batch, max_bytes).expect("validated");
+            let (log_end, new_epoch) = {
+                let state = self.state.borrow();
+                (state.log_end(), state.epochs.is_new_epoch(header.partition_leader_epoch()))
+            };
+            if header.base_offset() < log_end {
+                // The log grew or was truncated since the fetch: refuse; the next fetch
+                // starts from the log end again. (A gap is fine: compaction leaves them.)
+                return Err(EngineError::InvalidBatch {
+                    partition: self.name.clone(),
+                    reason: crate::batch::BatchError::OffsetOrder { expected_at_least: log_end },
+                });
+            }
+            if self.state.borrow_mut().should_roll(batch.len(), header.max_timestamp()) {
+                self.roll_locked().await?;
+            }
+            self.preallocate_locked(batch.len() as u64).await?;
+            if new_epoch {
+                let contents = {
+                    let mut state = self.state.borrow_mut();
+                    let start = state.log_end();
+                    state.epochs.push(header.partition_leader_epoch(), start);
+                    state.epochs.encode()
+                };
+                fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await?;
+            }
+            let backpressure = {
+                let mut state = self.state.borrow_mut();
+                let interval = state.config.index_interval_bytes;
+                let active = state.active();
+                active.append(&batch, &header, interval)?;
+                let (segment_base, end_position) = (active.base_offset(), active.size());
+                let backpressure = active.appender_mut().expect("active").backpressure();
+                state.producers.record(&header);
+                state.unflushed_bytes += batch.len() as u64;
+                state.tail.push(header.base_offset(), header.last_offset(), batch.clone(), segment_base, end_position);
+                state.evict_tail_cache();
+                backpressure
+            };
+            if let Some(write) = backpressure {
+                write.await?;
+            }
+        }
+        drop(turn);
+        let end = self.log_end_offset();
+        self.flush_to(end).await?;
+        Ok(end)
+    }
+
+    /// Waits until `limit` (the high watermark for consumers, the log end for a follower)
+    /// passes `offset` or `max_wait` elapses: Fetch's long poll. Returns whether data came.
+    pub async fn wait_for_data(&self, offset: i64, max_wait: std::time::Duration, limit: ReadLimit) -> bool {
+        let reached = |log: &Self| match limit {
+            ReadLimit::HighWatermark => log.high_watermark() > offset,
+            ReadLimit::LogEnd => log.log_end_offset() > offset,
+        };
+        if reached(self) {
             return true;
         }
         let (sender, receiver) = futures::channel::oneshot::channel();
@@ -576,7 +690,7 @@ impl PartitionLog {
         let timeout = glommio::timer::sleep(max_wait);
         futures::pin_mut!(timeout);
         let _ = futures::future::select(receiver, timeout).await;
-        self.high_watermark() > offset
+        reached(self)
     }
 
     /// Wakes every long-polling reader; each re-checks the high watermark.

@@ -424,17 +424,20 @@ fn long_poll_wakes_on_new_data_and_times_out_without_it() {
                 PartitionLog::open(&dir.path().join("t-0"), LogConfig { flush, ..small_config() }).await.unwrap();
             let log = std::rc::Rc::new(log);
             log.append(batch(1, 10, 0), 0).await.unwrap();
-            assert!(log.wait_for_data(0, std::time::Duration::from_secs(5)).await, "offset 0 is already there");
+            assert!(
+                log.wait_for_data(0, std::time::Duration::from_secs(5), ReadLimit::HighWatermark).await,
+                "offset 0 is already there"
+            );
 
             let started = std::time::Instant::now();
-            assert!(!log.wait_for_data(1, std::time::Duration::from_millis(50)).await);
+            assert!(!log.wait_for_data(1, std::time::Duration::from_millis(50), ReadLimit::HighWatermark).await);
             assert!(started.elapsed() >= std::time::Duration::from_millis(50));
 
             let waiter = {
                 let log = log.clone();
                 glommio::spawn_local(async move {
                     let started = std::time::Instant::now();
-                    let woke = log.wait_for_data(1, std::time::Duration::from_secs(30)).await;
+                    let woke = log.wait_for_data(1, std::time::Duration::from_secs(30), ReadLimit::HighWatermark).await;
                     (woke, started.elapsed())
                 })
             };
@@ -691,5 +694,47 @@ fn deleting_in_steps_shrinks_a_file_nobody_reads_and_only_unlinks_one_still_read
         assert_eq!(reader.metadata().unwrap().len(), size, "a file still read keeps its blocks");
         // Already gone: nothing to do, no error.
         sluice_engine::fs::delete_in_steps(vec![unread], true).await.unwrap();
+    });
+}
+
+#[test]
+fn a_follower_appends_the_leaders_batches_as_they_are() {
+    let dir = temp_dir();
+    run(async {
+        let (leader, _) = PartitionLog::open(&dir.path().join("leader").join("t-0"), small_config()).await.unwrap();
+        let (follower, _) = PartitionLog::open(&dir.path().join("follower").join("t-0"), small_config()).await.unwrap();
+        for (i, epoch) in [(0u64, 1), (1, 1), (2, 3)] {
+            leader.append(batch(3, 50, i), epoch).await.unwrap();
+        }
+        let stored = read_all(&leader, 0).await;
+        let end = follower.append_replicated(stored[..2].to_vec()).await.unwrap();
+        assert_eq!(end, 6);
+        assert_eq!(follower.durable_end(), 6, "fsynced before it returns");
+        let refused = follower.append_replicated(stored[..1].to_vec()).await;
+        assert!(matches!(refused, Err(EngineError::InvalidBatch { .. })), "offsets below the log end: {refused:?}");
+        follower.append_replicated(stored[2..].to_vec()).await.unwrap();
+        assert_eq!(read_all(&follower, 0).await, stored, "byte for byte the leader's batches");
+        assert_eq!(follower.end_offset_for_epoch(1), Some((1, 6)));
+        assert_eq!(follower.end_offset_for_epoch(3), Some((3, 9)));
+        assert_eq!(follower.latest_epoch(), Some(3));
+    });
+}
+
+#[test]
+fn a_replicated_high_watermark_bounds_consumers_and_followers_wait_on_the_log_end() {
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), small_config()).await.unwrap();
+        log.set_replicated_high_watermark(0);
+        log.append(batch(2, 10, 0), 0).await.unwrap();
+        assert_eq!(log.high_watermark(), 0, "no replica has it yet");
+        assert!(log.read(0, 1 << 20, ReadLimit::HighWatermark).await.unwrap().batches.is_empty());
+        assert_eq!(log.read(0, 1 << 20, ReadLimit::LogEnd).await.unwrap().batches.len(), 1);
+        assert!(log.wait_for_data(0, std::time::Duration::from_millis(1), ReadLimit::LogEnd).await);
+        assert!(!log.wait_for_data(0, std::time::Duration::from_millis(1), ReadLimit::HighWatermark).await);
+        log.set_replicated_high_watermark(2);
+        assert_eq!(log.high_watermark(), 2);
+        log.truncate_to(1).await.unwrap();
+        assert_eq!(log.high_watermark(), 0, "capped by the log end after a truncation");
     });
 }

@@ -229,7 +229,7 @@ impl ShardContext {
             glommio::timer::sleep(max_wait).await;
             return;
         }
-        let waiting = logs.iter().map(|(log, offset)| Box::pin(log.wait_for_data(*offset, max_wait)));
+        let waiting = logs.iter().map(|(log, offset)| Box::pin(log.wait_for_data(*offset, max_wait, sluice_engine::ReadLimit::HighWatermark)));
         futures::future::select_all(waiting).await;
     }
 
