@@ -179,6 +179,7 @@ impl Controller {
         partitions: i32,
         replication_factor: usize,
         topic_id: Uuid,
+        configs: BTreeMap<String, String>,
     ) -> Result<Vec<MetadataRecord>, ReplicationError> {
         if image.topics.contains_key(name) {
             return Err(ReplicationError::TopicAlreadyExists);
@@ -191,7 +192,7 @@ impl Controller {
             return Err(ReplicationError::InvalidReplicationFactor);
         }
         let start = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-        let mut records = vec![MetadataRecord::Topic { name: name.to_string(), topic_id }];
+        let mut records = vec![MetadataRecord::Topic { name: name.to_string(), topic_id, configs }];
         for partition in 0..partitions {
             let first = start.wrapping_add(partition as usize);
             let replicas: Vec<BrokerId> = (0..replication_factor).map(|i| active[(first + i) % active.len()]).collect();
@@ -286,7 +287,7 @@ mod tests {
             apply(&mut image, records);
         }
         let topic_id = Uuid::new_v4();
-        let records = controller.create_topic(&image, "t", 1, 3, topic_id).unwrap();
+        let records = controller.create_topic(&image, "t", 1, 3, topic_id, BTreeMap::new()).unwrap();
         apply(&mut image, records);
         (controller, image, PartitionKey { topic_id, partition: 0 })
     }
@@ -378,14 +379,14 @@ mod tests {
     fn topics_need_enough_unfenced_brokers() {
         let (controller, image, _) = cluster();
         assert_eq!(
-            controller.create_topic(&image, "u", 3, 4, Uuid::new_v4()),
+            controller.create_topic(&image, "u", 3, 4, Uuid::new_v4(), BTreeMap::new()),
             Err(ReplicationError::InvalidReplicationFactor)
         );
         assert_eq!(
-            controller.create_topic(&image, "t", 3, 1, Uuid::new_v4()),
+            controller.create_topic(&image, "t", 3, 1, Uuid::new_v4(), BTreeMap::new()),
             Err(ReplicationError::TopicAlreadyExists)
         );
-        let records = controller.create_topic(&image, "u", 3, 2, Uuid::new_v4()).unwrap();
+        let records = controller.create_topic(&image, "u", 3, 2, Uuid::new_v4(), BTreeMap::new()).unwrap();
         assert_eq!(records.len(), 4);
     }
 }

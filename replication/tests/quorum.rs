@@ -37,7 +37,12 @@ fn quorum_config(id: u64, voters: &BTreeMap<u64, String>, dir: &std::path::Path)
 }
 
 async fn create_topic(link: &BrokerLink, name: &str) -> BrokerResponse {
-    let request = BrokerRequest::CreateTopic { name: name.into(), partitions: 3, replication_factor: 3 };
+    let request = BrokerRequest::CreateTopic {
+        name: name.into(),
+        partitions: 3,
+        replication_factor: 3,
+        configs: Default::default(),
+    };
     link.call(request).await.expect("a controller answers")
 }
 

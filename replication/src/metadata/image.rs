@@ -67,11 +67,16 @@ pub struct TopicState {
     pub topic_id: Uuid,
     /// Its partition count.
     pub partitions: i32,
+    /// The configs set on it.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
 }
 
 /// The whole metadata at one log offset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
+    /// The cluster's id, once the first controller wrote it.
+    pub cluster_id: Option<String>,
     /// Registered brokers by id.
     pub brokers: BTreeMap<BrokerId, BrokerState>,
     /// Topics by name.
@@ -109,11 +114,19 @@ impl MetadataImage {
             }
             MetadataRecord::UnfenceBroker { broker, broker_epoch } => self.set_fenced(*broker, *broker_epoch, false),
             MetadataRecord::FenceBroker { broker, broker_epoch } => self.set_fenced(*broker, *broker_epoch, true),
-            MetadataRecord::Topic { name, topic_id } => {
+            MetadataRecord::InitializeCluster { cluster_id } => {
+                if self.cluster_id.is_some() {
+                    return false;
+                }
+                self.cluster_id = Some(cluster_id.clone());
+                true
+            }
+            MetadataRecord::Topic { name, topic_id, configs } => {
                 if self.topics.contains_key(name) {
                     return false;
                 }
-                self.topics.insert(name.clone(), TopicState { topic_id: *topic_id, partitions: 0 });
+                self.topics
+                    .insert(name.clone(), TopicState { topic_id: *topic_id, partitions: 0, configs: configs.clone() });
                 true
             }
             MetadataRecord::Partition { key, state } => {
@@ -202,7 +215,7 @@ mod tests {
     fn a_partition_change_lands_only_on_the_state_it_was_made_from() {
         let mut image = MetadataImage::default();
         let topic_id = Uuid::new_v4();
-        assert!(image.apply(&MetadataRecord::Topic { name: "t".into(), topic_id }));
+        assert!(image.apply(&MetadataRecord::Topic { name: "t".into(), topic_id, configs: Default::default() }));
         let key = PartitionKey { topic_id, partition: 0 };
         let first = PartitionState {
             replicas: vec![1, 2, 3],

@@ -54,12 +54,21 @@ pub enum MetadataRecord {
         /// Its broker epoch at the decision; a record for an older epoch is ignored.
         broker_epoch: i64,
     },
+    /// The cluster's id, written once by the first active controller (Kafka's
+    /// `cluster.id`; a broker whose data directory belongs to another cluster refuses it).
+    InitializeCluster {
+        /// The id.
+        cluster_id: String,
+    },
     /// A topic was created; its partitions follow as [`MetadataRecord::Partition`]s.
     Topic {
         /// The topic name.
         name: String,
         /// Its id.
         topic_id: Uuid,
+        /// The configs set at creation (Kafka topic config names).
+        #[serde(default)]
+        configs: std::collections::BTreeMap<String, String>,
     },
     /// A new partition of an existing topic, in its first state.
     Partition {

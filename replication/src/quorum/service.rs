@@ -251,10 +251,10 @@ impl MetadataQuorum {
                     Err(response) => response,
                 }
             }
-            BrokerRequest::CreateTopic { name, partitions, replication_factor } => {
+            BrokerRequest::CreateTopic { name, partitions, replication_factor, configs } => {
                 let topic_id = uuid::Uuid::new_v4();
                 self.decide_done(move |c, image, _| {
-                    c.create_topic(image, &name, partitions, replication_factor, topic_id)
+                    c.create_topic(image, &name, partitions, replication_factor, topic_id, configs)
                 })
                 .await
             }
@@ -315,6 +315,14 @@ impl MetadataQuorum {
         if let Err(e) = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             tracing::info!(error = %e, "not yet the active controller");
             return false;
+        }
+        if self.image().cluster_id.is_none() {
+            let cluster_id = uuid::Uuid::new_v4().simple().to_string();
+            let record = MetadataRecord::InitializeCluster { cluster_id };
+            if let Err(e) = self.raft.client_write(MetadataBatch(vec![record])).await {
+                tracing::info!(error = %e, "cannot write the cluster id yet");
+                return false;
+            }
         }
         let controller = Controller::new(self.config.controller, &self.image(), self.now_ms());
         tracing::info!(node = self.config.node_id, "active controller");

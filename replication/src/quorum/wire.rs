@@ -76,6 +76,8 @@ pub enum BrokerRequest {
         partitions: i32,
         /// Replicas per partition.
         replication_factor: usize,
+        /// Topic configs set at creation.
+        configs: std::collections::BTreeMap<String, String>,
     },
     /// The metadata image, if newer than `known` applied records.
     FetchMetadata {

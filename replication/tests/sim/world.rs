@@ -838,7 +838,14 @@ impl World {
             let topic_id = Uuid::from_u64_pair(self.net.rng.next_u64(), self.net.rng.next_u64());
             let logic = controller.logic.as_mut().expect("alive");
             let records = logic
-                .create_topic(&controller.image, "t", self.config.partitions, self.config.brokers as usize, topic_id)
+                .create_topic(
+                    &controller.image,
+                    "t",
+                    self.config.partitions,
+                    self.config.brokers as usize,
+                    topic_id,
+                    Default::default(),
+                )
                 .expect("every broker is active");
             controller.apply(records, &self.net, &mut self.checker);
         }
