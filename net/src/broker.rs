@@ -142,7 +142,11 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     let previous_shutdown = take_clean_shutdown_marker(&data_dir)?;
     tracing::info!(?previous_shutdown, "data directory");
     let shards = runtime.shards;
-    let metadata = Arc::new(load_metadata(&data_dir, shards)?);
+    let metadata = match &broker.cluster {
+        // The controller's images replace this empty start as they come.
+        Some(_) => Arc::new(crate::cluster::metadata_from_image(Default::default(), shards, false, -1)),
+        None => Arc::new(load_metadata(&data_dir, shards)?),
+    };
     tracing::info!(data_dir = %data_dir.display(), shards, topics = metadata.topics.len(), %listen, "starting");
     let broker = Arc::new(broker);
     // Each shard takes its own ends: the meshes (messages, and the doorbells answers ring
@@ -215,6 +219,9 @@ async fn run_shard(
     let listener = TcpListener::bind(listen).map_err(|e| EngineError::io("listen on", listen, e))?;
     tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
     let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
+    if shard_id == 0 {
+        context.start_cluster().await.map_err(EngineError::Config)?;
+    }
     let admin = match admin {
         Some((options, started)) => {
             Some(crate::admin::start(context.clone(), options, stop.clone(), started).map_err(EngineError::Config)?)
@@ -236,6 +243,7 @@ async fn run_shard(
         }
         context.engine.flush_due().await;
         if last_group_tick.elapsed() >= GROUP_TICK {
+            context.tick_replicas().await;
             context.groups.tick(&context.engine).await;
             last_group_tick = Instant::now();
         }

@@ -38,6 +38,10 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Bounds on consumer group membership (Kafka's `group.*` broker settings).
     pub group_limits: GroupLimits,
+    /// `min.insync.replicas` of topics that do not set it.
+    pub min_insync_replicas: usize,
+    /// The cluster this broker belongs to; `None`: a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -52,6 +56,8 @@ impl Default for BrokerConfig {
             max_request_bytes: 100 << 20,
             data_dir: PathBuf::from("./data"),
             group_limits: GroupLimits::default(),
+            min_insync_replicas: 1,
+            cluster: None,
         }
     }
 }
@@ -119,6 +125,8 @@ pub struct ShardContext {
     pub(crate) last_producer_id: Cell<i64>,
     /// The consumer groups this shard coordinates.
     pub(crate) groups: GroupCoordinator,
+    /// The cluster state of this shard (replicas, fetchers; on shard 0 the quorum and link).
+    pub(crate) cluster: crate::cluster::ShardCluster,
     /// Counters.
     pub stats: ShardStats,
     /// Per-API request counts and latencies.
@@ -144,6 +152,7 @@ impl ShardContext {
             control_lock: glommio::sync::Semaphore::new(1),
             last_producer_id: Cell::new(0),
             groups,
+            cluster: Default::default(),
             stats: ShardStats::default(),
             requests: RequestMetrics::default(),
             flush_override: Cell::new(None),

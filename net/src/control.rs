@@ -26,6 +26,8 @@ pub struct NewTopic {
     pub partitions: usize,
     /// Configs set at creation.
     pub configs: TopicConfigs,
+    /// Replicas per partition (`None`: `default.replication.factor`); one node has one.
+    pub replication_factor: Option<usize>,
 }
 
 /// One change to the metadata; each item succeeds or fails on its own.
@@ -74,6 +76,9 @@ impl ShardContext {
     /// Makes a metadata change (on shard 0, wherever it was asked) and waits until every
     /// shard applied it. One result per item, in order.
     pub async fn change_metadata(self: &Rc<Self>, change: MetadataChange) -> Vec<KafkaResult<()>> {
+        if self.in_cluster() {
+            return self.change_cluster_metadata(change).await;
+        }
         if self.id != 0 {
             let count = change.len();
             let (reply, answer) = shard_reply::channel();
@@ -152,8 +157,42 @@ impl ShardContext {
         }
     }
 
+    /// In a cluster the controller makes metadata changes: each topic goes to it, and the
+    /// answer waits until this shard has the change (so the client can use it at once).
+    async fn change_cluster_metadata(self: &Rc<Self>, change: MetadataChange) -> Vec<KafkaResult<()>> {
+        let MetadataChange::CreateTopics(topics) = change else {
+            let refusal = KafkaError::new(
+                ResponseError::InvalidRequest,
+                "deleting topics, adding partitions and changing configs are not supported in a cluster yet",
+            );
+            return (0..change.len()).map(|_| Err(refusal.clone())).collect();
+        };
+        let default_replication = self.broker.cluster.as_ref().map_or(1, |c| c.default_replication_factor);
+        let mut results = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let result = async {
+                validate_new_topic(self, &topic)?;
+                let request = sluice_replication::quorum::wire::BrokerRequest::CreateTopic {
+                    name: topic.name.clone(),
+                    partitions: topic.partitions as i32,
+                    replication_factor: topic.replication_factor.unwrap_or(default_replication),
+                    configs: topic.configs.clone(),
+                };
+                match self.call_controller(request).await? {
+                    sluice_replication::quorum::wire::BrokerResponse::Done { applied_records } => {
+                        self.wait_for_metadata_version(applied_records, std::time::Duration::from_secs(10)).await
+                    }
+                    other => Err(crate::cluster::controller_error(other)),
+                }
+            }
+            .await;
+            results.push(result);
+        }
+        results
+    }
+
     /// Pushes a snapshot to every shard (this one included) and waits until all applied it.
-    async fn broadcast_metadata(self: &Rc<Self>, metadata: Arc<Metadata>) {
+    pub(crate) async fn broadcast_metadata(self: &Rc<Self>, metadata: Arc<Metadata>) {
         let others = (0..self.shards).filter(|shard| *shard != self.id).map(|shard| {
             let metadata = metadata.clone();
             async move {
@@ -168,12 +207,17 @@ impl ShardContext {
 
     /// Makes this shard match a snapshot: opens partitions it now owns, deletes those whose
     /// topic is gone, and gives every open log its topic's current configs.
-    pub async fn apply_metadata(&self, metadata: Arc<Metadata>) {
+    pub async fn apply_metadata(self: &Rc<Self>, metadata: Arc<Metadata>) {
         *self.metadata.borrow_mut() = metadata.clone();
+        // In a cluster a shard holds only the partitions this broker is a replica of.
+        let me = self.broker.node_id;
+        let held = |topic: &str, partition: i32| {
+            metadata.owner(topic, partition) == Some(self.id)
+                && metadata.cluster.as_ref().is_none_or(|view| view.is_replica(topic, partition, me))
+        };
         for log in self.engine.partitions() {
             let name = log.name().to_string();
-            let owned =
-                parse_partition_dir_name(&name).is_some_and(|(topic, p)| metadata.owner(topic, p) == Some(self.id));
+            let owned = parse_partition_dir_name(&name).is_some_and(|(topic, p)| held(topic, p));
             if !owned {
                 match self.engine.delete_partition(&name).await {
                     Ok(_) => tracing::info!(shard = self.id, partition = %name, "deleted"),
@@ -190,7 +234,7 @@ impl ShardContext {
                     defaults.clone()
                 }
             };
-            for (partition, _) in meta.shards.iter().enumerate().filter(|(_, owner)| **owner == self.id) {
+            for (partition, _) in meta.shards.iter().enumerate().filter(|(p, _)| held(topic, *p as i32)) {
                 let name = partition_dir_name(topic, partition as i32);
                 if let Some(log) = self.engine.partition(&name) {
                     if let Err(error) = log.set_config(config.clone()) {
@@ -211,5 +255,6 @@ impl ShardContext {
                 }
             }
         }
+        self.sync_replicas(&metadata);
     }
 }

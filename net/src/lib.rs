@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod alloc;
 pub mod broker;
+pub mod cluster;
 pub mod context;
 pub mod control;
 pub mod error;

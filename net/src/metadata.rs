@@ -36,6 +36,10 @@ pub struct Metadata {
     pub cluster_id: String,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
+    /// In a cluster, the controller's metadata this snapshot was made from (not stored:
+    /// the controller quorum keeps it).
+    #[serde(skip)]
+    pub cluster: Option<std::sync::Arc<crate::cluster::ClusterView>>,
 }
 
 /// Why a topic name is not acceptable (Kafka's rules: 1–249 of `[a-zA-Z0-9._-]`, not `.`

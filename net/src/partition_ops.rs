@@ -5,6 +5,8 @@
 //! `Bytes` (or, for appends, `BytesMut` carved from the request frame) in both
 //! directions: moved, never copied.
 
+use crate::cluster::now_ms;
+use crate::cluster::replicas::{replication_error, EngineLog, ReplicaHandle};
 use crate::error::{KafkaError, KafkaResult};
 use bytes::BytesMut;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -13,6 +15,8 @@ use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression};
 use sluice_engine::fifo_lock::Ticket;
 use sluice_engine::source_order::RequestOrigin;
 use sluice_engine::{LogRead, PartitionLog, ReadLimit};
+use sluice_replication::partition::{AckOutcome, FetchReply};
+use sluice_replication::ReplicationError;
 use std::rc::Rc;
 
 /// One partition operation.
@@ -22,6 +26,18 @@ pub enum PartitionOp {
     Append {
         /// Batches as the client sent them, ours to rewrite (offsets, leader epoch).
         records: BytesMut,
+        /// The request's acks: -1 waits (in a cluster) until every in-sync replica has it.
+        acks: i16,
+        /// The request's `timeout_ms`: how long acks=all may wait for the replicas.
+        timeout: std::time::Duration,
+    },
+    /// A follower's Fetch (replica id set): the protocol's checks, then batches up to the
+    /// log end.
+    ReplicaRead {
+        /// What the follower asked.
+        fetch: sluice_replication::partition::ReplicaFetch,
+        /// Byte budget.
+        max_bytes: usize,
     },
     /// Fetch: whole batches from `offset`, about `max_bytes` (at least one batch).
     Read {
@@ -89,9 +105,18 @@ pub enum PartitionReply {
     LowWatermark(i64),
     /// `(epoch, end offset)` or `None` if the log has no epoch at or below the one asked.
     EpochEnd(Option<(i32, i64)>),
+    /// The answer to a follower's fetch.
+    ReplicaRead {
+        /// Batches from the fetch offset, unless the follower's log diverged.
+        read: Option<LogRead>,
+        /// The leader's high watermark.
+        high_watermark: i64,
+        /// The leader's `(epoch, end offset)` for a follower whose last epoch does not match.
+        diverging: Option<(i32, i64)>,
+    },
 }
 
-/// The broker's leader epoch for every partition: one node, never re-elected.
+/// The broker's leader epoch for every partition on a single node (never re-elected).
 pub const LEADER_EPOCH: i32 = 0;
 
 /// A call that has its place on its partition: the log found and, for an operation that
@@ -102,22 +127,78 @@ pub struct AdmittedCall {
     op: PartitionOp,
     ticket: Option<Ticket>,
     origin: Option<RequestOrigin>,
+    /// In a cluster, the partition's replica on this broker.
+    replica: Option<Rc<ReplicaHandle>>,
 }
 
 impl AdmittedCall {
-    /// Takes the call's place on `log` now (synchronously).
-    pub fn new(log: Rc<PartitionLog>, op: PartitionOp, origin: Option<RequestOrigin>) -> Self {
+    /// Takes the call's place on `log` now (synchronously). In a cluster `replica` is the
+    /// partition's replica here: every operation but a follower's fetch needs it to lead.
+    pub fn new(
+        log: Rc<PartitionLog>,
+        op: PartitionOp,
+        origin: Option<RequestOrigin>,
+        replica: Option<Rc<ReplicaHandle>>,
+    ) -> Self {
         let ticket = matches!(op, PartitionOp::Append { .. } | PartitionOp::DeleteRecordsBefore { .. })
             .then(|| log.append_ticket());
-        AdmittedCall { log, op, ticket, origin }
+        AdmittedCall { log, op, ticket, origin, replica }
     }
 
     /// Runs the operation in its place.
     pub async fn run(self) -> KafkaResult<PartitionReply> {
-        let AdmittedCall { log, op, ticket, origin } = self;
+        let AdmittedCall { log, op, ticket, origin, replica } = self;
+        if let Some(replica) = &replica {
+            let leads = replica.replica.borrow().is_leader();
+            if !leads && !matches!(op, PartitionOp::ReplicaRead { .. }) {
+                return Err(replication_error(
+                    ReplicationError::NotLeaderOrFollower,
+                    &replica.topic,
+                    replica.partition,
+                ));
+            }
+        }
         match op {
-            PartitionOp::Append { records } => {
-                append_all(&log, ticket.expect("admitted with a ticket"), records, origin).await
+            PartitionOp::Append { records, acks, timeout } => {
+                let ticket = ticket.expect("admitted with a ticket");
+                let Some(replica) = replica else {
+                    return append_all(&log, ticket, records, origin, LEADER_EPOCH).await.map(|(reply, _)| reply);
+                };
+                let leader_epoch = {
+                    let state = replica.replica.borrow();
+                    state
+                        .check_produce(acks == -1, replica.min_insync_replicas.get())
+                        .map_err(|e| replication_error(e, &replica.topic, replica.partition))?;
+                    state.leader_epoch()
+                };
+                let (reply, end) = append_all(&log, ticket, records, origin, leader_epoch).await?;
+                replica.on_durable();
+                if acks == -1 {
+                    wait_for_in_sync_replicas(&replica, leader_epoch, end, timeout).await?;
+                }
+                Ok(reply)
+            }
+            PartitionOp::ReplicaRead { fetch, max_bytes } => {
+                let Some(replica) = replica else {
+                    return Err(KafkaError::new(
+                        ResponseError::NotLeaderOrFollower,
+                        format!("{}: this broker holds no replica", log.name()),
+                    ));
+                };
+                let answer = replica.replica.borrow_mut().serve_fetch(&fetch, &EngineLog(&log), now_ms());
+                replica.publish_high_watermark();
+                match answer {
+                    FetchReply::Records { from, high_watermark } => {
+                        let read = log.read(from, max_bytes, ReadLimit::LogEnd).await?;
+                        Ok(PartitionReply::ReplicaRead { read: Some(read), high_watermark, diverging: None })
+                    }
+                    FetchReply::Diverging { epoch, end_offset } => Ok(PartitionReply::ReplicaRead {
+                        read: None,
+                        high_watermark: log.high_watermark(),
+                        diverging: Some((epoch, end_offset)),
+                    }),
+                    FetchReply::Error(error) => Err(replication_error(error, &replica.topic, replica.partition)),
+                }
             }
             PartitionOp::DeleteRecordsBefore { offset } => {
                 let ticket = ticket.expect("admitted with a ticket");
@@ -158,8 +239,8 @@ async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<Partition
             log_end: log.log_end_offset(),
         }),
         PartitionOp::EndOffsetForEpoch { epoch } => Ok(PartitionReply::EpochEnd(log.end_offset_for_epoch(epoch))),
-        PartitionOp::Append { .. } | PartitionOp::DeleteRecordsBefore { .. } => {
-            unreachable!("operations that change the log run in their admitted place")
+        PartitionOp::Append { .. } | PartitionOp::DeleteRecordsBefore { .. } | PartitionOp::ReplicaRead { .. } => {
+            unreachable!("operations that change the log or its replicas run in their admitted place")
         }
     }
 }
@@ -172,7 +253,8 @@ async fn append_all(
     ticket: Ticket,
     mut records: BytesMut,
     origin: Option<RequestOrigin>,
-) -> KafkaResult<PartitionReply> {
+    leader_epoch: i32,
+) -> KafkaResult<(PartitionReply, i64)> {
     if records.is_empty() {
         return Err(KafkaError::new(ResponseError::CorruptMessage, format!("{}: empty record data", log.name())));
     }
@@ -184,12 +266,44 @@ async fn append_all(
             })?;
         batches.push(records.split_to(size));
     }
-    let info = log.append_batches(ticket, batches, LEADER_EPOCH, origin).await?;
-    Ok(PartitionReply::Appended {
+    let info = log.append_batches(ticket, batches, leader_epoch, origin).await?;
+    let reply = PartitionReply::Appended {
         base_offset: info.base_offset,
         log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
         log_start_offset: log.log_start_offset(),
-    })
+    };
+    Ok((reply, info.last_offset + 1))
+}
+
+/// acks=all in a cluster: waits until the high watermark passes `end` (every in-sync
+/// replica has the batch, fsynced), or the leadership is lost, or `timeout` passes.
+async fn wait_for_in_sync_replicas(
+    replica: &ReplicaHandle,
+    leader_epoch: i32,
+    end: i64,
+    timeout: std::time::Duration,
+) -> KafkaResult<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let outcome = replica.replica.borrow().ack_outcome(leader_epoch, end, replica.min_insync_replicas.get());
+        match outcome {
+            AckOutcome::Done => return Ok(()),
+            AckOutcome::Failed(error) => return Err(replication_error(error, &replica.topic, replica.partition)),
+            AckOutcome::Pending => {}
+        }
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        if remaining.is_zero() {
+            return Err(KafkaError::new(
+                ResponseError::RequestTimedOut,
+                format!("{}-{}: the in-sync replicas did not confirm in time", replica.topic, replica.partition),
+            ));
+        }
+        // Woken by a high watermark move or a role change; the bound re-checks anyway.
+        let _ = replica
+            .log
+            .wait_for_data(end - 1, remaining.min(std::time::Duration::from_millis(100)), ReadLimit::HighWatermark)
+            .await;
+    }
 }
 
 /// The engine finds the batch holding the first record at or after `timestamp` and looks

@@ -19,6 +19,7 @@ use sluice_engine::mesh::MeshReceivers;
 use sluice_engine::shard::partition_dir_name;
 use sluice_engine::shard_reply;
 use sluice_engine::source_order::RequestOrigin;
+use sluice_engine::ReadLimit;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +41,17 @@ pub enum ShardMessage {
         waits: Vec<(String, i32, i64)>,
         /// Give up after this long.
         max_wait: Duration,
+        /// The high watermark (consumers) or the log end (followers).
+        limit: ReadLimit,
         /// Answered when data came or time ran out; dropped by the sender to cancel.
         reply: shard_reply::ReplySender<()>,
+    },
+    /// To shard 0: a request for the active controller (through the broker's link).
+    Controller {
+        /// The request.
+        request: sluice_replication::quorum::wire::BrokerRequest,
+        /// The controller's answer.
+        reply: shard_reply::ReplySender<KafkaResult<sluice_replication::quorum::wire::BrokerResponse>>,
     },
     /// To shard 0: change the metadata.
     ChangeMetadata {
@@ -184,13 +194,20 @@ impl ShardContext {
                     .engine
                     .partition(&partition_dir_name(&call.topic, call.partition))
                     .ok_or_else(|| KafkaError::unknown_partition(&call.topic, call.partition))?;
-                Ok(AdmittedCall::new(log, call.op, origin))
+                let replica = self.replica(&call.topic, call.partition);
+                if self.in_cluster() && replica.is_none() {
+                    return Err(KafkaError::new(
+                        ResponseError::NotLeaderOrFollower,
+                        format!("{}-{}: no replica here yet", call.topic, call.partition),
+                    ));
+                }
+                Ok(AdmittedCall::new(log, call.op, origin, replica))
             })
             .collect()
     }
 
     /// Waits until any partition has data at or past its offset, or `max_wait` passes.
-    pub async fn wait_for_any(&self, waits: Vec<(String, i32, i64)>, max_wait: Duration) {
+    pub async fn wait_for_any(&self, waits: Vec<(String, i32, i64)>, max_wait: Duration, limit: ReadLimit) {
         let metadata = self.metadata();
         let mut by_shard: Vec<Vec<(String, i32, i64)>> = vec![Vec::new(); self.shards];
         for wait in waits {
@@ -201,11 +218,15 @@ impl ShardContext {
         let mut pending: Vec<futures::future::LocalBoxFuture<'_, ()>> = Vec::new();
         for (owner, waits) in by_shard.into_iter().enumerate().filter(|(_, w)| !w.is_empty()) {
             if owner == self.id {
-                pending.push(Box::pin(self.wait_local(waits, max_wait)));
+                pending.push(Box::pin(self.wait_local(waits, max_wait, limit)));
             } else {
                 pending.push(Box::pin(async move {
                     let (reply, answer) = shard_reply::channel();
-                    if self.send_to_shard(owner, ShardMessage::WaitForData { waits, max_wait, reply }).await.is_ok() {
+                    if self
+                        .send_to_shard(owner, ShardMessage::WaitForData { waits, max_wait, limit, reply })
+                        .await
+                        .is_ok()
+                    {
                         let _ = answer.await;
                     }
                 }));
@@ -218,7 +239,7 @@ impl ShardContext {
         futures::future::select_all(pending).await;
     }
 
-    async fn wait_local(&self, waits: Vec<(String, i32, i64)>, max_wait: Duration) {
+    async fn wait_local(&self, waits: Vec<(String, i32, i64)>, max_wait: Duration, limit: ReadLimit) {
         let logs: Vec<_> = waits
             .iter()
             .filter_map(|(topic, partition, offset)| {
@@ -229,7 +250,7 @@ impl ShardContext {
             glommio::timer::sleep(max_wait).await;
             return;
         }
-        let waiting = logs.iter().map(|(log, offset)| Box::pin(log.wait_for_data(*offset, max_wait, sluice_engine::ReadLimit::HighWatermark)));
+        let waiting = logs.iter().map(|(log, offset)| Box::pin(log.wait_for_data(*offset, max_wait, limit)));
         futures::future::select_all(waiting).await;
     }
 
@@ -279,9 +300,9 @@ impl ShardContext {
             ShardMessage::Partitions { .. } | ShardMessage::Group { .. } => {
                 unreachable!("admitted by serve_mesh in channel order")
             }
-            ShardMessage::WaitForData { waits, max_wait, mut reply } => {
+            ShardMessage::WaitForData { waits, max_wait, limit, mut reply } => {
                 // The asker drops its end when another partition answered first.
-                let waiting = Box::pin(self.wait_local(waits, max_wait));
+                let waiting = Box::pin(self.wait_local(waits, max_wait, limit));
                 let data_came = matches!(
                     futures::future::select(waiting, Box::pin(reply.cancellation())).await,
                     futures::future::Either::Left(_)
@@ -289,6 +310,9 @@ impl ShardContext {
                 if data_came {
                     let _ = reply.send(());
                 }
+            }
+            ShardMessage::Controller { request, reply } => {
+                let _ = reply.send(self.call_controller(request).await);
             }
             ShardMessage::ChangeMetadata { change, reply } => {
                 let _ = reply.send(self.change_metadata(change).await);

@@ -6,6 +6,7 @@
 use crate::data_dir_lock::DataDirLock;
 use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
+use sluice_net::cluster::ClusterConfig;
 use sluice_net::group::state::GroupLimits;
 use sluice_net::topic_config;
 use sluice_net::{AdminOptions, BrokerConfig, BrokerOptions, LogLevelControl};
@@ -90,6 +91,34 @@ struct ServeSettings {
     /// Serve Prometheus metrics at `http://HOST:PORT/metrics` [default: off].
     #[arg(long, env = "SLUICE_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// This broker's node id (Kafka's `node.id`) [default: 0].
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    node_id: Option<i32>,
+    /// The controller quorum's voters, `ID@HOST:PORT,...` (Kafka's
+    /// `controller.quorum.voters`): makes this broker part of that cluster; a node listed
+    /// there is a controller voter too and needs --controller-listen [default: none, a
+    /// single node].
+    #[arg(long, env = "SLUICE_CONTROLLER_QUORUM_VOTERS")]
+    controller_quorum_voters: Option<String>,
+    /// Where this node's controller listens (its entry in the voters list).
+    #[arg(long, env = "SLUICE_CONTROLLER_LISTEN")]
+    controller_listen: Option<String>,
+    /// A broker that has not heartbeated for this long is fenced and its leaderships move
+    /// (`broker.session.timeout.ms`) [default: 9000].
+    #[arg(long, env = "SLUICE_BROKER_SESSION_TIMEOUT_MS")]
+    broker_session_timeout_ms: Option<u64>,
+    /// How often a broker heartbeats to the controller (`broker.heartbeat.interval.ms`)
+    /// [default: 2000].
+    #[arg(long, env = "SLUICE_BROKER_HEARTBEAT_INTERVAL_MS")]
+    broker_heartbeat_interval_ms: Option<u64>,
+    /// A follower behind the leader's log end for this long leaves the ISR
+    /// (`replica.lag.time.max.ms`) [default: 30000].
+    #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS")]
+    replica_lag_time_max_ms: Option<u64>,
+    /// Replicas per partition of topics created without a replication factor
+    /// (`default.replication.factor`) [default: 1].
+    #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR")]
+    default_replication_factor: Option<usize>,
 }
 
 impl ServeSettings {
@@ -117,6 +146,13 @@ impl ServeSettings {
             spin_before_park_us: self.spin_before_park_us.or(fallback.spin_before_park_us),
             admin_socket: self.admin_socket.or(fallback.admin_socket),
             metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
+            node_id: self.node_id.or(fallback.node_id),
+            controller_quorum_voters: self.controller_quorum_voters.or(fallback.controller_quorum_voters),
+            controller_listen: self.controller_listen.or(fallback.controller_listen),
+            broker_session_timeout_ms: self.broker_session_timeout_ms.or(fallback.broker_session_timeout_ms),
+            broker_heartbeat_interval_ms: self.broker_heartbeat_interval_ms.or(fallback.broker_heartbeat_interval_ms),
+            replica_lag_time_max_ms: self.replica_lag_time_max_ms.or(fallback.replica_lag_time_max_ms),
+            default_replication_factor: self.default_replication_factor.or(fallback.default_replication_factor),
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(fallback.group_initial_rebalance_delay_ms),
@@ -144,6 +180,74 @@ fn parse_flush_text(text: &str) -> Result<String, String> {
     text.parse::<FlushPolicy>().map(|_| text.to_string())
 }
 
+/// `ID@HOST:PORT,...` → voters by id.
+fn parse_voters(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
+    let mut voters = std::collections::BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, address) =
+            entry.split_once('@').ok_or_else(|| format!("controller voter {entry:?} is not ID@HOST:PORT"))?;
+        let id: u64 = id.parse().map_err(|_| format!("controller voter {entry:?}: bad node id"))?;
+        split_host_port(address)?;
+        if voters.insert(id, address.to_string()).is_some() {
+            return Err(format!("controller voter {id} is listed twice"));
+        }
+    }
+    if voters.is_empty() {
+        return Err("--controller-quorum-voters lists no voter".into());
+    }
+    Ok(voters)
+}
+
+/// The cluster settings, or `None` for a single node; checks that they fit together.
+fn cluster_config(settings: &ServeSettings, node_id: i32, shards: usize) -> Result<Option<ClusterConfig>, String> {
+    let Some(voters) = &settings.controller_quorum_voters else {
+        if settings.controller_listen.is_some() {
+            return Err("--controller-listen needs --controller-quorum-voters".into());
+        }
+        return Ok(None);
+    };
+    let voters = parse_voters(voters)?;
+    if !(0..sluice_net::cluster::CLUSTER_NODE_IDS_MAX).contains(&node_id) {
+        return Err(format!(
+            "--node-id {node_id}: in a cluster node ids are 0..{}",
+            sluice_net::cluster::CLUSTER_NODE_IDS_MAX
+        ));
+    }
+    if shards > 64 {
+        return Err("in a cluster a broker runs at most 64 shards (--cores)".into());
+    }
+    let voter = voters.get(&(node_id as u64));
+    match (voter, &settings.controller_listen) {
+        (Some(_), None) => {
+            return Err(format!("node {node_id} is a controller voter: give it --controller-listen"));
+        }
+        (None, Some(listen)) => {
+            return Err(format!("--controller-listen {listen}: node {node_id} is not among the voters"));
+        }
+        (Some(address), Some(listen)) if address != listen => {
+            return Err(format!("--controller-listen {listen} differs from node {node_id}'s voter address {address}"));
+        }
+        _ => {}
+    }
+    let mut config = ClusterConfig::new(voters, settings.controller_listen.clone());
+    if let Some(ms) = settings.broker_session_timeout_ms {
+        config.broker_session_timeout_ms = ms;
+    }
+    if let Some(ms) = settings.broker_heartbeat_interval_ms {
+        config.broker_heartbeat_interval_ms = ms;
+    }
+    if let Some(ms) = settings.replica_lag_time_max_ms {
+        config.replica_lag_time_max_ms = ms;
+    }
+    if let Some(factor) = settings.default_replication_factor {
+        if factor == 0 {
+            return Err("--default-replication-factor must be at least 1".into());
+        }
+        config.default_replication_factor = factor;
+    }
+    Ok(Some(config))
+}
+
 fn split_host_port(address: &str) -> Result<(String, u16), String> {
     let (host, port) = address.rsplit_once(':').ok_or_else(|| format!("{address:?} is not HOST:PORT"))?;
     let port = port.parse().map_err(|_| format!("{address:?}: bad port"))?;
@@ -169,7 +273,7 @@ pub fn run(args: ServeArgs, log_level: Arc<dyn LogLevelControl>) -> Result<(), S
 /// Turns merged settings into the broker's options, filling in defaults and checking values.
 fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), String> {
     let defaults = BrokerConfig::default();
-    let listen = settings.listen.unwrap_or_else(|| "127.0.0.1:9092".into());
+    let listen = settings.listen.clone().unwrap_or_else(|| "127.0.0.1:9092".into());
     let runtime_defaults = RuntimeConfig::default();
     let spin_us = settings.spin_before_park_us.unwrap_or(0);
     let runtime = RuntimeConfig {
@@ -195,8 +299,20 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
         }
     }
     log_defaults.validate().map_err(|e| e.to_string())?;
+    let node_id = settings.node_id.unwrap_or(defaults.node_id);
+    let cluster = cluster_config(&settings, node_id, runtime.shards)?;
+    let min_insync_replicas = settings
+        .topic_defaults
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "min.insync.replicas")
+        .map_or(Ok(defaults.min_insync_replicas), |(_, value)| value.parse::<usize>())
+        .map_err(|e| format!("topic default min.insync.replicas: {e}"))?;
     let data_dir = settings.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
     let broker = BrokerConfig {
+        node_id,
+        cluster,
+        min_insync_replicas,
         advertised_host,
         advertised_port,
         auto_create_topics: settings.auto_create_topics.unwrap_or(defaults.auto_create_topics),
@@ -210,7 +326,6 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
                 .map_or(defaults.group_limits.initial_rebalance_delay, Duration::from_millis),
             ..defaults.group_limits.clone()
         },
-        ..defaults
     };
     if broker.num_partitions < 1 {
         return Err("--num-partitions must be at least 1".into());

@@ -216,6 +216,12 @@ impl ShardContext {
             name: CONSUMER_OFFSETS_TOPIC.to_string(),
             partitions: CONSUMER_OFFSETS_PARTITIONS as usize,
             configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+            // Kafka's offsets.topic.replication.factor (3), capped at the live brokers.
+            replication_factor: self
+                .metadata()
+                .cluster
+                .as_ref()
+                .map(|view| view.image.brokers.values().filter(|b| !b.fenced).count().clamp(1, 3)),
         };
         let result = self.change_metadata(MetadataChange::CreateTopics(vec![topic])).await.into_iter().next();
         match result.expect("one result per topic") {

@@ -35,7 +35,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreateTopicsRequest) ->
                     response
                         .with_topic_id(stored.map(|t| t.id).unwrap_or_default())
                         .with_num_partitions(stored.map_or(topic.num_partitions, |t| t.shards.len() as i32))
-                        .with_replication_factor(1)
+                        .with_replication_factor(replication_factor_of(&metadata, topic.name.0.as_str()))
                 }
                 Err(error) => response
                     .with_error_code(error.code.code())
@@ -46,6 +46,15 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreateTopicsRequest) ->
         })
         .collect();
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// Replicas per partition of a topic, as the metadata has it (1 on a single node).
+fn replication_factor_of(metadata: &crate::metadata::Metadata, topic: &str) -> i16 {
+    metadata
+        .cluster
+        .as_ref()
+        .and_then(|view| view.partition(topic, 0))
+        .map_or(1, |(_, state)| state.replicas.len() as i16)
 }
 
 fn to_new_topic(
@@ -60,7 +69,7 @@ fn to_new_topic(
         ));
     }
     let partitions = if topic.assignments.is_empty() {
-        if !matches!(topic.replication_factor, -1 | 1) {
+        if !context.in_cluster() && !matches!(topic.replication_factor, -1 | 1) {
             return Err(KafkaError::new(
                 ResponseError::InvalidReplicationFactor,
                 format!("replication factor {} is more than the 1 broker of this cluster", topic.replication_factor),
@@ -81,7 +90,13 @@ fn to_new_topic(
             configs.insert(config.name.to_string(), value.to_string());
         }
     }
-    let new_topic = NewTopic { name: topic.name.0.to_string(), partitions: partitions.max(0) as usize, configs };
+    let replication_factor = usize::try_from(topic.replication_factor).ok().filter(|_| context.in_cluster());
+    let new_topic = NewTopic {
+        name: topic.name.0.to_string(),
+        partitions: partitions.max(0) as usize,
+        configs,
+        replication_factor,
+    };
     validate_new_topic(context, &new_topic)?;
     Ok(new_topic)
 }

@@ -1,15 +1,19 @@
 //! Fetch: read each partition on its owner shard; if fewer than `min_bytes` came back,
 //! long-poll until any partition gets data or `max_wait_ms` passes, then read again.
 //! Fetch sessions (KIP-227) are not kept: every response says session 0, which tells
-//! clients to send full requests.
+//! clients to send full requests. A follower's fetch (replica id set, in a cluster) goes
+//! through the partition's replica: divergence check, follower progress, then data up to
+//! the log end.
 
 use crate::context::ShardContext;
 use crate::error::KafkaResult;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
+use sluice_engine::ReadLimit;
+use sluice_replication::partition::ReplicaFetch;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -25,15 +29,29 @@ pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchR
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let response_max_bytes = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    // A follower (replica id set) reads up to the log end and waits on it.
+    let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
+    let limit = if replica.is_some() { ReadLimit::LogEnd } else { ReadLimit::HighWatermark };
     loop {
         let calls = request
             .topics
             .iter()
             .flat_map(|topic| {
-                topic.partitions.iter().map(|p| PartitionCall {
-                    topic: topic.topic.0.to_string(),
-                    partition: p.partition,
-                    op: PartitionOp::Read { offset: p.fetch_offset, max_bytes: p.partition_max_bytes.max(0) as usize },
+                topic.partitions.iter().map(|p| {
+                    let max_bytes = p.partition_max_bytes.max(0) as usize;
+                    let op = match replica {
+                        Some(replica) => PartitionOp::ReplicaRead {
+                            fetch: ReplicaFetch {
+                                replica,
+                                leader_epoch: p.current_leader_epoch,
+                                fetch_offset: p.fetch_offset,
+                                last_fetched_epoch: (p.last_fetched_epoch >= 0).then_some(p.last_fetched_epoch),
+                            },
+                            max_bytes,
+                        },
+                        None => PartitionOp::Read { offset: p.fetch_offset, max_bytes },
+                    };
+                    PartitionCall { topic: topic.topic.0.to_string(), partition: p.partition, op }
                 })
             })
             .collect();
@@ -49,13 +67,18 @@ pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchR
             .iter()
             .flat_map(|topic| topic.partitions.iter().map(|p| (topic.topic.0.to_string(), p.partition, p.fetch_offset)))
             .collect();
-        context.wait_for_any(waits, remaining).await;
+        context.wait_for_any(waits, remaining, limit).await;
     }
 }
 
+/// Bytes a partition's answer carries; a divergence answer counts as one (it is news the
+/// follower must get without waiting).
 fn read_bytes(result: &KafkaResult<PartitionReply>) -> usize {
     match result {
-        Ok(PartitionReply::Read(read)) => read.batches.iter().map(Bytes::len).sum(),
+        Ok(PartitionReply::Read(read)) | Ok(PartitionReply::ReplicaRead { read: Some(read), .. }) => {
+            read.batches.iter().map(Bytes::len).sum()
+        }
+        Ok(PartitionReply::ReplicaRead { diverging: Some(_), .. }) => 1,
         _ => 0,
     }
 }
@@ -95,6 +118,25 @@ fn build_response(
                         .with_aborted_transactions(Some(Vec::new()))
                         .with_preferred_read_replica((-1).into());
                     match results.next().expect("one result per partition") {
+                        Ok(PartitionReply::ReplicaRead { read, high_watermark, diverging }) => {
+                            let (batches, log_start_offset) =
+                                read.map_or((Vec::new(), -1), |read| (read.batches, read.log_start_offset));
+                            let size: usize = batches.iter().map(Bytes::len).sum();
+                            let fits = response_bytes == 0 || response_bytes + size <= response_max_bytes;
+                            let records = if fits { join_batches(batches) } else { Bytes::new() };
+                            response_bytes += records.len();
+                            let data = data
+                                .with_high_watermark(high_watermark)
+                                .with_last_stable_offset(high_watermark)
+                                .with_log_start_offset(log_start_offset)
+                                .with_records(Some(records));
+                            match diverging {
+                                Some((epoch, end_offset)) => data.with_diverging_epoch(
+                                    EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset),
+                                ),
+                                None => data,
+                            }
+                        }
                         Ok(PartitionReply::Read(read)) => {
                             // The first data always goes out whole (KIP-74); later
                             // partitions only while the response stays under max_bytes.

@@ -45,8 +45,22 @@ fn refusal(code: ResponseError) -> InitProducerIdResponse {
         .with_producer_epoch(-1)
 }
 
+/// Seconds from the Unix epoch to 2020-01-01, the start of cluster producer ids' clock.
+const CLUSTER_ID_CLOCK_START_S: i64 = 1_577_836_800;
+
 fn allocate(context: &ShardContext) -> i64 {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    if context.in_cluster() {
+        // Unique across brokers too, until the controller hands out id blocks (Kafka's
+        // AllocateProducerIds): seconds since 2020 << 16 per shard and node, which leaves
+        // room for 65 536 ids a second per shard, 64 shards and 1024 node ids in 63 bits.
+        let seconds = now.as_secs() as i64 - CLUSTER_ID_CLOCK_START_S;
+        let next = (seconds << 16).max(context.last_producer_id.get() + 1);
+        context.last_producer_id.set(next);
+        let node = i64::from(context.broker.node_id);
+        return (next * 64 + context.id as i64) * i64::from(crate::cluster::CLUSTER_NODE_IDS_MAX) + node;
+    }
+    let now_ms = now.as_millis() as i64;
     let next = (now_ms << 12).max(context.last_producer_id.get() + 1);
     context.last_producer_id.set(next);
     next * context.shards as i64 + context.id as i64

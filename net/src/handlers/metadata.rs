@@ -1,5 +1,6 @@
-//! Metadata: this broker, the cluster id, and the topics asked for (creating missing
-//! ones when auto-creation is on and the client allows it).
+//! Metadata: the brokers (this one, or in a cluster every live one), the cluster id, and
+//! the topics asked for with their leaders, replicas and ISR (creating missing ones when
+//! auto-creation is on and the client allows it).
 
 use crate::context::ShardContext;
 use crate::control::{MetadataChange, NewTopic};
@@ -43,6 +44,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
                 name: name.clone(),
                 partitions: context.broker.num_partitions.max(1) as usize,
                 configs: Default::default(),
+                replication_factor: None,
             })
             .collect();
         if !missing.is_empty() {
@@ -76,23 +78,55 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
             };
             let partitions = (0..topic.shards.len() as i32)
                 .map(|index| {
-                    MetadataResponsePartition::default()
-                        .with_partition_index(index)
-                        .with_leader_id(node)
-                        .with_leader_epoch(LEADER_EPOCH)
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node])
+                    let response = MetadataResponsePartition::default().with_partition_index(index);
+                    let Some(view) = &metadata.cluster else {
+                        return response
+                            .with_leader_id(node)
+                            .with_leader_epoch(LEADER_EPOCH)
+                            .with_replica_nodes(vec![node])
+                            .with_isr_nodes(vec![node]);
+                    };
+                    let Some((_, state)) = view.partition(&name, index) else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let ids = |brokers: &[i32]| brokers.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+                    let offline: Vec<i32> =
+                        state.replicas.iter().copied().filter(|r| !view.image.is_active(*r)).collect();
+                    let response = response
+                        .with_leader_id(BrokerId(state.leader))
+                        .with_leader_epoch(state.leader_epoch)
+                        .with_replica_nodes(ids(&state.replicas))
+                        .with_isr_nodes(ids(&state.isr))
+                        .with_offline_replicas(ids(&offline));
+                    if state.has_leader() {
+                        response
+                    } else {
+                        response.with_error_code(ResponseError::LeaderNotAvailable.code())
+                    }
                 })
                 .collect();
             response.with_topic_id(topic.id).with_partitions(partitions)
         })
         .collect();
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(StrBytes::from_string(context.broker.advertised_host.clone()))
-        .with_port(i32::from(context.broker.advertised_port));
+    let brokers = match &metadata.cluster {
+        Some(view) => view
+            .live_brokers()
+            .into_iter()
+            .map(|b| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(i32::from(b.port))
+                    .with_rack(b.rack.map(StrBytes::from_string))
+            })
+            .collect(),
+        None => vec![MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(StrBytes::from_string(context.broker.advertised_host.clone()))
+            .with_port(i32::from(context.broker.advertised_port))],
+    };
     MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(metadata.cluster_id.clone())))
         .with_controller_id(node)
         .with_topics(topics)

@@ -27,6 +27,7 @@ pub async fn handle(
     frame: Bytes,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let refusal = if !matches!(acks, -1..=1) {
         Some(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks = {acks}: must be -1, 0 or 1")))
     } else if request.transactional_id.is_some() {
@@ -55,7 +56,11 @@ pub async fn handle(
             calls.push(PartitionCall {
                 topic: topic.clone(),
                 partition: *partition,
-                op: PartitionOp::Append { records: records.next().expect("one record set per partition") },
+                op: PartitionOp::Append {
+                    records: records.next().expect("one record set per partition"),
+                    acks,
+                    timeout,
+                },
             });
         }
     }

@@ -81,7 +81,8 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<BrokerId, BrokerState>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicState>,
-    /// Partitions by key.
+    /// Partitions by key (stored as a list of pairs: JSON keys are strings).
+    #[serde(with = "as_pairs")]
     pub partitions: BTreeMap<PartitionKey, PartitionState>,
     /// The broker epoch the next registration gets.
     pub next_broker_epoch: i64,
@@ -181,6 +182,28 @@ impl MetadataImage {
     }
 }
 
+/// A map with keys JSON cannot have, as a list of `[key, value]` pairs.
+mod as_pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +255,7 @@ mod tests {
         assert!(!image.apply(&MetadataRecord::PartitionChange(PartitionChange { key, state: stale })));
         assert_eq!(image.partitions[&key], shrink);
         assert_eq!(image.topics["t"].partitions, 1);
+        let json = serde_json::to_vec(&image).expect("an image serializes (snapshots, metadata fetches)");
+        assert_eq!(serde_json::from_slice::<MetadataImage>(&json).unwrap(), image);
     }
 }

@@ -1,0 +1,285 @@
+//! The broker in a cluster (issue 12): the controller quorum on shard 0 of a voter, the
+//! broker's link to it, the metadata image turned into the shards' metadata, the
+//! partition replicas each shard runs (leader or follower) and the follower fetchers.
+//!
+//! Without `--controller-quorum-voters` none of this runs and the broker is the single
+//! node it always was.
+
+pub mod fetcher;
+pub mod replicas;
+
+use crate::context::ShardContext;
+use crate::error::{KafkaError, KafkaResult};
+use crate::metadata::{Metadata, TopicMeta};
+use kafka_protocol::ResponseError;
+use sluice_replication::broker_link::{BrokerLink, BrokerLinkConfig};
+use sluice_replication::controller::ControllerConfig;
+use sluice_replication::metadata::{BrokerRegistration, MetadataImage, PartitionState};
+use sluice_replication::quorum::service::{MetadataQuorum, QuorumConfig};
+use sluice_replication::quorum::wire::{BrokerRequest, BrokerResponse};
+use sluice_replication::PartitionKey;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Node ids a cluster's brokers may have (producer ids embed the node id until the
+/// controller hands out id blocks).
+pub const CLUSTER_NODE_IDS_MAX: i32 = 1024;
+
+/// The quorum's directory under the data directory (Kafka's name for its metadata log).
+pub const CLUSTER_METADATA_DIR: &str = "__cluster_metadata";
+
+/// Cluster settings (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `controller.quorum.voters`: every voter's node id and controller listener address.
+    pub voters: BTreeMap<u64, String>,
+    /// Where this node's controller listens, when it is a voter.
+    pub controller_listen: Option<String>,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: u64,
+    /// `default.replication.factor`: topics created without one (auto-creation too).
+    pub default_replication_factor: usize,
+}
+
+impl ClusterConfig {
+    /// Kafka's defaults for `voters`.
+    pub fn new(voters: BTreeMap<u64, String>, controller_listen: Option<String>) -> Self {
+        ClusterConfig {
+            voters,
+            controller_listen,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
+            replica_lag_time_max_ms: 30_000,
+            default_replication_factor: 1,
+        }
+    }
+}
+
+/// What a shard knows of the cluster with its metadata snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterView {
+    /// The metadata image the snapshot was made from.
+    pub image: Arc<MetadataImage>,
+    /// Whether this process may hold replicas: its registration is current and was
+    /// unfenced (a restarted broker waits for that, so that it never takes up a leader
+    /// epoch of its past process).
+    pub serving: bool,
+    /// The active controller, if known (-1 otherwise).
+    pub controller_id: i32,
+}
+
+impl ClusterView {
+    /// The state of a partition, by topic name.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<(PartitionKey, &PartitionState)> {
+        let topic_id = self.image.topics.get(topic)?.topic_id;
+        let key = PartitionKey { topic_id, partition };
+        self.image.partitions.get(&key).map(|state| (key, state))
+    }
+
+    /// Whether `broker` holds a replica of the partition.
+    pub fn is_replica(&self, topic: &str, partition: i32, broker: i32) -> bool {
+        self.partition(topic, partition).is_some_and(|(_, state)| state.is_replica(broker))
+    }
+}
+
+/// A broker as clients see it: id, host, port, rack.
+pub struct LiveBroker {
+    /// Node id.
+    pub id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+}
+
+impl ClusterView {
+    /// The brokers clients may use: registered and unfenced, by id.
+    pub fn live_brokers(&self) -> Vec<LiveBroker> {
+        self.image
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(id, b)| LiveBroker { id: *id, host: b.host.clone(), port: b.port, rack: b.rack.clone() })
+            .collect()
+    }
+}
+
+/// Milliseconds since the process started: the clock replicas and the controller use.
+pub fn now_ms() -> u64 {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    STARTED.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// The shard that owns a partition in a cluster: spread by topic id, so every broker
+/// places a partition the same way without storing it.
+fn place(topic_id: uuid::Uuid, partition: i32, shards: usize) -> usize {
+    ((topic_id.as_u128() % shards as u128) as usize + partition as usize) % shards
+}
+
+/// The shards' metadata made from an image.
+pub fn metadata_from_image(image: Arc<MetadataImage>, shards: usize, serving: bool, controller_id: i32) -> Metadata {
+    let topics = image
+        .topics
+        .iter()
+        .map(|(name, topic)| {
+            let shards = (0..topic.partitions).map(|p| place(topic.topic_id, p, shards)).collect();
+            (name.clone(), TopicMeta { id: topic.topic_id, shards, configs: topic.configs.clone() })
+        })
+        .collect();
+    Metadata {
+        version: image.applied_records,
+        cluster_id: image.cluster_id.clone().unwrap_or_default(),
+        topics,
+        cluster: Some(Arc::new(ClusterView { image, serving, controller_id })),
+    }
+}
+
+/// A shard's cluster state.
+#[derive(Default)]
+pub struct ShardCluster {
+    /// Shard 0: the quorum, on a voter.
+    pub(crate) quorum: RefCell<Option<Rc<MetadataQuorum>>>,
+    /// Shard 0: the link to the controllers.
+    pub(crate) link: RefCell<Option<Rc<BrokerLink>>>,
+    /// Shard 0: whether this process has been unfenced under its registration.
+    serving: Cell<bool>,
+    /// The replicas of the partitions this shard owns, by partition directory name.
+    pub(crate) replicas: RefCell<BTreeMap<String, Rc<replicas::ReplicaHandle>>>,
+    /// The leaders this shard runs a fetcher for.
+    pub(crate) fetchers: RefCell<std::collections::BTreeSet<i32>>,
+}
+
+impl ShardContext {
+    /// Whether this broker runs in a cluster.
+    pub fn in_cluster(&self) -> bool {
+        self.broker.cluster.is_some()
+    }
+
+    /// Shard 0 of a cluster node: starts the quorum (on a voter) and the link, then
+    /// follows the link's images, pushing each to every shard.
+    pub(crate) async fn start_cluster(self: &Rc<Self>) -> Result<(), String> {
+        let Some(config) = self.broker.cluster.clone() else { return Ok(()) };
+        assert_eq!(self.id, 0, "the cluster runs on shard 0");
+        let node_id = self.broker.node_id;
+        if let Some(listen) = &config.controller_listen {
+            let quorum = MetadataQuorum::start(QuorumConfig {
+                node_id: node_id as u64,
+                voters: config.voters.clone(),
+                listen: listen.clone(),
+                dir: self.broker.data_dir.join(CLUSTER_METADATA_DIR),
+                controller: ControllerConfig { broker_session_timeout_ms: config.broker_session_timeout_ms },
+            })
+            .await
+            .map_err(|e| format!("cannot start the controller quorum: {e}"))?;
+            tracing::info!(node = node_id, %listen, voters = ?config.voters, "controller voter started");
+            self.cluster.quorum.replace(Some(quorum));
+        }
+        let link = BrokerLink::start(BrokerLinkConfig {
+            registration: BrokerRegistration {
+                broker: node_id,
+                incarnation: uuid::Uuid::new_v4(),
+                host: self.broker.advertised_host.clone(),
+                port: self.broker.advertised_port,
+                rack: None,
+            },
+            controllers: config.voters.values().cloned().collect(),
+            heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+            request_timeout: Duration::from_secs(2),
+        });
+        self.cluster.link.replace(Some(link.clone()));
+        glommio::spawn_local(self.clone().follow_images(link)).detach();
+        Ok(())
+    }
+
+    async fn follow_images(self: Rc<Self>, link: Rc<BrokerLink>) {
+        let mut images = link.watch();
+        loop {
+            let image = images.borrow_and_update().clone();
+            self.publish_image(&link, image).await;
+            if images.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn publish_image(self: &Rc<Self>, link: &BrokerLink, image: Arc<MetadataImage>) {
+        let me = self.broker.node_id;
+        if !self.cluster.serving.get() {
+            let registered = image.brokers.get(&me);
+            let current = registered.is_some_and(|b| Some(b.broker_epoch) == link.broker_epoch() && !b.fenced);
+            if current {
+                tracing::info!(node = me, "unfenced under this process's registration: taking up replicas");
+                self.cluster.serving.set(true);
+            }
+        }
+        let controller_id = self.controller_id();
+        let metadata = metadata_from_image(image, self.shards, self.cluster.serving.get(), controller_id);
+        let _serial = self.control_lock.acquire_permit(1).await.expect("never closed");
+        if metadata.version < self.metadata().version {
+            return;
+        }
+        self.broadcast_metadata(Arc::new(metadata)).await;
+    }
+
+    /// The active controller's id as the quorum or the link knows it, -1 if unknown.
+    fn controller_id(&self) -> i32 {
+        if let Some(quorum) = self.cluster.quorum.borrow().as_ref() {
+            if let Some(leader) = quorum.status().leader {
+                return leader as i32;
+            }
+        }
+        -1
+    }
+
+    /// Sends a request to the active controller (through shard 0's link).
+    pub(crate) async fn call_controller(self: &Rc<Self>, request: BrokerRequest) -> KafkaResult<BrokerResponse> {
+        if self.id != 0 {
+            let (reply, answer) = sluice_engine::shard_reply::channel();
+            self.send_to_shard(0, crate::routing::ShardMessage::Controller { request, reply }).await?;
+            return answer.await.unwrap_or_else(|_| {
+                Err(KafkaError::new(ResponseError::RequestTimedOut, "controller request dropped"))
+            });
+        }
+        let link = self.cluster.link.borrow().clone();
+        let Some(link) = link else {
+            return Err(KafkaError::new(ResponseError::NotController, "this broker has no controller link"));
+        };
+        link.call(request).await.map_err(|e| KafkaError::new(ResponseError::NotController, e.to_string()))
+    }
+
+    /// Waits until this shard's metadata reached `version` (a change the controller
+    /// made), at most `limit`.
+    pub(crate) async fn wait_for_metadata_version(&self, version: u64, limit: Duration) -> KafkaResult<()> {
+        let start = Instant::now();
+        while self.metadata().version < version {
+            if start.elapsed() > limit {
+                return Err(KafkaError::new(
+                    ResponseError::RequestTimedOut,
+                    format!("the metadata change (version {version}) has not reached this broker yet"),
+                ));
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+}
+
+/// A controller refusal as a Kafka error.
+pub(crate) fn controller_error(response: BrokerResponse) -> KafkaError {
+    match response {
+        BrokerResponse::Error { code, message } => {
+            KafkaError::new(ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), message)
+        }
+        BrokerResponse::NotController { .. } => KafkaError::new(ResponseError::NotController, "no active controller"),
+        other => KafkaError::new(ResponseError::UnknownServerError, format!("unexpected controller answer {other:?}")),
+    }
+}

@@ -1,0 +1,200 @@
+//! The replicas a shard holds: each partition the shard owns and this broker is a replica
+//! of gets a [`PartitionReplica`] (the protocol, in `sluice_replication`) over its engine
+//! log. Metadata snapshots drive their roles; produce, fetch and the follower fetcher
+//! ask them what to do.
+
+use super::now_ms;
+use crate::context::ShardContext;
+use crate::error::KafkaError;
+use crate::metadata::Metadata;
+use kafka_protocol::ResponseError;
+use sluice_engine::shard::partition_dir_name;
+use sluice_engine::PartitionLog;
+use sluice_replication::partition::{LogView, PartitionReplica, ReplicaConfig, RoleChange};
+use sluice_replication::{PartitionKey, ReplicationError};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// An engine log as the replication protocol sees it.
+pub struct EngineLog<'a>(pub &'a PartitionLog);
+
+impl LogView for EngineLog<'_> {
+    fn log_start(&self) -> i64 {
+        self.0.log_start_offset()
+    }
+    fn log_end(&self) -> i64 {
+        self.0.log_end_offset()
+    }
+    fn durable_end(&self) -> i64 {
+        self.0.durable_end()
+    }
+    fn last_epoch(&self) -> Option<i32> {
+        self.0.latest_epoch()
+    }
+    fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.0.end_offset_for_epoch(epoch)
+    }
+}
+
+/// One partition's replica on this shard.
+pub struct ReplicaHandle {
+    /// The partition.
+    pub key: PartitionKey,
+    /// Its topic name and index.
+    pub topic: String,
+    /// Its index.
+    pub partition: i32,
+    /// Its log.
+    pub log: Rc<PartitionLog>,
+    /// The protocol state.
+    pub replica: RefCell<PartitionReplica>,
+    /// `min.insync.replicas` of the topic.
+    pub min_insync_replicas: Cell<usize>,
+}
+
+impl ReplicaHandle {
+    /// Publishes the replica's high watermark to the log (consumers read up to it).
+    pub fn publish_high_watermark(&self) {
+        self.log.set_replicated_high_watermark(self.replica.borrow().high_watermark());
+    }
+
+    /// The local log's durable end moved: the leader's high watermark may follow.
+    pub fn on_durable(&self) {
+        let moved = self.replica.borrow_mut().on_durable(&EngineLog(&self.log));
+        if moved.is_some() {
+            self.publish_high_watermark();
+        }
+    }
+}
+
+/// A replication refusal as a Kafka error for one partition.
+pub fn replication_error(error: ReplicationError, topic: &str, partition: i32) -> KafkaError {
+    let code = ResponseError::try_from_code(error.code()).unwrap_or(ResponseError::UnknownServerError);
+    KafkaError::new(code, format!("{topic}-{partition}: {error}"))
+}
+
+impl ShardContext {
+    /// The replica of a partition on this shard, if this broker holds one.
+    pub fn replica(&self, topic: &str, partition: i32) -> Option<Rc<ReplicaHandle>> {
+        self.cluster.replicas.borrow().get(&partition_dir_name(topic, partition)).cloned()
+    }
+
+    /// The replica settings of this broker.
+    pub(crate) fn replica_config(&self) -> ReplicaConfig {
+        let lag = self.broker.cluster.as_ref().map_or(30_000, |c| c.replica_lag_time_max_ms);
+        ReplicaConfig { replica_lag_time_max_ms: lag, isr_proposal_retry_ms: 2_000 }
+    }
+
+    /// Makes this shard's replicas match a snapshot (after its partitions were opened):
+    /// new replicas, role changes, replicas no longer held dropped.
+    pub(crate) fn sync_replicas(self: &Rc<Self>, metadata: &Metadata) {
+        let Some(view) = &metadata.cluster else { return };
+        if !view.serving {
+            return;
+        }
+        let me = self.broker.node_id;
+        let mut kept = std::collections::BTreeSet::new();
+        for (topic, meta) in &metadata.topics {
+            let min_insync = meta
+                .configs
+                .get("min.insync.replicas")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(self.broker.min_insync_replicas);
+            for (partition, _) in meta.shards.iter().enumerate().filter(|(_, owner)| **owner == self.id) {
+                let partition = partition as i32;
+                let Some((key, state)) = view.partition(topic, partition) else { continue };
+                if !state.is_replica(me) {
+                    continue;
+                }
+                let name = partition_dir_name(topic, partition);
+                let Some(log) = self.engine.partition(&name) else { continue };
+                kept.insert(name.clone());
+                let existing = self.cluster.replicas.borrow().get(&name).cloned();
+                let (handle, change) = match existing {
+                    Some(handle) => {
+                        let change = handle.replica.borrow_mut().apply(state, &EngineLog(&log), now_ms());
+                        (handle, change)
+                    }
+                    None => {
+                        // No high watermark checkpoint yet: start at 0, which is always
+                        // safe (it only moves up as the ISR confirms).
+                        let (replica, change) = PartitionReplica::new(me, key, state, 0, &EngineLog(&log), now_ms());
+                        let handle = Rc::new(ReplicaHandle {
+                            key,
+                            topic: topic.clone(),
+                            partition,
+                            log: log.clone(),
+                            replica: RefCell::new(replica),
+                            min_insync_replicas: Cell::new(1),
+                        });
+                        self.cluster.replicas.borrow_mut().insert(name.clone(), handle.clone());
+                        (handle, change)
+                    }
+                };
+                handle.min_insync_replicas.set(min_insync);
+                self.on_role_change(&handle, change);
+            }
+        }
+        self.cluster.replicas.borrow_mut().retain(|name, handle| {
+            let keep = kept.contains(name);
+            if !keep {
+                handle.log.wake_readers();
+            }
+            keep
+        });
+    }
+
+    fn on_role_change(self: &Rc<Self>, handle: &Rc<ReplicaHandle>, change: RoleChange) {
+        match change {
+            RoleChange::Unchanged => return,
+            RoleChange::BecameLeader { leader_epoch, epoch_start_offset } => tracing::info!(
+                shard = self.id, partition = %handle.log.name(), leader_epoch, epoch_start_offset, "leading"),
+            RoleChange::BecameFollower { leader, leader_epoch } => {
+                tracing::info!(shard = self.id, partition = %handle.log.name(), leader, leader_epoch, "following");
+                if leader >= 0 {
+                    self.ensure_fetcher(leader);
+                }
+            }
+            RoleChange::StateChanged | RoleChange::Removed => {}
+        }
+        handle.publish_high_watermark();
+        // Produces waiting for acks=all and long polls re-check the new role.
+        handle.log.wake_readers();
+    }
+
+    /// The periodic replica duties: leaders' high watermarks follow their fsyncs (under
+    /// flush policies that fsync in the background) and their ISR changes go to the
+    /// controller.
+    pub(crate) async fn tick_replicas(self: &Rc<Self>) {
+        let handles: Vec<Rc<ReplicaHandle>> = self.cluster.replicas.borrow().values().cloned().collect();
+        let broker_epoch = self.broker_epoch();
+        let config = self.replica_config();
+        for handle in handles {
+            handle.on_durable();
+            let Some(broker_epoch) = broker_epoch else { continue };
+            let change =
+                handle.replica.borrow_mut().isr_change(broker_epoch, &EngineLog(&handle.log), &config, now_ms());
+            if let Some(change) = change {
+                tracing::info!(partition = %handle.log.name(), isr = ?change.new_isr, "proposing an ISR change");
+                let context = self.clone();
+                glommio::spawn_local(async move {
+                    let request = sluice_replication::quorum::wire::BrokerRequest::AlterPartition(change);
+                    if let Err(error) = context.call_controller(request).await {
+                        tracing::info!(error = %error.message, "ISR change not sent; retried later");
+                    }
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// This process's broker epoch, as the last metadata shows it.
+    fn broker_epoch(&self) -> Option<i64> {
+        let metadata = self.metadata();
+        let view = metadata.cluster.as_ref()?;
+        if !view.serving {
+            return None;
+        }
+        view.image.brokers.get(&self.broker.node_id).map(|b| b.broker_epoch)
+    }
+}
