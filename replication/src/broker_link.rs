@@ -15,6 +15,9 @@ use crate::error::ReplicationError;
 use crate::metadata::{BrokerRegistration, MetadataImage};
 use crate::quorum::wire::{BrokerRequest, BrokerResponse, ControllerConnection, Request, Response};
 
+/// How long one metadata long poll waits for a change.
+const METADATA_POLL_WAIT: Duration = Duration::from_secs(1);
+
 /// What the link needs.
 #[derive(Clone, Debug)]
 pub struct BrokerLinkConfig {
@@ -56,6 +59,7 @@ impl BrokerLink {
             stopped: Cell::new(false),
         });
         glommio::spawn_local(link.clone().session()).detach();
+        glommio::spawn_local(link.clone().follow_metadata()).detach();
         link
     }
 
@@ -151,12 +155,35 @@ impl BrokerLink {
                 }
             }
         }
-        let known = self.image().applied_records;
-        if let BrokerResponse::Metadata(Some(image)) = self.call(BrokerRequest::FetchMetadata { known }).await? {
-            if image.applied_records > self.image().applied_records {
-                self.image.send_replace(Arc::new(*image));
+        Ok(())
+    }
+
+    /// Long-polls the metadata on connections of its own (heartbeats must not queue
+    /// behind a poll), from the controller believed active, any voter otherwise.
+    async fn follow_metadata(self: Rc<Self>) {
+        let mut connections: Vec<ControllerConnection> =
+            self.config.controllers.iter().map(|a| ControllerConnection::new(a.clone())).collect();
+        let wait = METADATA_POLL_WAIT;
+        let mut index = self.active.get();
+        while !self.stopped.get() {
+            let known = self.image().applied_records;
+            let request = Request::Broker(BrokerRequest::FetchMetadata { known, wait_ms: wait.as_millis() as u64 });
+            match connections[index].call(&request, wait + self.config.request_timeout).await {
+                Ok(Response::Broker(BrokerResponse::Metadata(image))) => {
+                    if let Some(image) = image {
+                        if image.applied_records > self.image().applied_records {
+                            self.image.send_replace(Arc::new(*image));
+                        }
+                    }
+                    // Follow the active controller, which has every change first.
+                    index = self.active.get();
+                }
+                other => {
+                    tracing::debug!(answer = ?other.map(|_| ()), "metadata fetch failed");
+                    index = (index + 1) % connections.len();
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
-        Ok(())
     }
 }

@@ -25,6 +25,9 @@ use crate::controller::{Controller, ControllerConfig};
 use crate::error::ReplicationError;
 use crate::metadata::{MetadataImage, MetadataRecord};
 
+/// The longest a metadata fetch waits for a change.
+const FETCH_METADATA_WAIT_MAX: Duration = Duration::from_secs(5);
+
 /// How often the active controller checks broker sessions.
 const CONTROLLER_TICK: Duration = Duration::from_millis(100);
 
@@ -224,7 +227,19 @@ impl MetadataQuorum {
     /// A broker's request: metadata from any voter; changes only from the active one.
     pub async fn answer_broker(&self, request: BrokerRequest) -> BrokerResponse {
         match request {
-            BrokerRequest::FetchMetadata { known } => {
+            BrokerRequest::FetchMetadata { known, wait_ms } => {
+                let mut changes = self.watch();
+                if self.image().applied_records <= known && wait_ms > 0 {
+                    let wait = Duration::from_millis(wait_ms.min(FETCH_METADATA_WAIT_MAX.as_millis() as u64));
+                    let newer = async {
+                        while changes.borrow_and_update().applied_records <= known {
+                            if changes.changed().await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let _ = super::runtime::Timeout::new(newer, wait).await;
+                }
                 let image = self.image();
                 BrokerResponse::Metadata((image.applied_records > known).then(|| Box::new((*image).clone())))
             }

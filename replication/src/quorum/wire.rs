@@ -79,10 +79,14 @@ pub enum BrokerRequest {
         /// Topic configs set at creation.
         configs: std::collections::BTreeMap<String, String>,
     },
-    /// The metadata image, if newer than `known` applied records.
+    /// The metadata image, if newer than `known` applied records; waits up to `wait_ms`
+    /// for a newer one (a long poll, so brokers learn changes at once).
     FetchMetadata {
         /// The version the broker has.
         known: u64,
+        /// How long to wait for a newer image.
+        #[serde(default)]
+        wait_ms: u64,
     },
 }
 

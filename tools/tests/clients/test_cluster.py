@@ -136,3 +136,55 @@ def test_acknowledged_records_survive_ten_leader_kills(cluster):
         logs = {node: log_bytes(broker, TOPIC, partition) for node, broker in cluster.brokers.items()}
         assert len(set(logs.values())) == 1, f"p{partition}: replicas differ: { {n: len(b) for n, b in logs.items()} }"
         assert len(logs[1]) > 0
+
+
+def test_kafka_tools_see_the_cluster_as_kafka_would(cluster):
+    """Issue 12 acceptance 6: kcat -L, confluent-kafka's AdminClient and kafka-python."""
+    import subprocess
+
+    from confluent_kafka import TopicCollection
+    from kafka.admin import KafkaAdminClient
+
+    futures = cluster.admin.create_topics([NewTopic("described", 4, 3)], request_timeout=15)
+    futures["described"].result(timeout=20)
+    refused = cluster.admin.create_topics([NewTopic("too-wide", 1, 4)], request_timeout=15)["too-wide"]
+    with pytest.raises(Exception, match="INVALID_REPLICATION_FACTOR|replication factor"):
+        refused.result(timeout=20)
+    cluster.wait_for(lambda md: "described" in md.topics, "the topic")
+
+    described = cluster.admin.describe_topics(TopicCollection(["described"])) ["described"].result(timeout=20)
+    assert len(described.partitions) == 4
+    for partition in described.partitions:
+        assert len(partition.replicas) == 3 and len(partition.isr) == 3
+        assert partition.leader.id in {r.id for r in partition.replicas}
+    leaders = {p.leader.id for p in described.partitions}
+    assert len(leaders) >= 2, f"leadership is spread over the brokers: {leaders}"
+
+    info = cluster.admin.describe_cluster().result(timeout=20)
+    assert sorted(node.id for node in info.nodes) == [1, 2, 3]
+    assert info.cluster_id, "a cluster id"
+    ids = {cluster.admin.describe_cluster().result(timeout=20).cluster_id for _ in range(3)}
+    assert len(ids) == 1
+
+    def kcat_listing():
+        return subprocess.run(["kcat", "-b", cluster.brokers[2].address, "-L", "-t", "described"],
+                              capture_output=True, text=True, timeout=30, check=True).stdout
+    listing = kcat_listing()
+    deadline = time.time() + 10
+    while "with 4 partitions" not in listing and time.time() < deadline:  # metadata reaches each broker
+        time.sleep(0.1)
+        listing = kcat_listing()
+    assert " 3 brokers:" in listing, listing
+    for partition in range(4):
+        assert f"partition {partition}, leader " in listing, listing
+    assert "replicas: " in listing and "isrs: " in listing
+
+    python_admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        nodes = python_admin.describe_cluster()
+        assert sorted(b["broker_id"] for b in nodes["brokers"]) == [1, 2, 3], nodes
+        topic = python_admin.describe_topics(["described"])[0]
+        assert topic["error_code"] == 0 and len(topic["partitions"]) == 4
+        assert all(len(p["replica_nodes"]) == 3 and len(p["isr_nodes"]) == 3 for p in topic["partitions"]), topic
+    finally:
+        python_admin.close()
