@@ -213,7 +213,7 @@ async fn run_shard(
         .get(CONSUMER_OFFSETS_TOPIC)
         .map(|topic| (0..topic.shards.len()).filter(|p| topic.shards[*p] == shard_id).map(|p| p as i32).collect())
         .unwrap_or_default();
-    if let Err(error) = context.groups.load(&context.engine, &offsets_partitions).await {
+    if let Err(error) = context.groups.load(&context, &offsets_partitions).await {
         return Err(EngineError::Config(format!("cannot load consumer groups: {}", error.message)));
     }
     let listener = TcpListener::bind(listen).map_err(|e| EngineError::io("listen on", listen, e))?;
@@ -244,7 +244,7 @@ async fn run_shard(
         context.engine.flush_due().await;
         if last_group_tick.elapsed() >= GROUP_TICK {
             context.tick_replicas().await;
-            context.groups.tick(&context.engine).await;
+            context.groups.tick(&context).await;
             last_group_tick = Instant::now();
         }
         if last_retention.elapsed() >= RETENTION_INTERVAL {

@@ -15,7 +15,7 @@ use sluice_engine::batch::{peek_batch_size, BatchHeader, Compression};
 use sluice_engine::fifo_lock::Ticket;
 use sluice_engine::source_order::RequestOrigin;
 use sluice_engine::{LogRead, PartitionLog, ReadLimit};
-use sluice_replication::partition::{AckOutcome, FetchReply};
+use sluice_replication::partition::FetchReply;
 use sluice_replication::ReplicationError;
 use std::rc::Rc;
 
@@ -174,7 +174,7 @@ impl AdmittedCall {
                 let (reply, end) = append_all(&log, ticket, records, origin, leader_epoch).await?;
                 replica.on_durable();
                 if acks == -1 {
-                    wait_for_in_sync_replicas(&replica, leader_epoch, end, timeout).await?;
+                    replica.wait_for_in_sync_replicas(leader_epoch, end, timeout).await?;
                 }
                 Ok(reply)
             }
@@ -273,37 +273,6 @@ async fn append_all(
         log_start_offset: log.log_start_offset(),
     };
     Ok((reply, info.last_offset + 1))
-}
-
-/// acks=all in a cluster: waits until the high watermark passes `end` (every in-sync
-/// replica has the batch, fsynced), or the leadership is lost, or `timeout` passes.
-async fn wait_for_in_sync_replicas(
-    replica: &ReplicaHandle,
-    leader_epoch: i32,
-    end: i64,
-    timeout: std::time::Duration,
-) -> KafkaResult<()> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let outcome = replica.replica.borrow().ack_outcome(leader_epoch, end, replica.min_insync_replicas.get());
-        match outcome {
-            AckOutcome::Done => return Ok(()),
-            AckOutcome::Failed(error) => return Err(replication_error(error, &replica.topic, replica.partition)),
-            AckOutcome::Pending => {}
-        }
-        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
-        if remaining.is_zero() {
-            return Err(KafkaError::new(
-                ResponseError::RequestTimedOut,
-                format!("{}-{}: the in-sync replicas did not confirm in time", replica.topic, replica.partition),
-            ));
-        }
-        // Woken by a high watermark move or a role change; the bound re-checks anyway.
-        let _ = replica
-            .log
-            .wait_for_data(end - 1, remaining.min(std::time::Duration::from_millis(100)), ReadLimit::HighWatermark)
-            .await;
-    }
 }
 
 /// The engine finds the batch holding the first record at or after `timestamp` and looks

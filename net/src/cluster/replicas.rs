@@ -10,7 +10,7 @@ use crate::metadata::Metadata;
 use kafka_protocol::ResponseError;
 use sluice_engine::shard::partition_dir_name;
 use sluice_engine::PartitionLog;
-use sluice_replication::partition::{LogView, PartitionReplica, ReplicaConfig, RoleChange};
+use sluice_replication::partition::{AckOutcome, LogView, PartitionReplica, ReplicaConfig, RoleChange};
 use sluice_replication::{PartitionKey, ReplicationError};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -56,6 +56,50 @@ impl ReplicaHandle {
     /// Publishes the replica's high watermark to the log (consumers read up to it).
     pub fn publish_high_watermark(&self) {
         self.log.set_replicated_high_watermark(self.replica.borrow().high_watermark());
+    }
+
+    /// Appends a batch as the leader (the broker's own writes: group coordination) and
+    /// waits until the ISR has it, as acks=all does.
+    pub async fn append_acks_all(&self, batch: bytes::Bytes, timeout: std::time::Duration) -> Result<(), KafkaError> {
+        let leader_epoch = {
+            let replica = self.replica.borrow();
+            replica
+                .check_produce(true, self.min_insync_replicas.get())
+                .map_err(|e| replication_error(e, &self.topic, self.partition))?;
+            replica.leader_epoch()
+        };
+        let info = self.log.append(batch, leader_epoch).await?;
+        self.on_durable();
+        self.wait_for_in_sync_replicas(leader_epoch, info.last_offset + 1, timeout).await
+    }
+
+    /// acks=all: waits until the high watermark passes `end` (every in-sync replica has
+    /// the records, fsynced), or the leadership is lost, or `timeout` passes.
+    pub async fn wait_for_in_sync_replicas(
+        &self,
+        leader_epoch: i32,
+        end: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), KafkaError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let outcome = self.replica.borrow().ack_outcome(leader_epoch, end, self.min_insync_replicas.get());
+            match outcome {
+                AckOutcome::Done => return Ok(()),
+                AckOutcome::Failed(error) => return Err(replication_error(error, &self.topic, self.partition)),
+                AckOutcome::Pending => {}
+            }
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(KafkaError::new(
+                    ResponseError::RequestTimedOut,
+                    format!("{}-{}: the in-sync replicas did not confirm in time", self.topic, self.partition),
+                ));
+            }
+            // Woken by a high watermark move or a role change; the bound re-checks anyway.
+            let wait = remaining.min(std::time::Duration::from_millis(100));
+            let _ = self.log.wait_for_data(end - 1, wait, sluice_engine::ReadLimit::HighWatermark).await;
+        }
     }
 
     /// The local log's durable end moved: the leader's high watermark may follow.
@@ -160,6 +204,31 @@ impl ShardContext {
         handle.publish_high_watermark();
         // Produces waiting for acks=all and long polls re-check the new role.
         handle.log.wake_readers();
+        if handle.topic == crate::group::records::CONSUMER_OFFSETS_TOPIC {
+            self.move_group_coordination(handle, change);
+        }
+    }
+
+    /// A `__consumer_offsets` partition's leader coordinates its groups: it loads them
+    /// when it becomes leader and forgets them when it stops.
+    fn move_group_coordination(self: &Rc<Self>, handle: &ReplicaHandle, change: RoleChange) {
+        let partition = handle.partition;
+        match change {
+            RoleChange::BecameLeader { .. } => {
+                self.groups.unload(partition);
+                self.groups.start_loading(partition);
+                let context = self.clone();
+                glommio::spawn_local(async move {
+                    if let Err(error) = context.groups.load(&context, &[partition]).await {
+                        tracing::error!(partition, error = %error.message, "cannot load consumer groups");
+                    }
+                    context.groups.finish_loading(partition);
+                })
+                .detach();
+            }
+            RoleChange::BecameFollower { .. } | RoleChange::Removed => self.groups.unload(partition),
+            RoleChange::StateChanged | RoleChange::Unchanged => {}
+        }
     }
 
     /// The periodic replica duties: leaders' high watermarks follow their fsyncs (under

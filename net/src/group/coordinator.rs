@@ -15,6 +15,7 @@ use super::records::{
 use super::state::{
     Delivery, Group, GroupLimits, GroupState, JoinRequest, JoinResult, MemberDescription, Outcome, SyncResult,
 };
+use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
 use crate::partition_ops::LEADER_EPOCH;
 use bytes::Bytes;
@@ -141,6 +142,8 @@ pub struct GroupCoordinator {
     line: FifoLock,
     /// The last request of each recent source that changed a group here (the ordering check).
     sources: RefCell<SourceOrder>,
+    /// `__consumer_offsets` partitions being loaded (in a cluster, after becoming leader).
+    loading: RefCell<std::collections::BTreeSet<i32>>,
 }
 
 fn now_ms() -> i64 {
@@ -159,7 +162,23 @@ impl GroupCoordinator {
             limits,
             line: FifoLock::new(),
             sources: RefCell::new(SourceOrder::default()),
+            loading: RefCell::new(Default::default()),
         }
+    }
+
+    /// Marks a partition as being loaded: its groups answer COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn start_loading(&self, partition: i32) {
+        self.loading.borrow_mut().insert(partition);
+    }
+
+    /// The partition's groups are loaded.
+    pub fn finish_loading(&self, partition: i32) {
+        self.loading.borrow_mut().remove(&partition);
+    }
+
+    /// Whether the partition's groups are still being loaded.
+    pub fn is_loading(&self, partition: i32) -> bool {
+        self.loading.borrow().contains(&partition)
     }
 
     /// The next place in the coordinator's line of group operations.
@@ -179,14 +198,18 @@ impl GroupCoordinator {
     /// Replays this shard's `__consumer_offsets` partitions: committed offsets and groups
     /// as they were last written (tombstones delete). Groups come back stable with their
     /// members, whose sessions start anew.
-    pub async fn load(&self, engine: &Shard, partitions: &[i32]) -> KafkaResult<()> {
+    pub async fn load(&self, context: &ShardContext, partitions: &[i32]) -> KafkaResult<()> {
         for &partition in partitions {
-            let Some(log) = engine.partition(&partition_dir_name(CONSUMER_OFFSETS_TOPIC, partition)) else { continue };
+            let Some(log) = context.engine.partition(&partition_dir_name(CONSUMER_OFFSETS_TOPIC, partition)) else {
+                continue;
+            };
             let mut offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>> = HashMap::new();
             let mut groups: HashMap<String, Option<StoredGroup>> = HashMap::new();
             let mut position = log.log_start_offset();
-            while position < log.high_watermark() {
-                let read = log.read(position, REPLAY_READ_BYTES, ReadLimit::HighWatermark).await?;
+            // Up to the log end: in a cluster a new leader's high watermark may still be
+            // behind, but a leader never loses its own records.
+            while position < log.log_end_offset() {
+                let read = log.read(position, REPLAY_READ_BYTES, ReadLimit::LogEnd).await?;
                 if read.batches.is_empty() {
                     break;
                 }
@@ -246,6 +269,18 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Forgets the groups of `__consumer_offsets` partitions this broker no longer leads
+    /// (in a cluster): their members' parked requests fail and they find the new
+    /// coordinator.
+    pub fn unload(&self, partition: i32) {
+        let mut groups = self.groups.borrow_mut();
+        let before = groups.len();
+        groups.retain(|_, entry| entry.partition != partition);
+        if groups.len() < before {
+            tracing::info!(partition, groups = before - groups.len(), "group coordinator unloaded");
+        }
+    }
+
     fn with_group<T>(&self, group_id: &str, partition: i32, f: impl FnOnce(&mut GroupEntry) -> T) -> T {
         let mut groups = self.groups.borrow_mut();
         let entry = groups
@@ -257,7 +292,7 @@ impl GroupCoordinator {
     /// JoinGroup: answered at once or when the rebalance's join phase ends.
     pub async fn join(
         &self,
-        engine: &Shard,
+        context: &ShardContext,
         group_id: &str,
         partition: i32,
         request: JoinRequest,
@@ -270,14 +305,14 @@ impl GroupCoordinator {
                 Answer::Parked(receiver)
             }
         });
-        self.settle(engine, group_id).await?;
+        self.settle(context, group_id).await?;
         answer.get(group_id).await
     }
 
     /// SyncGroup: the leader's call ends the rebalance; followers wait for it.
     pub async fn sync(
         &self,
-        engine: &Shard,
+        context: &ShardContext,
         group_id: &str,
         partition: i32,
         caller: Caller<'_>,
@@ -294,7 +329,7 @@ impl GroupCoordinator {
                 }
             }
         });
-        self.settle(engine, group_id).await?;
+        self.settle(context, group_id).await?;
         answer.get(group_id).await
     }
 
@@ -314,7 +349,7 @@ impl GroupCoordinator {
     /// LeaveGroup for some members; one result each.
     pub async fn leave(
         &self,
-        engine: &Shard,
+        context: &ShardContext,
         group_id: &str,
         members: Vec<(String, Option<String>)>,
     ) -> KafkaResult<Vec<Result<(), ResponseError>>> {
@@ -326,7 +361,7 @@ impl GroupCoordinator {
             let now = Instant::now();
             members.iter().map(|(member, instance)| entry.group.leave(member, instance.as_deref(), now)).collect()
         };
-        self.settle(engine, group_id).await?;
+        self.settle(context, group_id).await?;
         Ok(results)
     }
 
@@ -335,7 +370,7 @@ impl GroupCoordinator {
     /// that assign partitions themselves), writes the offsets, then remembers them.
     pub async fn commit(
         &self,
-        engine: &Shard,
+        context: &ShardContext,
         group_id: &str,
         partition: i32,
         caller: Caller<'_>,
@@ -383,7 +418,7 @@ impl GroupCoordinator {
             batch.push(Some(&key), Some(&encode_offset(committed)), &[], committed.commit_timestamp_ms);
         }
         if !batch.is_empty() {
-            offsets_log(engine, partition)?.append(batch.build(), LEADER_EPOCH).await?;
+            append_offsets(context, partition, batch.build()).await?;
         }
         let _applying = applying.turn().await;
         self.with_group(group_id, partition, |entry| {
@@ -459,7 +494,7 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group: only an empty group (no members) can go; its
     /// membership and committed offsets are deleted with tombstones.
-    pub async fn delete(&self, engine: &Shard, group_id: &str) -> KafkaResult<Result<(), ResponseError>> {
+    pub async fn delete(&self, context: &ShardContext, group_id: &str) -> KafkaResult<Result<(), ResponseError>> {
         let (partition, keys) = {
             let mut groups = self.groups.borrow_mut();
             let Some(entry) = groups.get_mut(group_id) else { return Ok(Err(ResponseError::GroupIdNotFound)) };
@@ -478,7 +513,7 @@ impl GroupCoordinator {
             keys.push(OffsetsKey::Group { group: group_id.to_string() });
             (entry.partition, keys)
         };
-        let written = write_tombstones(engine, partition, &keys).await;
+        let written = write_tombstones(context, partition, &keys).await;
         if written.is_ok() {
             self.groups.borrow_mut().remove(group_id);
         } else if let Some(entry) = self.groups.borrow_mut().get_mut(group_id) {
@@ -492,7 +527,7 @@ impl GroupCoordinator {
     /// subscribed to. One result per partition.
     pub async fn delete_offsets(
         &self,
-        engine: &Shard,
+        context: &ShardContext,
         group_id: &str,
         partitions: Vec<(String, i32)>,
     ) -> KafkaResult<Result<Vec<Result<(), ResponseError>>, ResponseError>> {
@@ -517,7 +552,7 @@ impl GroupCoordinator {
                 .collect();
             (entry.partition, results, keys)
         };
-        write_tombstones(engine, partition, &keys).await?;
+        write_tombstones(context, partition, &keys).await?;
         if let Some(entry) = self.groups.borrow_mut().get_mut(group_id) {
             for key in keys {
                 if let OffsetsKey::Offset { topic, partition, .. } = key {
@@ -530,7 +565,7 @@ impl GroupCoordinator {
 
     /// Runs the timers of every group that has one due (ends of join phases, expired
     /// sessions), then persists and answers what they completed.
-    pub async fn tick(&self, engine: &Shard) {
+    pub async fn tick(&self, context: &ShardContext) {
         let now = Instant::now();
         let due: Vec<String> = {
             let mut groups = self.groups.borrow_mut();
@@ -544,7 +579,7 @@ impl GroupCoordinator {
                 .collect()
         };
         for group_id in due {
-            if let Err(error) = self.settle(engine, &group_id).await {
+            if let Err(error) = self.settle(context, &group_id).await {
                 tracing::warn!(group = group_id, error = %error.message, "cannot store group");
             }
         }
@@ -553,7 +588,7 @@ impl GroupCoordinator {
     /// Writes the group's membership if a rebalance just ended (or it emptied), then
     /// answers the requests the last call completed, in that order: no member learns an
     /// assignment that a crash could take back.
-    async fn settle(&self, engine: &Shard, group_id: &str) -> KafkaResult<()> {
+    async fn settle(&self, context: &ShardContext, group_id: &str) -> KafkaResult<()> {
         let (to_store, partition) = {
             let groups = self.groups.borrow();
             let Some(entry) = groups.get(group_id) else { return Ok(()) };
@@ -573,10 +608,7 @@ impl GroupCoordinator {
                 &[],
                 now_ms(),
             );
-            result = match offsets_log(engine, partition) {
-                Ok(log) => log.append(batch.build(), LEADER_EPOCH).await.map(|_| ()).map_err(KafkaError::from),
-                Err(error) => Err(error),
-            };
+            result = append_offsets(context, partition, batch.build()).await;
             if result.is_ok() {
                 if let Some(entry) = self.groups.borrow_mut().get_mut(group_id) {
                     entry.persisted = Some(stored);
@@ -612,7 +644,7 @@ impl GroupCoordinator {
 }
 
 /// Appends one tombstone (a record with a null value) per key.
-async fn write_tombstones(engine: &Shard, partition: i32, keys: &[OffsetsKey]) -> KafkaResult<()> {
+async fn write_tombstones(context: &ShardContext, partition: i32, keys: &[OffsetsKey]) -> KafkaResult<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -620,8 +652,36 @@ async fn write_tombstones(engine: &Shard, partition: i32, keys: &[OffsetsKey]) -
     for key in keys {
         batch.push(Some(&encode_key(key)), None, &[], now_ms());
     }
-    offsets_log(engine, partition)?.append(batch.build(), LEADER_EPOCH).await?;
+    append_offsets(context, partition, batch.build()).await?;
     Ok(())
+}
+
+/// Appends a batch to a `__consumer_offsets` partition: on a single node as it always
+/// did; in a cluster as its leader, answering once the ISR has the batch (a committed
+/// offset must survive the coordinator's death).
+async fn append_offsets(context: &ShardContext, partition: i32, batch: bytes::Bytes) -> KafkaResult<()> {
+    let log = offsets_log(&context.engine, partition)?;
+    match context.replica(CONSUMER_OFFSETS_TOPIC, partition) {
+        None if context.in_cluster() => Err(not_coordinator(partition)),
+        None => log.append(batch, LEADER_EPOCH).await.map(|_| ()).map_err(KafkaError::from),
+        Some(replica) => replica.append_acks_all(batch, OFFSETS_WRITE_TIMEOUT).await.map_err(|error| {
+            if error.code == ResponseError::NotLeaderOrFollower {
+                not_coordinator(partition)
+            } else {
+                error
+            }
+        }),
+    }
+}
+
+/// How long a coordinator's write waits for the ISR (Kafka's `offsets.commit.timeout.ms`).
+const OFFSETS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn not_coordinator(partition: i32) -> KafkaError {
+    KafkaError::new(
+        ResponseError::NotCoordinator,
+        format!("this broker does not lead {CONSUMER_OFFSETS_TOPIC}-{partition}"),
+    )
 }
 
 fn offsets_log(engine: &Shard, partition: i32) -> KafkaResult<Rc<PartitionLog>> {

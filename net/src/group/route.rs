@@ -143,6 +143,23 @@ impl ShardContext {
         if let Some(origin) = origin {
             self.groups.check_order(group_id, origin);
         }
+        if self.in_cluster() {
+            // In a cluster the coordinator is the leader of the group's partition, once
+            // it has loaded the partition's groups.
+            let leads = self.replica(CONSUMER_OFFSETS_TOPIC, partition).is_some_and(|r| r.replica.borrow().is_leader());
+            if !leads {
+                return Err(KafkaError::new(
+                    ResponseError::NotCoordinator,
+                    format!("this broker does not lead {CONSUMER_OFFSETS_TOPIC}-{partition}"),
+                ));
+            }
+            if self.groups.is_loading(partition) {
+                return Err(KafkaError::new(
+                    ResponseError::CoordinatorLoadInProgress,
+                    format!("{CONSUMER_OFFSETS_TOPIC}-{partition}'s groups are being loaded"),
+                ));
+            }
+        }
         let running = self.dispatch_group_op(group_id, partition, op);
         futures::pin_mut!(running);
         if let std::task::Poll::Ready(reply) = futures::poll!(&mut running) {
@@ -154,7 +171,7 @@ impl ShardContext {
 
     async fn dispatch_group_op(&self, group_id: &str, partition: i32, op: GroupOp) -> KafkaResult<GroupReply> {
         let groups = &self.groups;
-        let engine = &self.engine;
+        let engine = self;
         Ok(match op {
             GroupOp::Join(request) => GroupReply::Joined(groups.join(engine, group_id, partition, request).await?),
             GroupOp::Sync { member_id, instance_id, generation_id, assignments } => GroupReply::Synced(

@@ -1,4 +1,5 @@
-//! FindCoordinator: this broker coordinates every group (one node). The first request
+//! FindCoordinator: on one node this broker coordinates every group; in a cluster a
+//! group's coordinator is the leader of its `__consumer_offsets` partition. The first request
 //! creates `__consumer_offsets`, so the coordinator is ready when the client comes to it.
 //! A transactional id is answered with this broker too: transactions do not exist yet, so
 //! its InitProducerId checks the request (as Kafka's coordinator does first) and then
@@ -6,6 +7,7 @@
 //! rather than COORDINATOR_NOT_AVAILABLE, which they retry until their timeout.
 
 use crate::context::ShardContext;
+use crate::group::records::{partition_for_group, CONSUMER_OFFSETS_TOPIC};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -28,34 +30,64 @@ pub async fn handle(
         KEY_TYPE_TRANSACTION => Ok(()),
         other => Err((ResponseError::InvalidRequest, format!("coordinator key type {other} is not served"))),
     };
-    let node = BrokerId(if ready.is_ok() { context.broker.node_id } else { -1 });
-    let host =
-        StrBytes::from_string(if ready.is_ok() { context.broker.advertised_host.clone() } else { String::new() });
-    let port = if ready.is_ok() { i32::from(context.broker.advertised_port) } else { -1 };
-    let (code, message) = match &ready {
-        Ok(()) => (0, None),
-        Err((code, message)) => (code.code(), Some(StrBytes::from_string(message.clone()))),
+    let locate = |key: &str| -> Result<(i32, String, i32), (ResponseError, String)> {
+        ready.clone()?;
+        if request.key_type == KEY_TYPE_GROUP {
+            if let Some(found) = cluster_coordinator(context, key) {
+                return found;
+            }
+        }
+        Ok((context.broker.node_id, context.broker.advertised_host.clone(), i32::from(context.broker.advertised_port)))
+    };
+    let answer = |key: &str| match locate(key) {
+        Ok((node, host, port)) => (BrokerId(node), StrBytes::from_string(host), port, 0, None),
+        Err((code, message)) => {
+            (BrokerId(-1), StrBytes::default(), -1, code.code(), Some(StrBytes::from_string(message)))
+        }
     };
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
-            .into_iter()
+            .iter()
             .map(|key| {
+                let (node, host, port, code, message) = answer(key.as_str());
                 Coordinator::default()
-                    .with_key(key)
+                    .with_key(key.clone())
                     .with_node_id(node)
-                    .with_host(host.clone())
+                    .with_host(host)
                     .with_port(port)
                     .with_error_code(code)
-                    .with_error_message(message.clone())
+                    .with_error_message(message)
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (node, host, port, code, message) = answer(request.key.as_str());
     FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_error_message(if version >= 1 { message } else { None })
         .with_node_id(node)
         .with_host(host)
         .with_port(port)
+}
+
+/// In a cluster, a group's coordinator: the broker leading the group's
+/// `__consumer_offsets` partition (`None` on a single node).
+fn cluster_coordinator(
+    context: &ShardContext,
+    group: &str,
+) -> Option<Result<(i32, String, i32), (ResponseError, String)>> {
+    let metadata = context.metadata();
+    let view = metadata.cluster.as_ref()?;
+    let partitions = metadata.topics.get(CONSUMER_OFFSETS_TOPIC).map_or(0, |t| t.shards.len() as i32);
+    let unavailable = |why: String| Err((ResponseError::CoordinatorNotAvailable, why));
+    if partitions == 0 {
+        return Some(unavailable(format!("{CONSUMER_OFFSETS_TOPIC} is not ready")));
+    }
+    let partition = partition_for_group(group, partitions);
+    let leader = view.partition(CONSUMER_OFFSETS_TOPIC, partition).map_or(-1, |(_, state)| state.leader);
+    Some(match view.image.brokers.get(&leader).filter(|b| !b.fenced) {
+        Some(broker) => Ok((leader, broker.host.clone(), i32::from(broker.port))),
+        None => unavailable(format!("{CONSUMER_OFFSETS_TOPIC}-{partition} has no leader")),
+    })
 }

@@ -70,6 +70,18 @@ class KeepProducing(threading.Thread):
         assert self.producer.flush(120) == 0, "every message answered"
 
 
+def end_offset(consumer, topic, partition, timeout=30):
+    """The partition's high watermark, asked again while leadership moves."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5, cached=False)[1]
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def read_partition(cluster, partition, end):
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "reader",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 100, "log_level": 2})
@@ -188,3 +200,90 @@ def test_kafka_tools_see_the_cluster_as_kafka_would(cluster):
         assert all(len(p["replica_nodes"]) == 3 and len(p["isr_nodes"]) == 3 for p in topic["partitions"]), topic
     finally:
         python_admin.close()
+
+
+def test_a_group_keeps_consuming_and_keeps_its_offsets_when_its_coordinator_dies(cluster):
+    """Issue 12 acceptance 4: three confluent-kafka members of one group consume while the
+    broker coordinating the group (the leader of its __consumer_offsets partition) is
+    SIGKILLed; no committed offset is lost and every record is consumed."""
+    from confluent_kafka import KafkaException
+    topic, partitions, group = "events", 6, "survivors"
+    cluster.admin.create_topics([NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})])[topic].result(20)
+    cluster.wait_for(lambda md: topic in md.topics and all(p.leader >= 0 for p in md.topics[topic].partitions.values()),
+                     "the topic's leaders")
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True, "log_level": 2})
+
+    def produce(count, start):
+        for i in range(start, start + count):
+            producer.produce(topic, value=b"%06d" % i, partition=i % partitions)
+        assert producer.flush(60) == 0
+
+    produce(3000, 0)
+    committed = {}  # partition -> highest offset a commit acknowledged
+    consumed = collections.Counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors = []
+
+    def member(index):
+        consumer = Consumer({
+            "bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "session.timeout.ms": 10000, "heartbeat.interval.ms": 500,
+            "client.id": f"member-{index}", "log_level": 2,
+        })
+        consumer.subscribe([topic])
+        try:
+            while not stop.is_set():
+                message = consumer.poll(0.2)
+                if message is None or message.error():
+                    continue
+                with lock:
+                    consumed[message.value()] += 1
+                try:
+                    for position in consumer.commit(message=message, asynchronous=False):
+                        with lock:
+                            committed[position.partition] = max(committed.get(position.partition, 0), position.offset)
+                except KafkaException:
+                    pass  # the coordinator moves: the next commit goes to the new one
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            errors.append(repr(error))
+        finally:
+            consumer.close()
+
+    members = [threading.Thread(target=member, args=(i,), daemon=True) for i in range(3)]
+    for thread in members:
+        thread.start()
+    deadline = time.time() + 60
+    while len(consumed) < 1000 and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(consumed) >= 1000, "the group consumes"
+
+    coordinator = cluster.admin.describe_consumer_groups([group])[group].result(20).coordinator.id
+    with lock:
+        committed_before_kill = dict(committed)
+    cluster.brokers[coordinator].stop(signal.SIGKILL)
+    produce(3000, 3000)
+    cluster.brokers[coordinator].start()
+    deadline = time.time() + 90
+    while len(consumed) < 6000 and time.time() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    for thread in members:
+        thread.join(30)
+    assert not errors, errors
+    missing = [i for i in range(6000) if consumed[b"%06d" % i] == 0]
+    assert not missing, f"{len(missing)} records never consumed, e.g. {missing[:5]}"
+
+    # A consumer of the group reads the committed offsets: librdkafka's AdminClient
+    # ListConsumerGroupOffsets crashes (in rd_kafka_cgrp_op) when a moved coordinator
+    # answers NOT_COORDINATOR, where a consumer retries.
+    reader = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "log_level": 2})
+    positions = reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+    ends = {p: end_offset(reader, topic, p) for p in range(partitions)}
+    reader.close()
+    stored = {tp.partition: tp.offset for tp in positions}
+    for partition, offset in committed_before_kill.items():
+        assert stored.get(partition, -1) >= offset, (
+            f"partition {partition}: committed {offset} before the coordinator died, {stored.get(partition)} now")
+    for partition, end in ends.items():
+        assert stored.get(partition) == end, f"partition {partition}: committed {stored.get(partition)}, end {end}"
