@@ -14,6 +14,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
+/// A coordinator's node id, host and port, or why there is none.
+type Located = Result<(i32, String, i32), (ResponseError, String)>;
+
 /// FindCoordinator's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
 /// FindCoordinator's key type for transactional ids.
@@ -30,7 +33,7 @@ pub async fn handle(
         KEY_TYPE_TRANSACTION => Ok(()),
         other => Err((ResponseError::InvalidRequest, format!("coordinator key type {other} is not served"))),
     };
-    let locate = |key: &str| -> Result<(i32, String, i32), (ResponseError, String)> {
+    let locate = |key: &str| -> Located {
         ready.clone()?;
         if request.key_type == KEY_TYPE_GROUP {
             if let Some(found) = cluster_coordinator(context, key) {
