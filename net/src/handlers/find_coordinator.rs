@@ -79,7 +79,7 @@ pub async fn handle(
 fn cluster_coordinator(
     context: &ShardContext,
     group: &str,
-) -> Option<Result<(i32, String, i32), (ResponseError, String)>> {
+) -> Option<Located> {
     let metadata = context.metadata();
     let view = metadata.cluster.as_ref()?;
     let partitions = metadata.topics.get(CONSUMER_OFFSETS_TOPIC).map_or(0, |t| t.shards.len() as i32);
