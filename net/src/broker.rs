@@ -264,6 +264,9 @@ async fn run_shard(
             last_compaction = Instant::now();
         }
     }
+    if shard_id == 0 {
+        context.controlled_shutdown().await;
+    }
     drop(accepting);
     if let Some(admin) = admin {
         admin.close();

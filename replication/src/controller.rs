@@ -107,6 +107,27 @@ impl Controller {
         Ok(records)
     }
 
+    /// ControlledShutdown: a broker about to stop is fenced now and its leaderships and ISR
+    /// places move, so clients fail over before the process exits rather than after its
+    /// session times out.
+    pub fn controlled_shutdown(
+        &mut self,
+        image: &MetadataImage,
+        broker: BrokerId,
+        broker_epoch: i64,
+    ) -> Result<Vec<MetadataRecord>, ReplicationError> {
+        let state = image.brokers.get(&broker).ok_or(ReplicationError::BrokerIdNotRegistered)?;
+        if state.broker_epoch != broker_epoch {
+            return Err(ReplicationError::StaleBrokerEpoch);
+        }
+        let fence = MetadataRecord::FenceBroker { broker, broker_epoch };
+        let mut after = image.clone();
+        after.apply(&fence);
+        let mut records = vec![fence];
+        records.extend(leave_partitions(&after, broker));
+        Ok(records)
+    }
+
     /// The periodic check: fences every unfenced broker whose session expired.
     pub fn tick(&mut self, image: &MetadataImage, now_ms: u64) -> Vec<MetadataRecord> {
         let timeout_ms = self.config.broker_session_timeout_ms;
@@ -341,6 +362,19 @@ mod tests {
         let state = &image.partitions[&key];
         assert_eq!(state.leader, leader);
         assert_eq!(state.leader_epoch, 2);
+    }
+
+    #[test]
+    fn a_controlled_shutdown_moves_leaderships_at_once() {
+        let (mut controller, mut image, key) = cluster();
+        let leader = image.partitions[&key].leader;
+        let epoch = image.brokers[&leader].broker_epoch;
+        assert_eq!(controller.controlled_shutdown(&image, leader, epoch + 1), Err(ReplicationError::StaleBrokerEpoch));
+        let records = controller.controlled_shutdown(&image, leader, epoch).unwrap();
+        apply(&mut image, records);
+        assert!(image.brokers[&leader].fenced);
+        assert_ne!(image.partitions[&key].leader, leader);
+        assert!(!image.partitions[&key].in_isr(leader));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod admin_cmd;
 mod bench_cmd;
 mod client_args;
+mod cluster_cmd;
 mod consume_cmd;
 mod data_dir_lock;
 mod group_cmd;
@@ -45,6 +46,14 @@ enum Command {
         #[command(subcommand)]
         command: group_cmd::GroupCommand,
     },
+    /// The cluster's brokers, controller and under-replicated or offline partitions (over
+    /// the Kafka protocol).
+    Cluster {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(subcommand)]
+        command: cluster_cmd::ClusterCommand,
+    },
     /// Produce records read from standard input, one per line.
     Produce {
         #[command(flatten)]
@@ -81,6 +90,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin_cmd::run(args),
         Command::Topic { brokers, command } => topic_cmd::run(brokers, command),
         Command::Group { brokers, command } => group_cmd::run(brokers, command),
+        Command::Cluster { brokers, command } => cluster_cmd::run(brokers, command),
         Command::Produce { brokers, args } => produce_cmd::run(brokers, args),
         Command::Consume { brokers, args } => consume_cmd::run(brokers, args),
         Command::Bench(command) => bench_cmd::run(command),

@@ -24,6 +24,9 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// How long a stopping broker waits for the controller to move its leaderships.
+const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
 /// Node ids a cluster's brokers may have (producer ids embed the node id until the
 /// controller hands out id blocks).
 pub const CLUSTER_NODE_IDS_MAX: i32 = 1024;
@@ -238,6 +241,47 @@ impl ShardContext {
             }
         }
         -1
+    }
+
+    /// Shard 0, stopping: ends the heartbeats (a heartbeat would unfence the broker
+    /// again), asks the controller to move this broker's leaderships, waits (a bounded
+    /// time) until the metadata shows none left, then stops the quorum voter.
+    pub(crate) async fn controlled_shutdown(self: &Rc<Self>) {
+        let handing_over =
+            sluice_replication::quorum::runtime::Timeout::new(self.hand_over(), CONTROLLED_SHUTDOWN_WAIT);
+        if handing_over.await.is_err() {
+            tracing::warn!("controlled shutdown timed out (no controller quorum?): stopping anyway");
+        }
+        let quorum = self.cluster.quorum.borrow().clone();
+        if let Some(quorum) = quorum {
+            quorum.shutdown().await;
+        }
+    }
+
+    async fn hand_over(self: &Rc<Self>) {
+        let link = self.cluster.link.borrow().clone();
+        if let Some(link) = link {
+            link.stop();
+            let me = self.broker.node_id;
+            match link.broker_epoch() {
+                Some(broker_epoch) => {
+                    let request = BrokerRequest::ControlledShutdown { broker: me, broker_epoch };
+                    match self.call_controller(request).await {
+                        Ok(BrokerResponse::Done { applied_records }) => {
+                            let moved = self.wait_for_metadata_version(applied_records, CONTROLLED_SHUTDOWN_WAIT).await;
+                            let leads =
+                                self.metadata().cluster.as_ref().map_or(0, |view| {
+                                    view.image.partitions.values().filter(|p| p.leader == me).count()
+                                });
+                            tracing::info!(moved = moved.is_ok(), still_leading = leads, "controlled shutdown");
+                        }
+                        Ok(other) => tracing::warn!(answer = ?other, "controlled shutdown refused"),
+                        Err(error) => tracing::warn!(error = %error.message, "controlled shutdown not possible"),
+                    }
+                }
+                None => tracing::info!("stopping before registration: nothing to hand over"),
+            }
+        }
     }
 
     /// Sends a request to the active controller (through shard 0's link).

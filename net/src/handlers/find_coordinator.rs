@@ -76,10 +76,7 @@ pub async fn handle(
 
 /// In a cluster, a group's coordinator: the broker leading the group's
 /// `__consumer_offsets` partition (`None` on a single node).
-fn cluster_coordinator(
-    context: &ShardContext,
-    group: &str,
-) -> Option<Located> {
+fn cluster_coordinator(context: &ShardContext, group: &str) -> Option<Located> {
     let metadata = context.metadata();
     let view = metadata.cluster.as_ref()?;
     let partitions = metadata.topics.get(CONSUMER_OFFSETS_TOPIC).map_or(0, |t| t.shards.len() as i32);

@@ -256,6 +256,9 @@ impl MetadataQuorum {
             BrokerRequest::Heartbeat { broker, broker_epoch } => {
                 self.decide_done(move |c, image, now| c.heartbeat(image, broker, broker_epoch, now)).await
             }
+            BrokerRequest::ControlledShutdown { broker, broker_epoch } => {
+                self.decide_done(move |c, image, _| c.controlled_shutdown(image, broker, broker_epoch)).await
+            }
             BrokerRequest::AlterPartition(request) => {
                 let key = request.key;
                 match self.decide(move |c, image, _| c.alter_partition(image, &request)).await {

@@ -68,6 +68,13 @@ pub enum BrokerRequest {
     },
     /// A leader's ISR change.
     AlterPartition(AlterPartition),
+    /// The broker is stopping: move its leaderships now (Kafka's controlled shutdown).
+    ControlledShutdown {
+        /// The broker.
+        broker: BrokerId,
+        /// Its broker epoch.
+        broker_epoch: i64,
+    },
     /// Create a topic.
     CreateTopic {
         /// The name.

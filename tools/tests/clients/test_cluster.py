@@ -287,3 +287,47 @@ def test_a_group_keeps_consuming_and_keeps_its_offsets_when_its_coordinator_dies
             f"partition {partition}: committed {offset} before the coordinator died, {stored.get(partition)} now")
     for partition, end in ends.items():
         assert stored.get(partition) == end, f"partition {partition}: committed {stored.get(partition)}, end {end}"
+
+
+def test_sigterm_hands_leadership_over_before_the_broker_exits(cluster):
+    """Controlled shutdown: a stopping leader's partitions have new leaders when its
+    process has exited, well before its session would have expired."""
+    cluster.admin.create_topics([NewTopic("handover", 3, 3)])["handover"].result(20)
+    metadata = cluster.wait_for(lambda md: "handover" in md.topics and all(
+        p.leader >= 0 for p in md.topics["handover"].partitions.values()), "the topic's leaders")
+    leader = metadata.topics["handover"].partitions[0].leader
+    led = [p.id for p in metadata.topics["handover"].partitions.values() if p.leader == leader]
+    assert cluster.brokers[leader].stop(signal.SIGTERM) == 0
+    exited = time.time()
+    after = cluster.wait_for(lambda md: all(
+        md.topics["handover"].partitions[p].leader not in (-1, leader) for p in led), "leaders moved", timeout=10)
+    moved_after = time.time() - exited
+    assert moved_after < 1.0, f"leadership moved {moved_after:.2f} s after exit: not handed over"
+    for p in led:
+        assert leader not in after.topics["handover"].partitions[p].isrs
+
+
+def test_cluster_status_names_under_replicated_partitions(cluster):
+    """`sluice cluster status`: brokers, controller, and what a dead broker leaves
+    under-replicated."""
+    import subprocess
+    from conftest import SLUICE
+
+    cluster.admin.create_topics([NewTopic("watched", 2, 3)])["watched"].result(20)
+    cluster.wait_for(lambda md: "watched" in md.topics and all(
+        len(p.isrs) == 3 for p in md.topics["watched"].partitions.values()), "whole ISRs")
+
+    def status():
+        return subprocess.run([str(SLUICE), "cluster", "status", "--brokers", cluster.brokers[1].address],
+                              capture_output=True, text=True, timeout=30, check=True).stdout
+
+    healthy = status()
+    assert "under-replicated: 0, offline: 0" in healthy, healthy
+    assert all(f"  {node}  {broker.address}" in healthy for node, broker in cluster.brokers.items()), healthy
+    cluster.brokers[3].stop(signal.SIGKILL)
+    cluster.wait_for(lambda md: all(len(p.isrs) == 2 for p in md.topics["watched"].partitions.values()),
+                     "the dead broker out of the ISRs")
+    degraded = status()
+    assert "under-replicated: 0" not in degraded, degraded
+    assert "watched-0" in degraded and "watched-1" in degraded, degraded
+    assert f"  3  {cluster.brokers[3].address}" not in degraded, degraded
