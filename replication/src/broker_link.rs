@@ -15,6 +15,10 @@ use crate::error::ReplicationError;
 use crate::metadata::{BrokerRegistration, MetadataImage};
 use crate::quorum::wire::{BrokerRequest, BrokerResponse, ControllerConnection, Request, Response};
 
+/// How long a broker request keeps looking for the active controller (an election takes
+/// up to a second or two; Kafka's request timeout is 30 s).
+pub const CONTROLLER_CALL_DEADLINE: Duration = Duration::from_secs(8);
+
 /// How long one metadata long poll waits for a change.
 const METADATA_POLL_WAIT: Duration = Duration::from_secs(1);
 
@@ -85,12 +89,14 @@ impl BrokerLink {
     }
 
     /// Sends `request` to the active controller: on a redirect to the one named, on no
-    /// answer to the next; gives up after two rounds of the voters.
+    /// answer to the next; an election in progress is waited out, up to
+    /// [`CONTROLLER_CALL_DEADLINE`].
     pub async fn call(&self, request: BrokerRequest) -> io::Result<BrokerResponse> {
         let _turn = self.calls.lock().await;
         let voters = self.config.controllers.len();
         let mut last_error = String::from("no controller answered");
-        for _ in 0..2 * voters {
+        let deadline = std::time::Instant::now() + CONTROLLER_CALL_DEADLINE;
+        while std::time::Instant::now() < deadline {
             let index = self.active.get();
             let mut connection = self.connections.borrow_mut()[index].take().expect("calls are serialized");
             let answer = connection.call(&Request::Broker(request.clone()), self.config.request_timeout).await;
@@ -103,7 +109,7 @@ impl BrokerLink {
                         Some(leader) if leader != index => self.active.set(leader),
                         _ => {
                             self.active.set((index + 1) % voters);
-                            glommio::timer::sleep(Duration::from_millis(50)).await;
+                            glommio::timer::sleep(Duration::from_millis(100)).await;
                         }
                     }
                     last_error = "no active controller".into();
@@ -113,6 +119,7 @@ impl BrokerLink {
                 Err(e) => {
                     last_error = format!("controller {}: {e}", self.config.controllers[index]);
                     self.active.set((index + 1) % voters);
+                    glommio::timer::sleep(Duration::from_millis(20)).await;
                 }
             }
         }

@@ -116,6 +116,7 @@ impl AdminState {
             "connections_open": reports.iter().map(|r| r.connections_open).sum::<u64>(),
             "connections_accepted": reports.iter().map(|r| r.connections_accepted).sum::<u64>(),
             "shards": shards,
+            "cluster": self.context.cluster_status(),
         }))
     }
 

@@ -284,6 +284,34 @@ impl ShardContext {
         }
     }
 
+    /// The cluster as this broker sees it, for the admin socket's `status` (null on a
+    /// single node): the quorum (on a voter), this broker's registration, and partition
+    /// health counts.
+    pub fn cluster_status(&self) -> serde_json::Value {
+        let metadata = self.metadata();
+        let Some(view) = &metadata.cluster else { return serde_json::Value::Null };
+        let me = self.broker.node_id;
+        let quorum = self.cluster.quorum.borrow().as_ref().map(|q| q.status());
+        let partitions = view.image.partitions.values();
+        let under_replicated = partitions.clone().filter(|p| p.isr.len() < p.replicas.len()).count();
+        let offline = partitions.clone().filter(|p| !p.has_leader()).count();
+        let leading = partitions.clone().filter(|p| p.leader == me).count();
+        serde_json::json!({
+            "node_id": me,
+            "cluster_id": view.image.cluster_id,
+            "serving": view.serving,
+            "broker_epoch": view.image.brokers.get(&me).map(|b| b.broker_epoch),
+            "fenced": view.image.brokers.get(&me).is_none_or(|b| b.fenced),
+            "controller": quorum,
+            "live_brokers": view.live_brokers().iter().map(|b| b.id).collect::<Vec<_>>(),
+            "metadata_version": view.image.applied_records,
+            "partitions": view.image.partitions.len(),
+            "under_replicated_partitions": under_replicated,
+            "offline_partitions": offline,
+            "leading_partitions": leading,
+        })
+    }
+
     /// Sends a request to the active controller (through shard 0's link).
     pub(crate) async fn call_controller(self: &Rc<Self>, request: BrokerRequest) -> KafkaResult<BrokerResponse> {
         if self.id != 0 {

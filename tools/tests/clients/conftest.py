@@ -23,11 +23,15 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, data_dir, *flags):
+    def __init__(self, data_dir, *flags, host="127.0.0.1", port=None, wrapper=()):
+        """`wrapper` runs the broker inside something (`ip netns exec NS`), `host` is the
+        address it listens on there."""
         self.data_dir = Path(data_dir).resolve()
         self.flags = flags
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.host = host
+        self.port = port or free_port()
+        self.address = f"{host}:{self.port}"
+        self.wrapper = list(wrapper)
         self.process = None
         self.stopped = False
         self.log_path = Path(data_dir).parent / f"broker-{self.port}.log"
@@ -36,13 +40,13 @@ class Broker:
         self.stopped = False
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(SLUICE), "serve", "--listen", self.address, "--data-dir", str(self.data_dir), *self.flags],
+            [*self.wrapper, str(SLUICE), "serve", "--listen", self.address, "--data-dir", str(self.data_dir), *self.flags],
             stdout=log, stderr=log, cwd=self.data_dir.parent, env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
         deadline = time.time() + 30
         while time.time() < deadline:
             assert self.process.poll() is None, f"broker exited: {self.log()}"
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.05)
