@@ -52,12 +52,15 @@ soak: build client-deps
 ## when apt and the Debian source archive are reachable); broker RSS at max for 60 s. Then
 ## bench/stability.py: broker CPU-s per GB at max, e2e at 10% and 50% of max with and without
 ## retention deletes, catch-up consume vs raw O_DIRECT read, idle CPU with 10 000 partitions.
+## Then bench/cluster.py: 3 brokers RF 3 acks=all against one (ingest, CPU per GB, e2e p99 at
+## half of max, failover time over 10 leader kills).
 ## Writes target/bench/ and the suite and stability sections of docs/BENCHMARKS.md.
 SUITE_SECONDS ?= 20
-bench: build
+bench: build client-deps
 	bench/librdkafka/build.sh || echo "librdkafka's benchmark could not be built; the comparison is skipped"
 	bench/suite.py --seconds $(SUITE_SECONDS)
 	bench/stability.py --seconds $(SUITE_SECONDS)
+	$(VENV)/bin/python bench/cluster.py --seconds $(SUITE_SECONDS)
 
 ## Storage benchmark (engine vs the raw O_DIRECT bandwidth of the same disk).
 ## Results are printed and written to target/bench/storage.md.
