@@ -26,6 +26,9 @@ from idle_cpu import cpu_seconds
 from suite import LOAD, OUT, RETENTION, SLUICE, BrokerProcess, bench, free_port, machine, ms, update_docs
 
 BEGIN, END = "<!-- cluster:begin -->", "<!-- cluster:end -->"
+# Retention's deletes free their blocks at once (file.delete.delay.ms=0): three brokers
+# writing at full speed would otherwise fill the disk before the default 60 s delay ends.
+BOUNDED = [*RETENTION, "--topic-default", "file.delete.delay.ms=0"]
 FAST_FAILURE_DETECTION = ["--broker-heartbeat-interval-ms", "500", "--broker-session-timeout-ms", "1500"]
 
 
@@ -40,16 +43,20 @@ class Cluster:
 
     def start(self, node, port=None):
         def command(port_given):
-            return [str(SLUICE), "serve", "--node-id", str(node), "--listen", f"127.0.0.1:{port or port_given}",
+            return [str(SLUICE), "serve", "--node-id", str(node), "--listen", f"127.0.0.1:{port_given}",
                     "--data-dir", str(self.base / f"node-{node}"), "--cores", "1",
                     "--controller-listen", f"127.0.0.1:{self.controller_ports[node]}",
                     "--controller-quorum-voters", self.voters, *self.flags]
-        broker = BrokerProcess(f"cluster-node-{node}", command)
-        return broker
+        return BrokerProcess(f"cluster-node-{node}", command, port=port)
 
     @property
     def address(self):
         return ",".join(b.address for b in self.brokers.values())
+
+    @property
+    def bootstrap(self):
+        """One broker: the load generator learns the others from Metadata."""
+        return self.brokers[1].address
 
     def cpu_seconds(self):
         return sum(cpu_seconds(b.process.pid) for b in self.brokers.values())
@@ -69,6 +76,8 @@ class Single:
     def address(self):
         return self.broker.address
 
+    bootstrap = address
+
     def cpu_seconds(self):
         return cpu_seconds(self.broker.process.pid)
 
@@ -84,7 +93,7 @@ class Target:
 
 
 def measure(label, deployment, seconds):
-    target = Target("sluice", deployment.address)
+    target = Target("sluice", deployment.bootstrap)
     before = deployment.cpu_seconds()
     ingest = bench(target, "produce", f"cluster-{label}-ingest", "ingest", *LOAD, "-d", str(seconds),
                    "--warmup", "3", timeout=seconds + 200)["produce"]
@@ -193,12 +202,12 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="sluice-cluster-bench-"))
     try:
-        single = Single(base, ["--cores", "2", *RETENTION])
+        single = Single(base, ["--cores", "2", *BOUNDED])
         try:
             single_result = measure("single", single, args.seconds)
         finally:
             single.stop()
-        cluster = Cluster(base, [*RETENTION, *FAST_FAILURE_DETECTION, "--default-replication-factor", "3",
+        cluster = Cluster(base, [*BOUNDED, *FAST_FAILURE_DETECTION, "--default-replication-factor", "3",
                                  "--topic-default", "min.insync.replicas=2"])
         try:
             time.sleep(3)  # registration and the first metadata on every broker

@@ -54,9 +54,9 @@ def free_port():
 class BrokerProcess:
     """A broker on a free loopback port, its output in OUT/<name>.log."""
 
-    def __init__(self, name, command_for_port):
+    def __init__(self, name, command_for_port, port=None):
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = open(OUT / f"{name}.log", "wb")
         self.process = subprocess.Popen(command_for_port(self.port), stdout=self.log, stderr=self.log)

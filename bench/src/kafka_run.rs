@@ -13,7 +13,7 @@ use crate::consumer::{run_consumer, ConsumeGoal};
 use crate::open_loop::LatencyRecorder;
 use crate::open_loop::Schedule;
 use crate::producer::{run_producer, Pace, ProducerSettings};
-use crate::route::TopicRoute;
+use crate::route::{list_offsets_from_leaders, TopicRoute};
 use crate::stats::{Tally, Volume, Window};
 use crate::workload::unix_nanos;
 use kafka_protocol::ResponseError;
@@ -193,11 +193,9 @@ pub fn run(spec: &KafkaBenchSpec, progress: &mut dyn FnMut(&str)) -> Result<Kafk
             let spec_for_offsets = spec.clone();
             let (starts, ends) = on_executor("bench-setup", move || async move {
                 let offsets = async {
-                    let mut connection = KafkaConnection::connect(&spec_for_offsets.brokers, "sluice-bench").await?;
-                    let topic = &spec_for_offsets.producer.topic;
-                    let all: Vec<i32> = (0..partitions).collect();
-                    let starts = connection.list_offsets(topic, &all, EARLIEST_TIMESTAMP).await?;
-                    let ends = connection.list_offsets(topic, &all, LATEST_TIMESTAMP).await?;
+                    let (brokers, topic) = (&spec_for_offsets.brokers, &spec_for_offsets.producer.topic);
+                    let starts = list_offsets_from_leaders(brokers, topic, EARLIEST_TIMESTAMP).await?;
+                    let ends = list_offsets_from_leaders(brokers, topic, LATEST_TIMESTAMP).await?;
                     Ok::<_, ClientError>((by_partition(starts, partitions), by_partition(ends, partitions)))
                 };
                 offsets.await.map_err(|e| e.to_string())
@@ -245,7 +243,7 @@ async fn prepare_topic(spec: &KafkaBenchSpec) -> Result<Prepared, ClientError> {
     let topic = &spec.producer.topic;
     let mut connection = KafkaConnection::connect(&spec.brokers, "sluice-bench").await?;
     let outcomes = connection
-        .create_topics(std::slice::from_ref(topic), spec.partitions, 1, &spec.topic_configs, Duration::from_secs(30))
+        .create_topics(std::slice::from_ref(topic), spec.partitions, -1, &spec.topic_configs, Duration::from_secs(30))
         .await?;
     for (_, outcome) in outcomes {
         match outcome {
@@ -273,8 +271,7 @@ async fn prepare_topic(spec: &KafkaBenchSpec) -> Result<Prepared, ClientError> {
             reason: format!("topic {topic} has no partitions after creation"),
         });
     }
-    let all: Vec<i32> = (0..partitions).collect();
-    let ends = connection.list_offsets(topic, &all, LATEST_TIMESTAMP).await?;
+    let ends = list_offsets_from_leaders(&spec.brokers, topic, LATEST_TIMESTAMP).await?;
     Ok(Prepared { partitions, end_offsets: by_partition(ends, partitions) })
 }
 

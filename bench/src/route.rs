@@ -57,6 +57,47 @@ impl TopicRoute {
     }
 }
 
+/// Every partition's offset at `timestamp` (ListOffsets), each asked of its leader (only a
+/// leader answers for its partitions). Asked again, for up to ten seconds, while a new
+/// topic's metadata or leadership is still reaching the brokers.
+pub async fn list_offsets_from_leaders(
+    bootstrap: &str,
+    topic: &str,
+    timestamp: i64,
+) -> Result<Vec<(i32, i64)>, ClientError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match list_offsets_once(bootstrap, topic, timestamp).await {
+            Err(ClientError::Kafka { .. }) if std::time::Instant::now() < deadline => {
+                glommio::timer::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn list_offsets_once(bootstrap: &str, topic: &str, timestamp: i64) -> Result<Vec<(i32, i64)>, ClientError> {
+    let mut first = KafkaConnection::connect(bootstrap, "sluice-bench").await?;
+    let metadata = first.metadata(Some(&[topic]), false).await?;
+    let leaders = partition_leaders(&metadata, topic, first.address())?;
+    let brokers: HashMap<i32, String> =
+        metadata.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
+    let mut by_leader: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (partition, leader) in leaders.iter().enumerate() {
+        by_leader.entry(*leader).or_default().push(partition as i32);
+    }
+    let mut offsets = Vec::with_capacity(leaders.len());
+    for (leader, partitions) in by_leader {
+        let address = brokers.get(&leader).ok_or_else(|| ClientError::Protocol {
+            address: bootstrap.to_string(),
+            reason: format!("metadata names leader {leader} but not its address"),
+        })?;
+        let mut connection = KafkaConnection::connect(address, "sluice-bench").await?;
+        offsets.extend(connection.list_offsets(topic, &partitions, timestamp).await?);
+    }
+    Ok(offsets)
+}
+
 /// The leader of each partition, in partition order.
 fn partition_leaders(metadata: &MetadataResponse, topic: &str, address: &str) -> Result<Vec<i32>, ClientError> {
     let protocol = |reason: String| ClientError::Protocol { address: address.to_string(), reason };
