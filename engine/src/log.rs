@@ -224,6 +224,23 @@ impl LogState {
         flush
     }
 
+    /// Writes a batch whose offsets are assigned to the active segment, the producer state
+    /// and the tail cache; returns the appender's back-pressure wait, if it asks for one.
+    fn store(&mut self, batch: Bytes) -> Result<Option<WriteHandle>> {
+        let header = BatchHeader::parse(&batch, usize::MAX).expect("validated");
+        let (base_offset, last_offset) = (header.base_offset(), header.last_offset());
+        let interval = self.config.index_interval_bytes;
+        let active = self.active();
+        active.append(&batch, &header, interval)?;
+        let (segment_base, end_position) = (active.base_offset(), active.size());
+        let backpressure = active.appender_mut().expect("active").backpressure();
+        self.producers.record(&header);
+        self.unflushed_bytes += batch.len() as u64;
+        self.tail.push(base_offset, last_offset, batch, segment_base, end_position);
+        self.evict_tail_cache();
+        Ok(backpressure)
+    }
+
     fn evict_tail_cache(&mut self) {
         let budget = self.config.tail_cache_bytes;
         let active_base = self.segments.keys().next_back().copied().expect("active segment");
@@ -576,21 +593,12 @@ impl PartitionLog {
             let log_append_time_ms = state.config.log_append_time.then(now_ms);
             assign_offsets(&mut batch, base_offset, leader_epoch, log_append_time_ms);
             let batch = batch.freeze();
-            let header = BatchHeader::parse(&batch, usize::MAX).expect("validated");
-            let interval = state.config.index_interval_bytes;
-            let active = state.active();
-            active.append(&batch, &header, interval)?;
-            let (segment_base, end_position) = (active.base_offset(), active.size());
-            let backpressure = active.appender_mut().expect("active").backpressure();
-            state.producers.record(&header);
-            let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
+            let last_offset = BatchHeader::parse(&batch, usize::MAX).expect("validated").last_offset();
+            let info = AppendInfo { base_offset, last_offset, log_append_time_ms };
             if state.unflushed_bytes == 0 && matches!(state.config.flush, FlushPolicy::Interval(_)) {
                 self.report_pending_flush();
             }
-            state.unflushed_bytes += batch.len() as u64;
-            state.tail.push(base_offset, info.last_offset, batch, segment_base, end_position);
-            state.evict_tail_cache();
-            (info, backpressure)
+            (info, state.store(batch)?)
         };
         if let Some(write) = backpressure {
             write.await?;
@@ -646,19 +654,7 @@ impl PartitionLog {
                 };
                 fs::write_checkpoint(&self.dir.join(LEADER_EPOCH_CHECKPOINT), contents).await?;
             }
-            let backpressure = {
-                let mut state = self.state.borrow_mut();
-                let interval = state.config.index_interval_bytes;
-                let active = state.active();
-                active.append(&batch, &header, interval)?;
-                let (segment_base, end_position) = (active.base_offset(), active.size());
-                let backpressure = active.appender_mut().expect("active").backpressure();
-                state.producers.record(&header);
-                state.unflushed_bytes += batch.len() as u64;
-                state.tail.push(header.base_offset(), header.last_offset(), batch.clone(), segment_base, end_position);
-                state.evict_tail_cache();
-                backpressure
-            };
+            let backpressure = self.state.borrow_mut().store(batch)?;
             if let Some(write) = backpressure {
                 write.await?;
             }
