@@ -164,13 +164,7 @@ impl AdmittedCall {
                 let Some(replica) = replica else {
                     return append_all(&log, ticket, records, origin, LEADER_EPOCH).await.map(|(reply, _)| reply);
                 };
-                let leader_epoch = {
-                    let state = replica.replica.borrow();
-                    state
-                        .check_produce(acks == -1, replica.min_insync_replicas.get())
-                        .map_err(|e| replication_error(e, &replica.topic, replica.partition))?;
-                    state.leader_epoch()
-                };
+                let leader_epoch = replica.admit_produce(acks == -1)?;
                 let (reply, end) = append_all(&log, ticket, records, origin, leader_epoch).await?;
                 replica.on_durable();
                 if acks == -1 {

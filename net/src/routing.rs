@@ -190,17 +190,19 @@ impl ShardContext {
         calls
             .into_iter()
             .map(|call| {
+                let name = partition_dir_name(&call.topic, call.partition);
                 let log = self
                     .engine
-                    .partition(&partition_dir_name(&call.topic, call.partition))
+                    .partition(&name)
                     .ok_or_else(|| KafkaError::unknown_partition(&call.topic, call.partition))?;
-                let replica = self.replica(&call.topic, call.partition);
-                if self.in_cluster() && replica.is_none() {
-                    return Err(KafkaError::new(
-                        ResponseError::NotLeaderOrFollower,
-                        format!("{}-{}: no replica here yet", call.topic, call.partition),
-                    ));
-                }
+                // In a cluster every call goes through the partition's replica here.
+                let replica = if self.in_cluster() {
+                    let missing =
+                        || KafkaError::new(ResponseError::NotLeaderOrFollower, format!("{name}: no replica here yet"));
+                    Some(self.replica_named(&name).ok_or_else(missing)?)
+                } else {
+                    None
+                };
                 Ok(AdmittedCall::new(log, call.op, origin, replica))
             })
             .collect()

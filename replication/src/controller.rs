@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use crate::error::ReplicationError;
 use crate::ids::{BrokerId, PartitionKey, NO_LEADER};
-use crate::metadata::{BrokerRegistration, MetadataImage, MetadataRecord, PartitionChange, PartitionState};
+use crate::metadata::{
+    BrokerRegistration, BrokerState, MetadataImage, MetadataRecord, PartitionChange, PartitionState,
+};
 
 /// Controller settings (Kafka names).
 #[derive(Clone, Copy, Debug)]
@@ -90,10 +92,7 @@ impl Controller {
         broker_epoch: i64,
         now_ms: u64,
     ) -> Result<Vec<MetadataRecord>, ReplicationError> {
-        let state = image.brokers.get(&broker).ok_or(ReplicationError::BrokerIdNotRegistered)?;
-        if state.broker_epoch != broker_epoch {
-            return Err(ReplicationError::StaleBrokerEpoch);
-        }
+        let state = registration(image, broker, broker_epoch)?;
         self.last_heartbeat_ms.insert(broker, now_ms);
         if !state.fenced {
             return Ok(Vec::new());
@@ -116,10 +115,7 @@ impl Controller {
         broker: BrokerId,
         broker_epoch: i64,
     ) -> Result<Vec<MetadataRecord>, ReplicationError> {
-        let state = image.brokers.get(&broker).ok_or(ReplicationError::BrokerIdNotRegistered)?;
-        if state.broker_epoch != broker_epoch {
-            return Err(ReplicationError::StaleBrokerEpoch);
-        }
+        registration(image, broker, broker_epoch)?;
         let fence = MetadataRecord::FenceBroker { broker, broker_epoch };
         let mut after = image.clone();
         after.apply(&fence);
@@ -165,10 +161,7 @@ impl Controller {
         image: &MetadataImage,
         request: &AlterPartition,
     ) -> Result<Vec<MetadataRecord>, ReplicationError> {
-        let broker = image.brokers.get(&request.broker).ok_or(ReplicationError::BrokerIdNotRegistered)?;
-        if broker.broker_epoch != request.broker_epoch {
-            return Err(ReplicationError::StaleBrokerEpoch);
-        }
+        registration(image, request.broker, request.broker_epoch)?;
         let partition = image.partitions.get(&request.key).ok_or(ReplicationError::UnknownTopicOrPartition)?;
         if partition.leader != request.broker {
             return Err(ReplicationError::NotLeaderOrFollower);
@@ -228,6 +221,16 @@ impl Controller {
         }
         Ok(records)
     }
+}
+
+/// The broker's registration, if `broker_epoch` is its current one (a request from a
+/// past process of the broker is stale).
+fn registration(image: &MetadataImage, broker: BrokerId, broker_epoch: i64) -> Result<&BrokerState, ReplicationError> {
+    let state = image.brokers.get(&broker).ok_or(ReplicationError::BrokerIdNotRegistered)?;
+    if state.broker_epoch != broker_epoch {
+        return Err(ReplicationError::StaleBrokerEpoch);
+    }
+    Ok(state)
 }
 
 /// The changes that take `broker` out of every partition's leadership and ISR (it is

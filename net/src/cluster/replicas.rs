@@ -58,16 +58,20 @@ impl ReplicaHandle {
         self.log.set_replicated_high_watermark(self.replica.borrow().high_watermark());
     }
 
+    /// Whether a produce may be appended now (leading; with acks=all, enough in-sync
+    /// replicas): the leader epoch to stamp into its batches.
+    pub fn admit_produce(&self, acks_all: bool) -> Result<i32, KafkaError> {
+        let replica = self.replica.borrow();
+        replica
+            .check_produce(acks_all, self.min_insync_replicas.get())
+            .map_err(|e| replication_error(e, &self.topic, self.partition))?;
+        Ok(replica.leader_epoch())
+    }
+
     /// Appends a batch as the leader (the broker's own writes: group coordination) and
     /// waits until the ISR has it, as acks=all does.
     pub async fn append_acks_all(&self, batch: bytes::Bytes, timeout: std::time::Duration) -> Result<(), KafkaError> {
-        let leader_epoch = {
-            let replica = self.replica.borrow();
-            replica
-                .check_produce(true, self.min_insync_replicas.get())
-                .map_err(|e| replication_error(e, &self.topic, self.partition))?;
-            replica.leader_epoch()
-        };
+        let leader_epoch = self.admit_produce(true)?;
         let info = self.log.append(batch, leader_epoch).await?;
         self.on_durable();
         self.wait_for_in_sync_replicas(leader_epoch, info.last_offset + 1, timeout).await
@@ -120,7 +124,12 @@ pub fn replication_error(error: ReplicationError, topic: &str, partition: i32) -
 impl ShardContext {
     /// The replica of a partition on this shard, if this broker holds one.
     pub fn replica(&self, topic: &str, partition: i32) -> Option<Rc<ReplicaHandle>> {
-        self.cluster.replicas.borrow().get(&partition_dir_name(topic, partition)).cloned()
+        self.replica_named(&partition_dir_name(topic, partition))
+    }
+
+    /// The replica of a partition on this shard, by partition directory name.
+    pub fn replica_named(&self, name: &str) -> Option<Rc<ReplicaHandle>> {
+        self.cluster.replicas.borrow().get(name).cloned()
     }
 
     /// The replica settings of this broker.
