@@ -22,12 +22,34 @@ use crate::metadata::{
 pub struct ControllerConfig {
     /// `broker.session.timeout.ms`: a broker that has not heartbeated for this long is fenced.
     pub broker_session_timeout_ms: u64,
+    /// `auto.leader.rebalance.enable`: leadership goes back to preferred replicas.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.ms`: how often the rebalance looks.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`: a broker whose preferred partitions are led
+    /// elsewhere for more than this share gets them back.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        ControllerConfig { broker_session_timeout_ms: 9_000 }
+        ControllerConfig {
+            broker_session_timeout_ms: 9_000,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
+        }
     }
+}
+
+/// One partition of an AlterPartitionReassignments: its target replicas (preferred
+/// leader first), or `None` to cancel the reassignment in progress.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reassignment {
+    /// The partition.
+    pub key: PartitionKey,
+    /// The target replicas, or `None` to cancel.
+    pub target: Option<Vec<BrokerId>>,
 }
 
 /// A partition's ISR change asked for by its leader (Kafka's AlterPartition).
@@ -52,13 +74,14 @@ pub struct AlterPartition {
 pub struct Controller {
     config: ControllerConfig,
     last_heartbeat_ms: BTreeMap<BrokerId, u64>,
+    last_rebalance_ms: u64,
 }
 
 impl Controller {
     /// A controller that has just become active over `image` at `now_ms`.
     pub fn new(config: ControllerConfig, image: &MetadataImage, now_ms: u64) -> Self {
         let last_heartbeat_ms = image.brokers.keys().map(|b| (*b, now_ms)).collect();
-        Controller { config, last_heartbeat_ms }
+        Controller { config, last_heartbeat_ms, last_rebalance_ms: now_ms }
     }
 
     /// BrokerRegistration. The same process registering again (a lost reply) changes
@@ -100,7 +123,7 @@ impl Controller {
         let mut records = vec![MetadataRecord::UnfenceBroker { broker, broker_epoch }];
         for (key, partition) in &image.partitions {
             if !partition.has_leader() && partition.in_isr(broker) {
-                records.push(change(*key, partition, broker, partition.isr.clone()));
+                records.push(change(image, *key, partition, broker, partition.isr.clone()));
             }
         }
         Ok(records)
@@ -124,8 +147,66 @@ impl Controller {
         Ok(records)
     }
 
-    /// The periodic check: fences every unfenced broker whose session expired.
+    /// The periodic check: fences every unfenced broker whose session expired and, every
+    /// `leader.imbalance.check.interval.ms`, rebalances leadership.
     pub fn tick(&mut self, image: &MetadataImage, now_ms: u64) -> Vec<MetadataRecord> {
+        let mut records = self.fence_expired(image, now_ms);
+        let due = now_ms.saturating_sub(self.last_rebalance_ms) >= self.config.leader_imbalance_check_interval_ms;
+        if self.config.auto_leader_rebalance && due && records.is_empty() {
+            self.last_rebalance_ms = now_ms;
+            records = self.rebalance_leaders(image);
+        }
+        records
+    }
+
+    /// Automatic leader rebalancing (Kafka's `auto.leader.rebalance.enable`): for each
+    /// broker whose share of preferred partitions led by others is above
+    /// `leader.imbalance.per.broker.percentage`, a preferred election for each of them that
+    /// it can lead (unfenced and in the ISR).
+    pub fn rebalance_leaders(&self, image: &MetadataImage) -> Vec<MetadataRecord> {
+        let mut preferred: BTreeMap<BrokerId, (usize, Vec<PartitionKey>)> = BTreeMap::new();
+        for (key, partition) in &image.partitions {
+            let Some(first) = partition.replicas.first() else { continue };
+            let entry = preferred.entry(*first).or_default();
+            entry.0 += 1;
+            if partition.leader != *first {
+                entry.1.push(*key);
+            }
+        }
+        let threshold = self.config.leader_imbalance_per_broker_percentage as usize;
+        preferred
+            .into_values()
+            .filter(|(total, elsewhere)| elsewhere.len() * 100 > threshold * total)
+            .flat_map(|(_, elsewhere)| elsewhere)
+            .filter_map(|key| elect_preferred(image, key).ok())
+            .collect()
+    }
+
+    /// ElectLeaders (preferred): each partition's first replica becomes its leader, if it
+    /// is unfenced and in the ISR. Results in request order.
+    pub fn elect_preferred_leaders(
+        &self,
+        image: &MetadataImage,
+        keys: &[PartitionKey],
+    ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
+        each_on_the_last(image, keys, |image, key| elect_preferred(image, *key).map(Some))
+    }
+
+    /// AlterPartitionReassignments: each partition starts moving to its target replicas
+    /// (Kafka's KIP-455 rules): the replicas become the target followed by the ones to
+    /// remove; the added ones catch up and join the ISR as any follower does; once every
+    /// target replica is in the ISR the reassignment completes (see [`change`]). A new
+    /// reassignment replaces one in progress; a cancellation goes back to the replicas from
+    /// before, at once. Results in request order.
+    pub fn alter_reassignments(
+        &self,
+        image: &MetadataImage,
+        reassignments: &[Reassignment],
+    ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
+        each_on_the_last(image, reassignments, |image, r| reassign(image, r.key, r.target.as_deref()))
+    }
+
+    fn fence_expired(&mut self, image: &MetadataImage, now_ms: u64) -> Vec<MetadataRecord> {
         let timeout_ms = self.config.broker_session_timeout_ms;
         let expired: Vec<(BrokerId, i64)> = image
             .brokers
@@ -181,7 +262,7 @@ impl Controller {
         isr.dedup();
         // Written even when the ISR is unchanged: the new partition epoch voids every older
         // proposal still on its way, and tells the leader its proposals are settled.
-        Ok(vec![change(request.key, partition, partition.leader, isr)])
+        Ok(vec![change(image, request.key, partition, partition.leader, isr)])
     }
 
     /// CreateTopics: the topic and its partitions, replicas spread over the unfenced
@@ -216,6 +297,8 @@ impl Controller {
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             };
             records.push(MetadataRecord::Partition { key: PartitionKey { topic_id, partition }, state });
         }
@@ -260,22 +343,143 @@ fn leave_partitions(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataReco
         } else {
             partition.leader
         };
-        records.push(change(*key, partition, leader, isr));
+        records.push(change(image, *key, partition, leader, isr));
     }
     records
 }
 
+/// Runs one decision per item, each on the image that holds the records of the ones
+/// before (two items for one partition: the second sees the first), collecting the
+/// records and each item's result.
+fn each_on_the_last<T>(
+    image: &MetadataImage,
+    items: &[T],
+    mut decide: impl FnMut(&MetadataImage, &T) -> Result<Option<MetadataRecord>, ReplicationError>,
+) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
+    let mut after = image.clone();
+    let mut records = Vec::new();
+    let results = items
+        .iter()
+        .map(|item| {
+            let record = decide(&after, item)?;
+            if let Some(record) = record {
+                after.apply(&record);
+                records.push(record);
+            }
+            Ok(())
+        })
+        .collect();
+    (records, results)
+}
+
+/// A preferred-leader election for one partition.
+fn elect_preferred(image: &MetadataImage, key: PartitionKey) -> Result<MetadataRecord, ReplicationError> {
+    let partition = image.partitions.get(&key).ok_or(ReplicationError::UnknownTopicOrPartition)?;
+    let preferred = partition.replicas[0];
+    if partition.leader == preferred {
+        return Err(ReplicationError::ElectionNotNeeded);
+    }
+    if !partition.in_isr(preferred) || !image.is_active(preferred) {
+        return Err(ReplicationError::PreferredLeaderNotAvailable);
+    }
+    Ok(change(image, key, partition, preferred, partition.isr.clone()))
+}
+
+/// One partition's reassignment to `target` (`None`: cancel); `None` when nothing changes.
+fn reassign(
+    image: &MetadataImage,
+    key: PartitionKey,
+    target: Option<&[BrokerId]>,
+) -> Result<Option<MetadataRecord>, ReplicationError> {
+    let partition = image.partitions.get(&key).ok_or(ReplicationError::UnknownTopicOrPartition)?;
+    let cancel = target.is_none();
+    let target = match target {
+        None if !partition.is_reassigning() => return Err(ReplicationError::NoReassignmentInProgress),
+        None => partition.original_replicas(),
+        Some(target) => {
+            let distinct = sorted(target).windows(2).all(|pair| pair[0] != pair[1]);
+            if target.is_empty() || !distinct || !target.iter().all(|r| image.brokers.contains_key(r)) {
+                return Err(ReplicationError::InvalidReplicaAssignment);
+            }
+            target.to_vec()
+        }
+    };
+    if !partition.is_reassigning() && partition.replicas == target {
+        return Ok(None);
+    }
+    let removing: Vec<BrokerId> = partition.replicas.iter().copied().filter(|r| !target.contains(r)).collect();
+    // Still adding: new to the replicas, or added by the reassignment this one replaces.
+    let adding =
+        target.iter().copied().filter(|r| !partition.is_replica(*r) || partition.adding_replicas.contains(r)).collect();
+    let mut state = PartitionState {
+        replicas: target.iter().chain(&removing).copied().collect(),
+        isr: partition.isr.clone(),
+        leader: partition.leader,
+        leader_epoch: partition.leader_epoch,
+        partition_epoch: partition.partition_epoch + 1,
+        adding_replicas: adding,
+        removing_replicas: removing,
+    };
+    if cancel {
+        state.adding_replicas.clear();
+        if !complete_reassignment(image, &mut state, true) {
+            return Err(ReplicationError::InvalidReplicaAssignment);
+        }
+    } else if state.is_reassigning() {
+        complete_reassignment(image, &mut state, false);
+    }
+    state.leader_epoch = partition.leader_epoch + i32::from(state.leader != partition.leader);
+    Ok(Some(MetadataRecord::PartitionChange(PartitionChange { key, state })))
+}
+
+/// Completes `state`'s reassignment when every target replica is in the ISR (`force`: as
+/// soon as one is, for a cancellation) and one of them can lead: the removed replicas
+/// leave the replica list and the ISR, and a removed leader hands over to the first
+/// target replica in the ISR that is unfenced. Returns whether it completed. The leader
+/// epoch is the caller's to set.
+fn complete_reassignment(image: &MetadataImage, state: &mut PartitionState, force: bool) -> bool {
+    let target = state.target_replicas();
+    let isr: Vec<BrokerId> = state.isr.iter().copied().filter(|r| target.contains(r)).collect();
+    let ready = if force { !isr.is_empty() } else { isr.len() == target.len() };
+    if !ready {
+        return false;
+    }
+    let leader = if target.contains(&state.leader) {
+        state.leader
+    } else {
+        match target.iter().copied().find(|r| isr.contains(r) && image.is_active(*r)) {
+            Some(leader) => leader,
+            None => return false,
+        }
+    };
+    state.replicas = target;
+    state.isr = isr;
+    state.leader = leader;
+    state.adding_replicas.clear();
+    state.removing_replicas.clear();
+    true
+}
+
 /// The next state of `partition` with `leader` and `isr`; the leader epoch grows when the
-/// leader changes.
-fn change(key: PartitionKey, partition: &PartitionState, leader: BrokerId, isr: Vec<BrokerId>) -> MetadataRecord {
-    let leader_epoch = partition.leader_epoch + i32::from(leader != partition.leader);
-    let state = PartitionState {
-        replicas: partition.replicas.clone(),
+/// leader changes. A reassignment whose target replicas are all in the new ISR completes
+/// in the same change.
+fn change(
+    image: &MetadataImage,
+    key: PartitionKey,
+    partition: &PartitionState,
+    leader: BrokerId,
+    isr: Vec<BrokerId>,
+) -> MetadataRecord {
+    let mut state = PartitionState {
         isr: sorted(&isr),
         leader,
-        leader_epoch,
         partition_epoch: partition.partition_epoch + 1,
+        ..partition.clone()
     };
+    if state.is_reassigning() {
+        complete_reassignment(image, &mut state, false);
+    }
+    state.leader_epoch = partition.leader_epoch + i32::from(state.leader != partition.leader);
     MetadataRecord::PartitionChange(PartitionChange { key, state })
 }
 
@@ -302,7 +506,11 @@ mod tests {
     /// Three registered, unfenced brokers and one topic "t" with one partition on all three.
     fn cluster() -> (Controller, MetadataImage, PartitionKey) {
         let mut image = MetadataImage::default();
-        let mut controller = Controller::new(ControllerConfig { broker_session_timeout_ms: 1000 }, &image, 0);
+        let mut controller = Controller::new(
+            ControllerConfig { broker_session_timeout_ms: 1000, ..ControllerConfig::default() },
+            &image,
+            0,
+        );
         for broker in 1..=3 {
             let records = controller.register(&image, registration(broker), 0);
             apply(&mut image, records);
@@ -425,5 +633,126 @@ mod tests {
         );
         let records = controller.create_topic(&image, "u", 3, 2, Uuid::new_v4(), BTreeMap::new()).unwrap();
         assert_eq!(records.len(), 4);
+    }
+
+    /// Registers and unfences one more broker.
+    fn join(controller: &mut Controller, image: &mut MetadataImage, broker: BrokerId) {
+        let records = controller.register(image, registration(broker), 0);
+        apply(image, records);
+        let epoch = image.brokers[&broker].broker_epoch;
+        let records = controller.heartbeat(image, broker, epoch, 0).unwrap();
+        apply(image, records);
+    }
+
+    /// The leader's AlterPartition asking for `isr`.
+    fn alter_isr(controller: &Controller, image: &mut MetadataImage, key: PartitionKey, isr: Vec<BrokerId>) {
+        let state = image.partitions[&key].clone();
+        let request = AlterPartition {
+            broker: state.leader,
+            broker_epoch: image.brokers[&state.leader].broker_epoch,
+            key,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr: isr,
+        };
+        let records = controller.alter_partition(image, &request).unwrap();
+        apply(image, records);
+    }
+
+    #[test]
+    fn a_reassignment_adds_first_and_removes_once_the_new_replica_is_in_sync() {
+        let (mut controller, mut image, key) = cluster();
+        join(&mut controller, &mut image, 4);
+        let old_leader = image.partitions[&key].leader;
+        let target: Vec<BrokerId> = [4].into_iter().chain([1, 2, 3].into_iter().filter(|r| *r != old_leader)).collect();
+        let request = Reassignment { key, target: Some(target.clone()) };
+        let (records, results) = controller.alter_reassignments(&image, &[request]);
+        assert_eq!(results, vec![Ok(())]);
+        apply(&mut image, records);
+        let moving = image.partitions[&key].clone();
+        assert_eq!(moving.adding_replicas, vec![4]);
+        assert_eq!(moving.removing_replicas, vec![old_leader]);
+        assert_eq!(moving.replicas, [target.clone(), vec![old_leader]].concat());
+        assert_eq!(moving.leader, old_leader, "the leader stays until the new replica is in sync");
+        assert_eq!(moving.target_replicas(), target);
+        // The new replica caught up: the leader adds it, which completes the move.
+        let mut isr = moving.isr.clone();
+        isr.push(4);
+        alter_isr(&controller, &mut image, key, isr);
+        let done = &image.partitions[&key];
+        assert!(!done.is_reassigning());
+        assert_eq!(done.replicas, target);
+        assert!(!done.in_isr(old_leader));
+        assert_eq!(done.leader, 4, "the removed leader hands over to the first target replica in sync");
+        assert_eq!(done.leader_epoch, moving.leader_epoch + 1);
+    }
+
+    #[test]
+    fn a_reassignment_can_be_cancelled_and_bad_ones_are_refused() {
+        let (mut controller, mut image, key) = cluster();
+        join(&mut controller, &mut image, 4);
+        let before = image.partitions[&key].clone();
+        let refusals = [vec![], vec![1, 1, 2], vec![1, 2, 9]];
+        for target in refusals {
+            let (records, results) =
+                controller.alter_reassignments(&image, &[Reassignment { key, target: Some(target) }]);
+            assert!(records.is_empty());
+            assert_eq!(results, vec![Err(ReplicationError::InvalidReplicaAssignment)]);
+        }
+        let cancel = Reassignment { key, target: None };
+        let (_, results) = controller.alter_reassignments(&image, std::slice::from_ref(&cancel));
+        assert_eq!(results, vec![Err(ReplicationError::NoReassignmentInProgress)]);
+        let unchanged = Reassignment { key, target: Some(before.replicas.clone()) };
+        let (records, results) = controller.alter_reassignments(&image, &[unchanged]);
+        assert_eq!((records.len(), results), (0, vec![Ok(())]));
+        // (A cancellation keeps the order the reassignment gave the original replicas.)
+        let grow = Reassignment { key, target: Some([before.replicas.clone(), vec![4]].concat()) };
+        let (records, _) = controller.alter_reassignments(&image, &[grow, cancel]);
+        apply(&mut image, records);
+        let after = &image.partitions[&key];
+        assert_eq!((&after.replicas, &after.isr, after.leader), (&before.replicas, &before.isr, before.leader));
+        assert!(!after.is_reassigning());
+        assert_eq!(after.partition_epoch, before.partition_epoch + 2);
+    }
+
+    #[test]
+    fn removing_replicas_that_are_not_needed_completes_at_once() {
+        let (controller, mut image, key) = cluster();
+        let state = image.partitions[&key].clone();
+        let (records, _) =
+            controller.alter_reassignments(&image, &[Reassignment { key, target: Some(vec![state.replicas[1]]) }]);
+        apply(&mut image, records);
+        let after = &image.partitions[&key];
+        assert_eq!(after.replicas, vec![state.replicas[1]]);
+        assert_eq!(after.isr, vec![state.replicas[1]]);
+        assert_eq!(after.leader, state.replicas[1]);
+        assert!(!after.is_reassigning());
+    }
+
+    #[test]
+    fn preferred_leaders_are_elected_on_request_and_by_the_rebalance() {
+        let (mut controller, mut image, key) = cluster();
+        let preferred = image.partitions[&key].replicas[0];
+        let (_, results) = controller.elect_preferred_leaders(&image, &[key]);
+        assert_eq!(results, vec![Err(ReplicationError::ElectionNotNeeded)]);
+        // The preferred leader restarts: leadership moves away, and it is out of the ISR.
+        let records = controller.register(&image, registration(preferred), 10);
+        apply(&mut image, records);
+        assert_ne!(image.partitions[&key].leader, preferred);
+        let (_, results) = controller.elect_preferred_leaders(&image, &[key]);
+        assert_eq!(results, vec![Err(ReplicationError::PreferredLeaderNotAvailable)]);
+        assert!(controller.rebalance_leaders(&image).is_empty());
+        // Back, unfenced and in sync again: the rebalance hands leadership back.
+        let epoch = image.brokers[&preferred].broker_epoch;
+        let records = controller.heartbeat(&image, preferred, epoch, 20).unwrap();
+        apply(&mut image, records);
+        let mut isr = image.partitions[&key].isr.clone();
+        isr.push(preferred);
+        alter_isr(&controller, &mut image, key, isr);
+        let records = controller.rebalance_leaders(&image);
+        assert_eq!(records.len(), 1);
+        apply(&mut image, records);
+        assert_eq!(image.partitions[&key].leader, preferred);
+        assert_eq!(image.partitions[&key].leader_epoch, 2);
     }
 }

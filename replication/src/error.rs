@@ -33,6 +33,17 @@ pub enum ReplicationError {
     InvalidPartitions,
     /// A fetch offset past the leader's log end.
     OffsetOutOfRange,
+    /// A reassignment's target replicas are empty, repeat a broker or name an unknown one,
+    /// or a cancellation would leave no in-sync replica.
+    InvalidReplicaAssignment,
+    /// A cancellation of a reassignment where none is in progress.
+    NoReassignmentInProgress,
+    /// A preferred election where the preferred replica leads already.
+    ElectionNotNeeded,
+    /// A preferred election where the preferred replica is fenced or out of the ISR.
+    PreferredLeaderNotAvailable,
+    /// An election with no replica that may lead (unclean elections are not offered).
+    EligibleLeadersNotAvailable,
 }
 
 impl ReplicationError {
@@ -47,6 +58,11 @@ impl ReplicationError {
             ReplicationError::TopicAlreadyExists => 36,
             ReplicationError::InvalidPartitions => 37,
             ReplicationError::InvalidReplicationFactor => 38,
+            ReplicationError::InvalidReplicaAssignment => 39,
+            ReplicationError::PreferredLeaderNotAvailable => 80,
+            ReplicationError::EligibleLeadersNotAvailable => 83,
+            ReplicationError::ElectionNotNeeded => 84,
+            ReplicationError::NoReassignmentInProgress => 85,
             ReplicationError::FencedLeaderEpoch => 74,
             ReplicationError::UnknownLeaderEpoch => 75,
             ReplicationError::StaleBrokerEpoch => 77,

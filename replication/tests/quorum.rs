@@ -32,7 +32,7 @@ fn quorum_config(id: u64, voters: &BTreeMap<u64, String>, dir: &std::path::Path)
         voters: voters.clone(),
         listen: voters[&id].clone(),
         dir: dir.join(format!("node-{id}")),
-        controller: ControllerConfig { broker_session_timeout_ms: 1_500 },
+        controller: ControllerConfig { broker_session_timeout_ms: 1_500, ..ControllerConfig::default() },
     }
 }
 

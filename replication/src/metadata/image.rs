@@ -41,6 +41,13 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Grows with every change of this state.
     pub partition_epoch: i32,
+    /// Replicas a reassignment adds (Kafka's addingReplicas); they are in `replicas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas a reassignment removes once every target replica is in the ISR (Kafka's
+    /// removingReplicas); they are in `replicas`, after the target ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 impl PartitionState {
@@ -57,6 +64,22 @@ impl PartitionState {
     /// Whether the partition has a leader.
     pub fn has_leader(&self) -> bool {
         self.leader != NO_LEADER
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition has once its reassignment (if any) completes, preferred
+    /// leader first.
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
+
+    /// The replicas the partition had before its reassignment (if any) began.
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        self.replicas.iter().copied().filter(|r| !self.adding_replicas.contains(r)).collect()
     }
 }
 
@@ -150,6 +173,11 @@ impl MetadataImage {
                     return false;
                 }
                 assert!(!state.isr.is_empty(), "the ISR is never empty");
+                assert!(
+                    state.adding_replicas.iter().chain(&state.removing_replicas).all(|r| state.is_replica(*r))
+                        && !state.adding_replicas.iter().any(|r| state.removing_replicas.contains(r)),
+                    "adding and removing replicas are disjoint replicas"
+                );
                 assert!(state.leader_epoch >= current.leader_epoch, "leader epochs never go back");
                 assert!(
                     (state.leader == current.leader) == (state.leader_epoch == current.leader_epoch),
@@ -246,6 +274,8 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         assert!(image.apply(&MetadataRecord::Partition { key, state: first.clone() }));
         let shrink = PartitionState { isr: vec![1, 2], partition_epoch: 1, ..first.clone() };

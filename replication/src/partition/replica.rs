@@ -32,6 +32,9 @@ pub struct PartitionReplica {
     key: PartitionKey,
     state: PartitionState,
     role: Role,
+    /// No longer a replica (terminal: a broker that gets the partition back makes a new
+    /// replica over a new log).
+    removed: bool,
 }
 
 impl PartitionReplica {
@@ -47,7 +50,8 @@ impl PartitionReplica {
     ) -> (Self, RoleChange) {
         assert!(state.is_replica(me), "broker {me} holds no replica of {key:?}");
         let high_watermark = high_watermark.min(log.log_end());
-        let mut replica = PartitionReplica { me, key, state: state.clone(), role: Role::Follower { high_watermark } };
+        let mut replica =
+            PartitionReplica { me, key, state: state.clone(), role: Role::Follower { high_watermark }, removed: false };
         let change = replica.take_role(log, now_ms);
         (replica, change)
     }
@@ -55,12 +59,13 @@ impl PartitionReplica {
     /// Applies a partition state from the metadata; older and equal states are ignored
     /// (metadata may arrive late or twice).
     pub fn apply(&mut self, state: &PartitionState, log: &impl LogView, now_ms: u64) -> RoleChange {
-        if state.partition_epoch <= self.state.partition_epoch {
+        if self.removed || state.partition_epoch <= self.state.partition_epoch {
             return RoleChange::Unchanged;
         }
         let new_epoch = state.leader_epoch != self.state.leader_epoch;
         self.state = state.clone();
         if !state.is_replica(self.me) {
+            self.remove();
             return RoleChange::Removed;
         }
         if new_epoch {
@@ -84,6 +89,15 @@ impl PartitionReplica {
             self.role = Role::Follower { high_watermark };
             RoleChange::BecameFollower { leader: self.state.leader, leader_epoch: self.state.leader_epoch }
         }
+    }
+
+    /// This broker no longer holds the replica (reassigned away, or its topic deleted):
+    /// it neither leads nor fetches from now on, and pending acks=all produces fail (a
+    /// removed leader's never complete: nobody fetches from it any more).
+    pub fn remove(&mut self) {
+        let high_watermark = self.high_watermark();
+        self.role = Role::Follower { high_watermark };
+        self.removed = true;
     }
 
     /// The partition.
@@ -200,7 +214,7 @@ impl PartitionReplica {
     /// or while the log has an unflushed tail (flush first).
     pub fn next_fetch(&self, log: &impl LogView) -> Option<ReplicaFetch> {
         match self.role {
-            Role::Follower { .. } if self.state.has_leader() => {
+            Role::Follower { .. } if self.state.has_leader() && !self.removed => {
                 follower::next_fetch(self.me, self.state.leader_epoch, log)
             }
             _ => None,
@@ -272,7 +286,15 @@ mod tests {
     }
 
     fn state(leader: BrokerId, leader_epoch: i32, isr: &[BrokerId], partition_epoch: i32) -> PartitionState {
-        PartitionState { replicas: vec![1, 2, 3], isr: isr.to_vec(), leader, leader_epoch, partition_epoch }
+        PartitionState {
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch,
+            partition_epoch,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+        }
     }
 
     fn fetch(replica: BrokerId, leader_epoch: i32, fetch_offset: i64, last: Option<i32>) -> ReplicaFetch {
@@ -309,6 +331,25 @@ mod tests {
         assert_eq!(leader.ack_outcome(0, 4, 3), AckOutcome::Failed(ReplicationError::NotEnoughReplicasAfterAppend));
         leader.apply(&state(2, 1, &[2], 1), &log, 2);
         assert_eq!(leader.ack_outcome(0, 4, 2), AckOutcome::Failed(ReplicationError::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn a_removed_leader_fails_its_pending_acks_and_never_fetches() {
+        let log = TestLog::with(&[0; 4]);
+        let (mut leader, _) = PartitionReplica::new(1, key(), &state(1, 0, &[1, 2], 0), 0, &log, 0);
+        assert_eq!(leader.ack_outcome(0, 4, 2), AckOutcome::Pending);
+        // Reassigned away, in the same leader epoch as far as this broker has seen.
+        leader.remove();
+        assert_eq!(leader.ack_outcome(0, 4, 2), AckOutcome::Failed(ReplicationError::NotLeaderOrFollower));
+        assert_eq!(leader.check_produce(false, 1), Err(ReplicationError::NotLeaderOrFollower));
+        assert_eq!(leader.next_fetch(&log), None);
+        assert_eq!(leader.apply(&state(2, 1, &[1, 2], 1), &log, 1), RoleChange::Unchanged, "removal is final");
+        assert_eq!(leader.next_fetch(&log), None);
+        let (mut follower, _) = PartitionReplica::new(3, key(), &state(1, 0, &[1, 2, 3], 0), 0, &log, 0);
+        let mut moved = state(1, 0, &[1, 2], 1);
+        moved.replicas = vec![1, 2];
+        assert_eq!(follower.apply(&moved, &log, 1), RoleChange::Removed);
+        assert_eq!(follower.next_fetch(&log), None);
     }
 
     #[test]

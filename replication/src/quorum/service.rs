@@ -269,6 +269,12 @@ impl MetadataQuorum {
                     Err(response) => response,
                 }
             }
+            BrokerRequest::AlterReassignments(reassignments) => {
+                self.decide_each(move |c, image| c.alter_reassignments(image, &reassignments)).await
+            }
+            BrokerRequest::ElectPreferredLeaders(keys) => {
+                self.decide_each(move |c, image| c.elect_preferred_leaders(image, &keys)).await
+            }
             BrokerRequest::CreateTopic { name, partitions, replication_factor, configs } => {
                 let topic_id = uuid::Uuid::new_v4();
                 self.decide_done(move |c, image, _| {
@@ -285,6 +291,28 @@ impl MetadataQuorum {
     ) -> BrokerResponse {
         match self.decide(decision).await {
             Ok(applied_records) => BrokerResponse::Done { applied_records },
+            Err(response) => response,
+        }
+    }
+
+    /// A decision over several items, each done or refused on its own.
+    async fn decide_each(
+        &self,
+        decision: impl FnOnce(&mut Controller, &MetadataImage) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>),
+    ) -> BrokerResponse {
+        let mut results = Vec::new();
+        let outcome = self
+            .decide(|c, image, _| {
+                let (records, each) = decision(c, image);
+                results = each;
+                Ok(records)
+            })
+            .await;
+        match outcome {
+            Ok(applied_records) => {
+                let results = results.into_iter().map(|r| r.err().map(|e| (e.code(), e.to_string()))).collect();
+                BrokerResponse::Results { applied_records, results }
+            }
             Err(response) => response,
         }
     }

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::types::MetadataRaft;
-use crate::controller::AlterPartition;
+use crate::controller::{AlterPartition, Reassignment};
 use crate::metadata::{BrokerRegistration, MetadataImage, PartitionState};
-use crate::BrokerId;
+use crate::{BrokerId, PartitionKey};
 
 /// Frames above this are refused (a snapshot of a very large cluster would need chunking).
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
@@ -86,6 +86,10 @@ pub enum BrokerRequest {
         /// Topic configs set at creation.
         configs: std::collections::BTreeMap<String, String>,
     },
+    /// Move partitions to new replicas, or cancel their moves (AlterPartitionReassignments).
+    AlterReassignments(Vec<Reassignment>),
+    /// Preferred-leader elections (ElectLeaders).
+    ElectPreferredLeaders(Vec<PartitionKey>),
     /// The metadata image, if newer than `known` applied records; waits up to `wait_ms`
     /// for a newer one (a long poll, so brokers learn changes at once).
     FetchMetadata {
@@ -109,6 +113,14 @@ pub enum BrokerResponse {
     Done {
         /// Applied records after the change.
         applied_records: u64,
+    },
+    /// Done for some items of a request and refused for others, in request order: `None`
+    /// for done, else the Kafka error code and why; the image version after it.
+    Results {
+        /// Applied records after the change.
+        applied_records: u64,
+        /// One per item.
+        results: Vec<Option<(i16, String)>>,
     },
     /// The new partition state after an AlterPartition.
     Partition(PartitionState),

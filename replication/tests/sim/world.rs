@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
 
-use sluice_replication::controller::{AlterPartition, Controller, ControllerConfig};
+use sluice_replication::controller::{AlterPartition, Controller, ControllerConfig, Reassignment};
 use sluice_replication::metadata::{BrokerRegistration, MetadataImage, MetadataRecord};
 use sluice_replication::partition::{
     AckOutcome, FetchReply, FollowerStep, LogView, PartitionReplica, ReplicaConfig, ReplicaFetch, RoleChange,
@@ -22,6 +22,8 @@ use super::rng::Rng;
 #[derive(Clone, Copy, Debug)]
 pub struct SimConfig {
     pub brokers: i32,
+    /// Replicas per partition: fewer than the brokers, so reassignments can move them.
+    pub replication_factor: usize,
     pub partitions: i32,
     pub min_insync_replicas: usize,
     /// Faults and production run this long, then the network heals and every process
@@ -33,7 +35,14 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { brokers: 3, partitions: 2, min_insync_replicas: 2, faulty_ms: 6_000, settle_ms: 6_000 }
+        SimConfig {
+            brokers: 4,
+            replication_factor: 3,
+            partitions: 2,
+            min_insync_replicas: 2,
+            faulty_ms: 6_000,
+            settle_ms: 6_000,
+        }
     }
 }
 
@@ -353,6 +362,12 @@ impl SimBroker {
             RoleChange::Removed => {
                 memory.replicas.remove(&key);
                 memory.fetching.remove(&key);
+                // A broker deletes the log of a replica it no longer holds (a later
+                // reassignment back starts from an empty log).
+                let log = self.logs.get_mut(&key).expect("a replica has a log");
+                *log = SimLog { generation: log.generation + 1, ..SimLog::default() };
+                checker.on_log_cut(self.id, key, 0);
+                net.trace(|| format!("broker {} no longer holds {}", self.id, short(&key)));
             }
         }
         self.on_high_watermark_maybe_moved(key, net, checker, params);
@@ -615,9 +630,10 @@ pub struct World {
     checker: Checker,
     faulting: bool,
     /// Swarm testing: each seed weighs the fault kinds (crash, isolate a broker, cut a
-    /// link, cut a broker from the controller, controller failure) differently, some not
-    /// at all, so runs explore mixes a uniform choice would rarely make.
-    fault_weights: [u64; 5],
+    /// link, cut a broker from the controller, controller failure) and the operator's
+    /// moves (reassign or cancel, preferred elections) differently, some not at all, so
+    /// runs explore mixes a uniform choice would rarely make.
+    fault_weights: [u64; 7],
     fault_gap_max_ms: u64,
     steps: u64,
 }
@@ -629,7 +645,8 @@ impl World {
         let delay_max_ms = rng.between(1, 30);
         let session_timeout_ms = rng.between(300, 1_200);
         let lag_max_ms = rng.between(200, 1_500);
-        let fault_weights = [(); 5].map(|_| rng.between(0, 3));
+        let fault_weights = [(); 7].map(|_| rng.between(0, 3));
+        let rebalance_ms = rng.between(300, 5_000);
         let fault_gap_max_ms = rng.between(100, 1_000);
         let mut net = Net {
             now_ms: 0,
@@ -650,7 +667,11 @@ impl World {
             fetch_max_records: 64,
             produce_timeout_ms: 2_000,
         };
-        let controller_config = ControllerConfig { broker_session_timeout_ms: session_timeout_ms };
+        let controller_config = ControllerConfig {
+            broker_session_timeout_ms: session_timeout_ms,
+            leader_imbalance_check_interval_ms: rebalance_ms,
+            ..ControllerConfig::default()
+        };
         let image = MetadataImage::default();
         let controller = SimController {
             alive: true,
@@ -842,7 +863,7 @@ impl World {
                     &controller.image,
                     "t",
                     self.config.partitions,
-                    self.config.brokers as usize,
+                    self.config.replication_factor,
                     topic_id,
                     Default::default(),
                 )
@@ -911,7 +932,7 @@ impl World {
             draw = draw.saturating_sub(*w);
             hit
         });
-        match kind.unwrap_or(5) {
+        match kind.unwrap_or(usize::MAX) {
             0 => {
                 let id = net.rng.pick(&ids);
                 let broker = self.brokers.get_mut(&id).expect("known broker");
@@ -950,10 +971,45 @@ impl World {
                 net.schedule(down, Event::ControllerRestart);
                 net.trace(|| "controller fails".into());
             }
+            5 if self.controller.alive => self.reassign_one(),
+            6 if self.controller.alive => {
+                let controller = &mut self.controller;
+                let keys: Vec<PartitionKey> = controller.image.partitions.keys().copied().collect();
+                let logic = controller.logic.as_ref().expect("alive");
+                let (records, _) = logic.elect_preferred_leaders(&controller.image, &keys);
+                net.trace(|| "preferred leader election".into());
+                controller.apply(records, net, &mut self.checker);
+            }
             _ => {}
         }
         let next = self.net.rng.between(20, self.fault_gap_max_ms);
         self.net.schedule(next, Event::Fault);
+    }
+
+    /// The operator moves a partition to random target replicas, or cancels its move.
+    fn reassign_one(&mut self) {
+        let controller = &mut self.controller;
+        let keys: Vec<PartitionKey> = controller.image.partitions.keys().copied().collect();
+        if keys.is_empty() {
+            return;
+        }
+        let key = self.net.rng.pick(&keys);
+        let moving = controller.image.partitions[&key].is_reassigning();
+        let target = if moving && self.net.rng.between(0, 3) == 0 {
+            None
+        } else {
+            let mut brokers: Vec<BrokerId> = (1..=self.config.brokers).collect();
+            let mut target = Vec::new();
+            while target.len() < self.config.replication_factor {
+                target.push(brokers.remove(self.net.rng.between(0, brokers.len() as u64 - 1) as usize));
+            }
+            Some(target)
+        };
+        let logic = controller.logic.as_ref().expect("alive");
+        let (records, results) =
+            logic.alter_reassignments(&controller.image, &[Reassignment { key, target: target.clone() }]);
+        self.net.trace(|| format!("reassign {} to {target:?}: {results:?}", short(&key)));
+        controller.apply(records, &self.net, &mut self.checker);
     }
 
     fn cut(&mut self, links: Vec<(Node, Node)>, min_ms: u64, max_ms: u64, what: String) {
@@ -987,6 +1043,7 @@ impl World {
         }
         for (key, state) in &image.partitions {
             assert_ne!(state.leader, NO_LEADER, "{key:?} has no leader after the cluster settled");
+            assert!(!state.is_reassigning(), "{key:?}'s reassignment did not complete after the cluster settled");
             let mut replicas = state.replicas.clone();
             replicas.sort_unstable();
             assert_eq!(state.isr, replicas, "{key:?}'s ISR is not whole after the cluster settled");
@@ -1040,7 +1097,11 @@ fn describe(record: &MetadataRecord) -> String {
                 s.leader_epoch,
                 s.isr,
                 s.partition_epoch
-            )
+            ) + &if s.is_reassigning() {
+                format!(" replicas {:?} adding {:?} removing {:?}", s.replicas, s.adding_replicas, s.removing_replicas)
+            } else {
+                format!(" replicas {:?}", s.replicas)
+            }
         }
         MetadataRecord::RegisterBroker(r) => format!("register broker {}", r.broker),
         other => format!("{other:?}"),
