@@ -180,7 +180,7 @@ impl ShardContext {
                 };
                 match self.call_controller(request).await? {
                     sluice_replication::quorum::wire::BrokerResponse::Done { applied_records } => {
-                        self.wait_for_metadata_version(applied_records, std::time::Duration::from_secs(10)).await
+                        self.wait_for_metadata_version(applied_records, crate::cluster::METADATA_CHANGE_WAIT).await
                     }
                     other => Err(crate::cluster::controller_error(other)),
                 }

@@ -7,15 +7,26 @@ use std::future::Future;
 /// Where the broker is.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BrokerArgs {
-    /// Broker to talk to, HOST:PORT.
+    /// Broker to talk to, HOST:PORT; a comma-separated list is tried in order until one
+    /// answers (the bootstrap list of a cluster).
     #[arg(short = 'b', long = "brokers", default_value = "127.0.0.1:9092", env = "SLUICE_BROKERS", global = true)]
     pub brokers: String,
 }
 
 impl BrokerArgs {
-    /// Opens a connection to the broker.
+    /// Opens a connection to the first broker of the list that answers.
     pub async fn connect(&self) -> Result<KafkaConnection, ClientError> {
-        KafkaConnection::connect(&self.brokers, "sluice-cli").await
+        let mut last_error = None;
+        for address in self.brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match KafkaConnection::connect(address, "sluice-cli").await {
+                Ok(connection) => return Ok(connection),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ClientError::Connect {
+            address: String::new(),
+            reason: "--brokers names no broker".into(),
+        }))
     }
 }
 

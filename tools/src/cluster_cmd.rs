@@ -1,25 +1,67 @@
-//! `sluice cluster status`: the cluster as its Kafka APIs describe it (DescribeCluster
-//! and Metadata): brokers, the controller, and the partitions that are under-replicated
-//! (ISR smaller than the replica list) or offline (no leader). Works against any Kafka
-//! cluster.
+//! `sluice cluster`: `status` is the cluster as its Kafka APIs describe it
+//! (DescribeCluster, Metadata, ListPartitionReassignments): brokers, the controller, and
+//! the partitions that are under-replicated (ISR smaller than the replica list), offline
+//! (no leader) or being reassigned; `reassign` and `elect-leaders` are in
+//! [`crate::cluster_reassign`]. Works against any Kafka cluster.
 
 use crate::client_args::{run_client, BrokerArgs};
+use crate::cluster_reassign::{self, Plan};
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest};
 use sluice_client::{ClientError, KafkaConnection};
+use std::time::Duration;
 
 /// Cluster administration.
 #[derive(clap::Subcommand)]
 pub enum ClusterCommand {
-    /// Brokers, controller, under-replicated and offline partitions.
+    /// Brokers, controller, under-replicated, offline and moving partitions.
     Status,
+    /// Move partitions to other brokers (a kafka-reassign-partitions JSON plan:
+    /// `{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2,4]}]}`).
+    Reassign {
+        /// The plan file (`-`: standard input).
+        plan: String,
+        /// Cancel the plan's moves instead (their partitions go back to their replicas
+        /// from before).
+        #[arg(long)]
+        cancel: bool,
+        /// Then wait until the moves completed, at most this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// The reassignments in progress.
+    Reassignments,
+    /// Give leadership back to each partition's preferred (first) replica.
+    ElectLeaders {
+        /// Only this topic [default: every partition].
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only this partition of the topic.
+        #[arg(long, requires = "topic")]
+        partition: Option<i32>,
+    },
 }
 
 /// Runs a cluster subcommand, printing its result on stdout.
 pub fn run(brokers: BrokerArgs, command: ClusterCommand) -> Result<(), String> {
+    let plan = match &command {
+        ClusterCommand::Reassign { plan, .. } => Some(Plan::read(plan)?),
+        _ => None,
+    };
     run_client(move || async move {
         let mut connection = brokers.connect().await.map_err(|e| e.to_string())?;
         match command {
             ClusterCommand::Status => status(&mut connection).await,
+            ClusterCommand::Reassign { cancel, wait, .. } => {
+                let plan = plan.expect("read above");
+                cluster_reassign::reassign(&mut connection, &plan, cancel, wait.map(Duration::from_secs)).await
+            }
+            ClusterCommand::Reassignments => cluster_reassign::in_progress(&mut connection, None).await.map(|lines| {
+                println!("reassignments in progress: {}", lines.len());
+                lines.iter().for_each(|line| println!("  {line}"));
+            }),
+            ClusterCommand::ElectLeaders { topic, partition } => {
+                cluster_reassign::elect_preferred_leaders(&mut connection, topic, partition).await
+            }
         }
         .map_err(|e| e.to_string())
     })
@@ -58,8 +100,17 @@ async fn status(connection: &mut KafkaConnection) -> Result<(), ClientError> {
             }
         }
     }
-    println!("partitions: {partitions}, under-replicated: {}, offline: {}", under_replicated.len(), offline.len());
-    for (title, lines) in [("under-replicated:", &under_replicated), ("offline:", &offline)] {
+    let reassigning = cluster_reassign::in_progress(connection, None).await?;
+    println!(
+        "partitions: {partitions}, under-replicated: {}, offline: {}, reassigning: {}",
+        under_replicated.len(),
+        offline.len(),
+        reassigning.len()
+    );
+    let reassigning: Vec<String> = reassigning.iter().map(|line| format!("  {line}")).collect();
+    for (title, lines) in
+        [("under-replicated:", &under_replicated), ("offline:", &offline), ("reassigning:", &reassigning)]
+    {
         if !lines.is_empty() {
             println!("{title}");
             lines.iter().for_each(|line| println!("{line}"));

@@ -4,6 +4,7 @@ mod admin_cmd;
 mod bench_cmd;
 mod client_args;
 mod cluster_cmd;
+mod cluster_reassign;
 mod consume_cmd;
 mod data_dir_lock;
 mod group_cmd;

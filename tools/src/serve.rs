@@ -119,6 +119,14 @@ struct ServeSettings {
     /// (`default.replication.factor`) [default: 1].
     #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR")]
     default_replication_factor: Option<usize>,
+    /// Leadership goes back to each partition's preferred replica when a broker leads too
+    /// few of its own (`auto.leader.rebalance.enable`) [default: true].
+    #[arg(long, env = "SLUICE_AUTO_LEADER_REBALANCE_ENABLE")]
+    auto_leader_rebalance_enable: Option<bool>,
+    /// How often the controller looks for leadership to rebalance
+    /// (`leader.imbalance.check.interval.ms`) [default: 300000].
+    #[arg(long, env = "SLUICE_LEADER_IMBALANCE_CHECK_INTERVAL_MS")]
+    leader_imbalance_check_interval_ms: Option<u64>,
 }
 
 impl ServeSettings {
@@ -153,6 +161,10 @@ impl ServeSettings {
             broker_heartbeat_interval_ms: self.broker_heartbeat_interval_ms.or(fallback.broker_heartbeat_interval_ms),
             replica_lag_time_max_ms: self.replica_lag_time_max_ms.or(fallback.replica_lag_time_max_ms),
             default_replication_factor: self.default_replication_factor.or(fallback.default_replication_factor),
+            auto_leader_rebalance_enable: self.auto_leader_rebalance_enable.or(fallback.auto_leader_rebalance_enable),
+            leader_imbalance_check_interval_ms: self
+                .leader_imbalance_check_interval_ms
+                .or(fallback.leader_imbalance_check_interval_ms),
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(fallback.group_initial_rebalance_delay_ms),
@@ -230,14 +242,20 @@ fn cluster_config(settings: &ServeSettings, node_id: i32, shards: usize) -> Resu
         _ => {}
     }
     let mut config = ClusterConfig::new(voters, settings.controller_listen.clone());
-    if let Some(ms) = settings.broker_session_timeout_ms {
-        config.broker_session_timeout_ms = ms;
-    }
     if let Some(ms) = settings.broker_heartbeat_interval_ms {
         config.broker_heartbeat_interval_ms = ms;
     }
     if let Some(ms) = settings.replica_lag_time_max_ms {
         config.replica_lag_time_max_ms = ms;
+    }
+    if let Some(enable) = settings.auto_leader_rebalance_enable {
+        config.controller.auto_leader_rebalance = enable;
+    }
+    if let Some(ms) = settings.leader_imbalance_check_interval_ms {
+        config.controller.leader_imbalance_check_interval_ms = ms;
+    }
+    if let Some(ms) = settings.broker_session_timeout_ms {
+        config.controller.broker_session_timeout_ms = ms;
     }
     if let Some(factor) = settings.default_replication_factor {
         if factor == 0 {

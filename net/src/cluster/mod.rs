@@ -24,6 +24,10 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// How long a broker that asked the controller for a change waits for the metadata to
+/// show it.
+pub(crate) const METADATA_CHANGE_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a stopping broker waits for the controller to move its leaderships.
 const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
@@ -41,8 +45,9 @@ pub struct ClusterConfig {
     pub voters: BTreeMap<u64, String>,
     /// Where this node's controller listens, when it is a voter.
     pub controller_listen: Option<String>,
-    /// `broker.session.timeout.ms`.
-    pub broker_session_timeout_ms: u64,
+    /// The controller's settings (`broker.session.timeout.ms`, leader rebalancing), used
+    /// where this node is a voter.
+    pub controller: ControllerConfig,
     /// `broker.heartbeat.interval.ms`.
     pub broker_heartbeat_interval_ms: u64,
     /// `replica.lag.time.max.ms`.
@@ -57,7 +62,7 @@ impl ClusterConfig {
         ClusterConfig {
             voters,
             controller_listen,
-            broker_session_timeout_ms: 9_000,
+            controller: ControllerConfig::default(),
             broker_heartbeat_interval_ms: 2_000,
             replica_lag_time_max_ms: 30_000,
             default_replication_factor: 1,
@@ -179,7 +184,7 @@ impl ShardContext {
                 voters: config.voters.clone(),
                 listen: listen.clone(),
                 dir: self.broker.data_dir.join(CLUSTER_METADATA_DIR),
-                controller: ControllerConfig { broker_session_timeout_ms: config.broker_session_timeout_ms },
+                controller: config.controller,
             })
             .await
             .map_err(|e| format!("cannot start the controller quorum: {e}"))?;
@@ -326,6 +331,35 @@ impl ShardContext {
             return Err(KafkaError::new(ResponseError::NotController, "this broker has no controller link"));
         };
         link.call(request).await.map_err(|e| KafkaError::new(ResponseError::NotController, e.to_string()))
+    }
+
+    /// Sends a request of several items (partitions) to the controller and waits until
+    /// this broker's metadata holds the outcome: each item's result, in request order.
+    pub(crate) async fn call_controller_each(
+        self: &Rc<Self>,
+        request: BrokerRequest,
+        items: usize,
+    ) -> Vec<KafkaResult<()>> {
+        let answer = match self.call_controller(request).await {
+            Ok(BrokerResponse::Results { applied_records, results }) if results.len() == items => {
+                self.wait_for_metadata_version(applied_records, METADATA_CHANGE_WAIT).await.map(|()| results)
+            }
+            Ok(other) => Err(controller_error(other)),
+            Err(error) => Err(error),
+        };
+        match answer {
+            Ok(results) => results
+                .into_iter()
+                .map(|result| match result {
+                    None => Ok(()),
+                    Some((code, message)) => Err(KafkaError::new(
+                        ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+                        message,
+                    )),
+                })
+                .collect(),
+            Err(error) => vec![Err(error); items],
+        }
     }
 
     /// Waits until this shard's metadata reached `version` (a change the controller

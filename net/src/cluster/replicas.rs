@@ -95,6 +95,9 @@ impl ReplicaHandle {
             }
             let remaining = deadline.saturating_duration_since(std::time::Instant::now());
             if remaining.is_zero() {
+                // Rare and worth an operator's look: which follower held the ISR back.
+                tracing::warn!(partition = %self.log.name(), leader_epoch, end, replica = ?*self.replica.borrow(),
+                    log_end = self.log.log_end_offset(), "acks=all timed out waiting for the in-sync replicas");
                 return Err(KafkaError::new(
                     ResponseError::RequestTimedOut,
                     format!("{}-{}: the in-sync replicas did not confirm in time", self.topic, self.partition),
@@ -188,13 +191,16 @@ impl ShardContext {
                 self.on_role_change(&handle, change);
             }
         }
-        self.cluster.replicas.borrow_mut().retain(|name, handle| {
-            let keep = kept.contains(name);
-            if !keep {
-                handle.log.wake_readers();
-            }
-            keep
-        });
+        let removed: Vec<Rc<ReplicaHandle>> = {
+            let mut replicas = self.cluster.replicas.borrow_mut();
+            let gone: Vec<String> = replicas.keys().filter(|name| !kept.contains(*name)).cloned().collect();
+            gone.iter().filter_map(|name| replicas.remove(name)).collect()
+        };
+        for handle in removed {
+            tracing::info!(shard = self.id, partition = %handle.log.name(), "no longer a replica");
+            handle.replica.borrow_mut().remove();
+            self.on_role_change(&handle, RoleChange::Removed);
+        }
     }
 
     fn on_role_change(self: &Rc<Self>, handle: &Rc<ReplicaHandle>, change: RoleChange) {

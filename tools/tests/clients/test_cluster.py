@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from cluster import Cluster, log_bytes
+from cluster import Cluster, KeepProducing, check_acknowledged, log_bytes
 
 TOPIC = "replicated"
 PARTITIONS = 3
@@ -35,41 +35,6 @@ def create_topic(cluster):
         p.leader >= 0 for p in md.topics[TOPIC].partitions.values()), "the topic's leaders")
 
 
-class KeepProducing(threading.Thread):
-    """An idempotent acks=all producer sending numbered values until stopped."""
-
-    def __init__(self, bootstrap):
-        super().__init__(daemon=True)
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-            "linger.ms": 5, "message.timeout.ms": 120000, "topic.metadata.refresh.interval.ms": 500,
-            "log_level": 2,  # brokers are killed on purpose: their disconnects are expected
-        })
-        self.acked = []  # (partition, offset, value) in acknowledgement order
-        self.failed = []
-        self.sent = 0
-        self.stopping = threading.Event()
-
-    def on_delivery(self, error, message):
-        if error is None:
-            self.acked.append((message.partition(), message.offset(), message.value()))
-        else:
-            self.failed.append(str(error))
-
-    def run(self):
-        while not self.stopping.is_set() and self.sent < 2_000_000:
-            try:
-                self.producer.produce(TOPIC, value=b"%09d" % self.sent, partition=self.sent % PARTITIONS,
-                                      on_delivery=self.on_delivery)
-                self.sent += 1
-            except BufferError:
-                self.producer.poll(0.05)
-            self.producer.poll(0)
-            if self.sent % 200 == 0:
-                time.sleep(0.01)  # a steady load, not a flood the brokers queue up
-        assert self.producer.flush(120) == 0, "every message answered"
-
-
 def end_offset(consumer, topic, partition, timeout=30):
     """The partition's high watermark, asked again while leadership moves."""
     deadline = time.time() + timeout
@@ -82,31 +47,15 @@ def end_offset(consumer, topic, partition, timeout=30):
             time.sleep(0.2)
 
 
-def read_partition(cluster, partition, end):
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "reader",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 100, "log_level": 2})
-    consumer.assign([TopicPartition(TOPIC, partition, 0)])
-    records = []
-    deadline = time.time() + 60
-    while len(records) < end and time.time() < deadline:
-        message = consumer.poll(1)
-        if message is None or message.error():
-            continue
-        records.append((message.offset(), message.value()))
-    consumer.close()
-    return records
-
-
 def test_acknowledged_records_survive_ten_leader_kills(cluster):
     create_topic(cluster)
-    producer = KeepProducing(cluster.bootstrap)
+    producer = KeepProducing(cluster.bootstrap, TOPIC, PARTITIONS)
     producer.start()
     time.sleep(1)
     failovers = []
     for _ in range(KILLS):
         leader = cluster.partition(TOPIC, 0).leader
         killed = cluster.brokers[leader]
-        acked_before = len(producer.acked)
         started = time.time()
         killed.stop(signal.SIGKILL)
         cluster.wait_for(lambda md: md.topics[TOPIC].partitions[0].leader not in (-1, leader),
@@ -115,30 +64,11 @@ def test_acknowledged_records_survive_ten_leader_kills(cluster):
         killed.start()
         cluster.wait_for(lambda md: all(len(p.isrs) == 3 for p in md.topics[TOPIC].partitions.values()),
                          f"node {leader} back in every ISR", timeout=60)
-        deadline = time.time() + 30
-        while len(producer.acked) < acked_before + 100 and time.time() < deadline:
-            time.sleep(0.05)
-        assert len(producer.acked) >= acked_before + 100, "produce continues after the failover"
-    producer.stopping.set()
-    producer.join(180)
-    assert not producer.is_alive()
+        producer.wait_for_more(100)
+    producer.finish()
     print(f"failovers (kill -> new leader in metadata): {[round(f, 2) for f in failovers]}")
-    print(f"sent {producer.sent}, acknowledged {len(producer.acked)}, failed {len(producer.failed)}")
     assert len(producer.acked) > 1000
-
-    by_partition = collections.defaultdict(list)
-    for partition, offset, value in producer.acked:
-        by_partition[partition].append((offset, value))
-    for partition in range(PARTITIONS):
-        acked = by_partition[partition]
-        end = max(offset for offset, _ in acked) + 1
-        log = dict(read_partition(cluster, partition, end))
-        values = collections.Counter(log.values())
-        for offset, value in acked:
-            assert log.get(offset) == value, f"p{partition}: acknowledged {value!r} at {offset}, log has {log.get(offset)!r}"
-            assert values[value] == 1, f"p{partition}: {value!r} stored {values[value]} times"
-        sent_order = [int(v) for _, v in sorted(acked)]
-        assert sent_order == sorted(sent_order), f"p{partition}: acknowledged records out of send order"
+    check_acknowledged(cluster.bootstrap, producer)
 
     # Healed: every replica holds the same bytes once the followers caught up.
     cluster.wait_for(lambda md: all(len(p.isrs) == 3 for p in md.topics[TOPIC].partitions.values()), "whole ISRs")

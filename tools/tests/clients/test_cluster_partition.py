@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
-from cluster import Cluster, active_controller, admin_status, log_bytes
+from cluster import Cluster, active_controller, admin_status, log_bytes, read_partition
 
 SUBNET = "10.77.{}.{}"
 
@@ -167,7 +167,7 @@ def run_partition_scenario(cluster, namespaces):
         acknowledged = [(offset, value) for _, offset, value in acked]
     assert len(acknowledged) > 500
     end = max(offset for offset, _ in acknowledged) + 1
-    log = dict(read_partition_of(cluster, topic, end))
+    log = dict(read_partition(cluster.bootstrap, topic, 0, end))
     for offset, value in acknowledged:
         assert log.get(offset) == value, f"acknowledged {value!r} at {offset}, the log has {log.get(offset)!r}"
     assert len(set(log.values())) == len(log), "no record twice"
@@ -200,17 +200,3 @@ def log_end(broker, partition):
     status = admin_status(broker)
     ends = [shard["log_end_offsets"].get(partition) for shard in status["shards"]]
     return max(end for end in ends if end is not None)
-
-
-def read_partition_of(cluster, topic, end):
-    from confluent_kafka import Consumer, TopicPartition
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "reader", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 100, "log_level": 2})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    records, deadline = [], time.time() + 60
-    while len(records) < end and time.time() < deadline:
-        message = consumer.poll(1)
-        if message is not None and not message.error():
-            records.append((message.offset(), message.value()))
-    consumer.close()
-    return records

@@ -29,3 +29,26 @@ def test_kafka_python_admin_creates_describes_and_deletes_topics(broker):
     admin.delete_topics(["adm"])
     assert "adm" not in admin.list_topics()
     admin.close()
+
+
+def test_kafka_python_reassignment_and_election_apis_on_a_single_node(broker):
+    """The cluster admin APIs answer a single node as Kafka answers a one-broker cluster:
+    nothing is moving, the one replica (node 0) is the only assignment, every leader is
+    the preferred one."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.address)
+    admin.create_topics([NewTopic("placed", num_partitions=2, replication_factor=1)])
+    assert admin.list_partition_reassignments() == {}
+    results = admin.alter_partition_reassignments({
+        TopicPartition("placed", 0): [0],  # what it has: accepted, nothing moves
+        TopicPartition("placed", 1): [1],  # no broker 1
+        TopicPartition("absent", 0): [0],
+    })
+    assert results[TopicPartition("placed", 0)] is None, results
+    assert results[TopicPartition("placed", 1)].errno == 39, results  # INVALID_REPLICA_ASSIGNMENT
+    assert results[TopicPartition("absent", 0)].errno == 3, results
+    cancelled = admin.alter_partition_reassignments({TopicPartition("placed", 0): None})
+    assert cancelled[TopicPartition("placed", 0)].errno == 85, cancelled  # NO_REASSIGNMENT_IN_PROGRESS
+    response = admin.elect_leaders(0, {"placed": [0, 1]}, raise_errors=False)
+    codes = {(r[0], p[0]): p[1] for r in response.replica_election_results for p in r[1]}
+    assert codes == {("placed", 0): 84, ("placed", 1): 84}, codes  # ELECTION_NOT_NEEDED
+    admin.close()

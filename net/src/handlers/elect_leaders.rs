@@ -1,0 +1,89 @@
+//! ElectLeaders (KIP-460): preferred-leader elections, decided by the active controller
+//! (any broker forwards). Unclean elections are not offered (`unclean.leader.election.enable`
+//! is off and cannot be turned on): a partition with a leader needs none, one without
+//! gets ELIGIBLE_LEADERS_NOT_AVAILABLE. On a single node every partition's leader is
+//! its preferred one.
+
+use crate::context::ShardContext;
+use crate::error::{KafkaError, KafkaResult};
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_replication::quorum::wire::BrokerRequest;
+use sluice_replication::PartitionKey;
+use std::rc::Rc;
+
+/// Kafka's ElectionType: 0 preferred, 1 unclean.
+const PREFERRED: i8 = 0;
+
+/// Answers an ElectLeaders request.
+pub async fn handle(context: &Rc<ShardContext>, request: ElectLeadersRequest) -> ElectLeadersResponse {
+    let metadata = context.metadata();
+    let asked: Vec<(String, Vec<i32>)> = match &request.topic_partitions {
+        Some(topics) => topics.iter().map(|t| (t.topic.0.to_string(), t.partitions.clone())).collect(),
+        None => metadata
+            .topics
+            .iter()
+            .map(|(name, topic)| (name.clone(), (0..topic.shards.len() as i32).collect()))
+            .collect(),
+    };
+    // Each partition, with its key for the controller (none: decided here) or its refusal.
+    let mut checked: Vec<(usize, i32, KafkaResult<Option<PartitionKey>>)> = Vec::new();
+    for (topic_index, (name, partitions)) in asked.iter().enumerate() {
+        for index in partitions.iter().copied() {
+            let result = match &metadata.cluster {
+                _ if metadata.owner(name, index).is_none() => Err(KafkaError::unknown_partition(name, index)),
+                None => Err(not_needed(name, index)),
+                Some(view) => {
+                    let (key, state) = view.partition(name, index).expect("an owned partition is in the image");
+                    match request.election_type {
+                        PREFERRED => Ok(Some(key)),
+                        _ if state.has_leader() => Err(not_needed(name, index)),
+                        _ => Err(KafkaError::new(
+                            ResponseError::EligibleLeadersNotAvailable,
+                            format!(
+                                "{name}-{index} has no in-sync replica alive, and unclean elections are not offered"
+                            ),
+                        )),
+                    }
+                }
+            };
+            checked.push((topic_index, index, result));
+        }
+    }
+    let keys: Vec<PartitionKey> = checked.iter().filter_map(|(_, _, r)| r.as_ref().ok().copied().flatten()).collect();
+    let mut decided = if keys.is_empty() {
+        Vec::new()
+    } else {
+        let items = keys.len();
+        context.call_controller_each(BrokerRequest::ElectPreferredLeaders(keys), items).await
+    }
+    .into_iter();
+    let mut results: Vec<ReplicaElectionResult> = asked
+        .iter()
+        .map(|(name, _)| ReplicaElectionResult::default().with_topic(TopicName(StrBytes::from_string(name.clone()))))
+        .collect();
+    for (topic_index, index, result) in checked {
+        let result = match result {
+            Ok(Some(_)) => decided.next().expect("one result per forwarded partition"),
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        let (code, message) = match result {
+            Ok(()) => (0, None),
+            Err(error) => (error.code.code(), Some(StrBytes::from_string(error.message))),
+        };
+        results[topic_index].partition_result.push(
+            PartitionResult::default().with_partition_id(index).with_error_code(code).with_error_message(message),
+        );
+    }
+    ElectLeadersResponse::default().with_replica_election_results(results)
+}
+
+fn not_needed(topic: &str, partition: i32) -> KafkaError {
+    KafkaError::new(
+        ResponseError::ElectionNotNeeded,
+        format!("{topic}-{partition}: its leader is the one it would get"),
+    )
+}

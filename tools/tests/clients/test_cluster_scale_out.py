@@ -1,0 +1,141 @@
+"""Issue 12 acceptance 5: scaling out. A 4th broker (not a controller voter) joins a
+running 3-broker cluster; `sluice cluster reassign` moves every partition of a topic onto
+it while an idempotent acks=all producer runs: nothing acknowledged is lost, the moves
+complete, the removed replicas' logs are deleted and the new replicas hold the same bytes.
+Then preferred-leader elections (confluent-kafka's AdminClient) hand leadership to the
+new broker, and kafka-python sees no reassignment left."""
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import ElectionType, TopicPartition as ConfluentPartition
+from confluent_kafka.admin import NewTopic
+from kafka import KafkaAdminClient
+
+from cluster import Cluster, KeepProducing, check_acknowledged, log_bytes
+from conftest import SLUICE
+
+TOPIC = "moving"
+PARTITIONS = 3
+NEW = 4
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cluster = Cluster(tmp_path).start()
+    yield cluster
+    crashed = cluster.crashed()
+    cluster.stop(signal.SIGKILL)
+    assert not crashed, f"brokers exited by themselves: {crashed}"
+
+
+def sluice_cluster(cluster, *args, timeout=180):
+    result = subprocess.run([str(SLUICE), "cluster", *args, "--brokers", cluster.bootstrap],
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"sluice cluster {args} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_a_new_broker_takes_over_partitions_while_a_producer_runs(cluster, tmp_path):
+    cluster.admin.create_topics(
+        [NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(20)
+    before = cluster.wait_for(lambda md: TOPIC in md.topics and all(
+        len(p.isrs) == 3 for p in md.topics[TOPIC].partitions.values()), "the topic's ISRs").topics[TOPIC]
+    producer = KeepProducing(cluster.bootstrap, TOPIC, PARTITIONS)
+    producer.start()
+    producer.wait_for_more(500)
+
+    cluster.add_broker(NEW)
+    producer.wait_for_more(200)
+    # Partition 0 loses its leader, the others a follower; broker 4 is first (preferred).
+    plan = {"version": 1, "partitions": []}
+    removed = {}
+    for index, partition in before.partitions.items():
+        leaving = partition.leader if index == 0 else next(r for r in partition.replicas if r != partition.leader)
+        removed[index] = leaving
+        replicas = [NEW] + [r for r in partition.replicas if r != leaving]
+        plan["partitions"].append({"topic": TOPIC, "partition": index, "replicas": replicas})
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    started = time.time()
+    output = sluice_cluster(cluster, "reassign", str(plan_file), "--wait", "120")
+    print(output, f"moved in {time.time() - started:.1f} s")
+    assert output.count("reassignment started") == PARTITIONS, output
+    assert "reassignment complete" in output, output
+
+    # Every broker's metadata shows the moves once it applied them (a broker deleting a
+    # removed replica's log applies the change after the deletion).
+    targets = {entry["partition"]: entry["replicas"] for entry in plan["partitions"]}
+    after = cluster.wait_for(lambda md: all(
+        p.replicas == targets[index] and len(p.isrs) == 3 for index, p in md.topics[TOPIC].partitions.items()),
+        "the plan's replicas, all in sync").topics[TOPIC]
+    for entry in plan["partitions"]:
+        partition = after.partitions[entry["partition"]]
+        assert partition.replicas == entry["replicas"], (partition.replicas, entry)
+        assert sorted(partition.isrs) == sorted(entry["replicas"])
+        assert partition.leader in entry["replicas"]
+    assert after.partitions[0].leader != removed[0], "the removed leader handed over"
+    producer.wait_for_more(300)
+
+    status = sluice_cluster(cluster, "status")
+    assert "under-replicated: 0, offline: 0, reassigning: 0" in status, status
+    assert f"  {NEW}  {cluster.brokers[NEW].address}" in status, status
+    kafka_python = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    assert kafka_python.list_partition_reassignments() == {}, "kafka-python sees no move left"
+    kafka_python.close()
+
+    # The removed replicas' logs are gone from their brokers.
+    deadline = time.time() + 15
+    leftovers = None
+    while time.time() < deadline:
+        leftovers = [(node, index) for index, node in removed.items()
+                     if (cluster.brokers[node].data_dir / f"{TOPIC}-{index}").exists()]
+        if not leftovers:
+            break
+        time.sleep(0.2)
+    assert not leftovers, f"removed replicas still on disk: {leftovers}"
+
+    # Preferred-leader election through confluent-kafka: broker 4 leads everything.
+    elected = cluster.admin.elect_leaders(
+        ElectionType.PREFERRED, [ConfluentPartition(TOPIC, p) for p in range(PARTITIONS)]).result(30)
+    for topic_partition, error in elected.items():
+        assert error is None or "ELECTION_NOT_NEEDED" in str(error), (topic_partition, error)
+    cluster.wait_for(lambda md: all(p.leader == NEW for p in md.topics[TOPIC].partitions.values()),
+                     "broker 4 leads every partition")
+    producer.wait_for_more(300)
+
+    producer.finish()
+    assert not producer.failed, producer.failed[:5]
+    check_acknowledged(cluster.bootstrap, producer)
+
+    time.sleep(2)
+    cluster.stop(signal.SIGTERM)
+    for entry in plan["partitions"]:
+        logs = {node: log_bytes(cluster.brokers[node], TOPIC, entry["partition"]) for node in entry["replicas"]}
+        assert len(set(logs.values())) == 1, (
+            f"p{entry['partition']}: replicas differ: { {n: len(b) for n, b in logs.items()} }")
+        assert len(logs[NEW]) > 0
+
+
+def test_bad_reassignments_get_kafka_errors(cluster, tmp_path):
+    """Unknown brokers, repeated brokers, unknown partitions and a cancellation of
+    nothing are refused with Kafka's codes; the partitions stay as they were."""
+    cluster.admin.create_topics([NewTopic("steady", 1, 3)])["steady"].result(20)
+    cluster.wait_for(lambda md: "steady" in md.topics and md.topics["steady"].partitions[0].leader >= 0, "leader")
+    cases = [
+        ([{"topic": "steady", "partition": 0, "replicas": [1, 2, 9]}], [], "InvalidReplicaAssignment"),
+        ([{"topic": "steady", "partition": 0, "replicas": [1, 1, 2]}], [], "InvalidReplicaAssignment"),
+        ([{"topic": "steady", "partition": 7, "replicas": [1, 2, 3]}], [], "UnknownTopicOrPartition"),
+        ([{"topic": "steady", "partition": 0, "replicas": [1, 2, 3]}], ["--cancel"], "NoReassignmentInProgress"),
+    ]
+    for partitions, flags, expected in cases:
+        plan_file = tmp_path / "plan.json"
+        plan_file.write_text(json.dumps({"version": 1, "partitions": partitions}))
+        result = subprocess.run([str(SLUICE), "cluster", "reassign", str(plan_file), *flags,
+                                 "--brokers", cluster.bootstrap], capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0, result.stdout
+        assert expected in result.stdout + result.stderr, (expected, result.stdout, result.stderr)
+    state = cluster.metadata().topics["steady"].partitions[0]
+    assert len(state.replicas) == 3 and len(state.isrs) == 3
