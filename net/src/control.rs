@@ -28,6 +28,19 @@ pub struct NewTopic {
     pub configs: TopicConfigs,
     /// Replicas per partition (`None`: `default.replication.factor`); one node has one.
     pub replication_factor: Option<usize>,
+    /// Each partition's replicas when assigned by hand (checked already), by index.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// Partitions to add to a topic.
+#[derive(Debug, Clone)]
+pub struct PartitionGrowth {
+    /// The topic.
+    pub name: String,
+    /// Its new partition count.
+    pub count: usize,
+    /// The new partitions' replicas when assigned by hand (checked already).
+    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 /// One change to the metadata; each item succeeds or fails on its own.
@@ -38,7 +51,7 @@ pub enum MetadataChange {
     /// Delete topics by name.
     DeleteTopics(Vec<String>),
     /// Grow topics to a new partition count.
-    CreatePartitions(Vec<(String, usize)>),
+    CreatePartitions(Vec<PartitionGrowth>),
     /// Replace the configs set on topics.
     SetTopicConfigs(Vec<(String, TopicConfigs)>),
 }
@@ -131,7 +144,7 @@ impl ShardContext {
                 .collect(),
             MetadataChange::CreatePartitions(growths) => growths
                 .into_iter()
-                .map(|(name, count)| {
+                .map(|PartitionGrowth { name, count, .. }| {
                     let current = metadata.topics.get(&name).ok_or_else(|| unknown_topic(&name))?.shards.len();
                     if count <= current || count > PARTITIONS_PER_TOPIC_MAX {
                         return Err(KafkaError::new(
@@ -160,13 +173,50 @@ impl ShardContext {
     /// In a cluster the controller makes metadata changes: each topic goes to it, and the
     /// answer waits until this shard has the change (so the client can use it at once).
     async fn change_cluster_metadata(self: &Rc<Self>, change: MetadataChange) -> Vec<KafkaResult<()>> {
-        let MetadataChange::CreateTopics(topics) = change else {
-            let refusal = KafkaError::new(
-                ResponseError::InvalidRequest,
-                "deleting topics, adding partitions and changing configs are not supported in a cluster yet",
-            );
-            return (0..change.len()).map(|_| Err(refusal.clone())).collect();
+        use sluice_replication::controller::TopicChange;
+        let changes: Vec<KafkaResult<TopicChange>> = match change {
+            MetadataChange::CreateTopics(topics) => return self.create_cluster_topics(topics).await,
+            MetadataChange::DeleteTopics(names) => {
+                names.into_iter().map(|name| Ok(TopicChange::Delete { name })).collect()
+            }
+            MetadataChange::CreatePartitions(growths) => growths
+                .into_iter()
+                .map(|growth| {
+                    let count = i32::try_from(growth.count)
+                        .ok()
+                        .filter(|count| *count as usize <= PARTITIONS_PER_TOPIC_MAX)
+                        .ok_or_else(|| {
+                            KafkaError::new(ResponseError::InvalidPartitions, format!("{} partitions", growth.count))
+                        })?;
+                    Ok(TopicChange::Grow { name: growth.name, count, assignments: growth.assignments })
+                })
+                .collect(),
+            MetadataChange::SetTopicConfigs(changes) => changes
+                .into_iter()
+                .map(|(name, configs)| {
+                    log_config(&self.log_defaults(), &configs)
+                        .map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
+                    Ok(TopicChange::Configure { name, configs })
+                })
+                .collect(),
         };
+        let valid: Vec<TopicChange> = changes.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        let mut decided = if valid.is_empty() {
+            Vec::new()
+        } else {
+            let items = valid.len();
+            let request = sluice_replication::quorum::wire::BrokerRequest::ChangeTopics(valid);
+            self.call_controller_each(request, items).await
+        }
+        .into_iter();
+        changes
+            .into_iter()
+            .map(|change| change.and_then(|_| decided.next().expect("one result per forwarded change")))
+            .collect()
+    }
+
+    /// CreateTopics in a cluster: each topic goes to the controller on its own.
+    async fn create_cluster_topics(self: &Rc<Self>, topics: Vec<NewTopic>) -> Vec<KafkaResult<()>> {
         let default_replication = self.broker.cluster.as_ref().map_or(1, |c| c.default_replication_factor);
         let mut results = Vec::with_capacity(topics.len());
         for topic in topics {
@@ -177,6 +227,7 @@ impl ShardContext {
                     partitions: topic.partitions as i32,
                     replication_factor: topic.replication_factor.unwrap_or(default_replication),
                     configs: topic.configs.clone(),
+                    assignments: topic.assignments.clone(),
                 };
                 match self.call_controller(request).await? {
                     sluice_replication::quorum::wire::BrokerResponse::Done { applied_records } => {

@@ -69,6 +69,32 @@ pub struct AlterPartition {
     pub new_isr: Vec<BrokerId>,
 }
 
+/// A change to an existing topic (DeleteTopics, CreatePartitions, AlterConfigs).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TopicChange {
+    /// Delete the topic and its partitions.
+    Delete {
+        /// The topic.
+        name: String,
+    },
+    /// Grow the topic to `count` partitions, placed like a new topic's or as assigned.
+    Grow {
+        /// The topic.
+        name: String,
+        /// The new partition count.
+        count: i32,
+        /// The new partitions' replicas, one list each, preferred leader first.
+        assignments: Option<Vec<Vec<BrokerId>>>,
+    },
+    /// Replace the configs set on the topic (validated by the broker that asked).
+    Configure {
+        /// The topic.
+        name: String,
+        /// Every config set on it.
+        configs: BTreeMap<String, String>,
+    },
+}
+
 /// The active controller's decisions.
 #[derive(Debug)]
 pub struct Controller {
@@ -265,45 +291,137 @@ impl Controller {
         Ok(vec![change(image, request.key, partition, partition.leader, isr)])
     }
 
-    /// CreateTopics: the topic and its partitions, replicas spread over the unfenced
-    /// brokers round-robin from a start that depends on the name, leader first.
+    /// CreateTopics: the topic and its partitions, with the replicas `assignments` gives
+    /// (one list per partition) or else spread over the unfenced brokers round-robin from
+    /// a start that depends on the name, leader first.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_topic(
         &self,
         image: &MetadataImage,
         name: &str,
         partitions: i32,
         replication_factor: usize,
+        assignments: Option<&[Vec<BrokerId>]>,
         topic_id: Uuid,
         configs: BTreeMap<String, String>,
     ) -> Result<Vec<MetadataRecord>, ReplicationError> {
         if image.topics.contains_key(name) {
             return Err(ReplicationError::TopicAlreadyExists);
         }
+        let partitions = assignments.map_or(partitions, |a| a.len() as i32);
+        // Assigned by hand: every partition has as many replicas as the first.
+        let replication_factor = assignments.and_then(|a| a.first()).map_or(replication_factor, Vec::len);
         if partitions < 1 {
             return Err(ReplicationError::InvalidPartitions);
         }
-        let active: Vec<BrokerId> = image.brokers.iter().filter(|(_, b)| !b.fenced).map(|(id, _)| *id).collect();
-        if replication_factor == 0 || replication_factor > active.len() {
-            return Err(ReplicationError::InvalidReplicationFactor);
-        }
-        let start = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
         let mut records = vec![MetadataRecord::Topic { name: name.to_string(), topic_id, configs }];
-        for partition in 0..partitions {
-            let first = start.wrapping_add(partition as usize);
-            let replicas: Vec<BrokerId> = (0..replication_factor).map(|i| active[(first + i) % active.len()]).collect();
+        records.extend(new_partitions(image, name, topic_id, 0..partitions, replication_factor, assignments)?);
+        Ok(records)
+    }
+
+    /// DeleteTopics, CreatePartitions and config changes, each on its own. Results in
+    /// request order.
+    pub fn change_topics(
+        &self,
+        image: &MetadataImage,
+        changes: &[TopicChange],
+    ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
+        let mut records = Vec::new();
+        let mut after = image.clone();
+        let results = changes
+            .iter()
+            .map(|change| {
+                let made = change_topic(&after, change)?;
+                for record in made {
+                    after.apply(&record);
+                    records.push(record);
+                }
+                Ok(())
+            })
+            .collect();
+        (records, results)
+    }
+}
+
+/// One [`TopicChange`]'s records.
+fn change_topic(image: &MetadataImage, change: &TopicChange) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    let name = match change {
+        TopicChange::Delete { name } | TopicChange::Grow { name, .. } | TopicChange::Configure { name, .. } => name,
+    };
+    let topic = image.topics.get(name).ok_or(ReplicationError::UnknownTopicOrPartition)?;
+    let topic_id = topic.topic_id;
+    match change {
+        TopicChange::Delete { .. } => Ok(vec![MetadataRecord::RemoveTopic { name: name.clone(), topic_id }]),
+        TopicChange::Configure { configs, .. } => {
+            Ok(vec![MetadataRecord::TopicConfigs { name: name.clone(), topic_id, configs: configs.clone() }])
+        }
+        TopicChange::Grow { count, assignments, .. } => {
+            let added = count - topic.partitions;
+            if added < 1 || assignments.as_ref().is_some_and(|a| a.len() as i32 != added) {
+                return Err(ReplicationError::InvalidPartitions);
+            }
+            let key = PartitionKey { topic_id, partition: 0 };
+            let replication_factor = image.partitions.get(&key).map_or(1, |p| p.target_replicas().len());
+            new_partitions(image, name, topic_id, topic.partitions..*count, replication_factor, assignments.as_deref())
+        }
+    }
+}
+
+/// The first states of partitions `indexes` of a topic: replicas from `assignments` (one
+/// list per partition, checked: as many as `replication_factor`, distinct, registered)
+/// or spread round-robin over the unfenced brokers.
+fn new_partitions(
+    image: &MetadataImage,
+    name: &str,
+    topic_id: Uuid,
+    indexes: std::ops::Range<i32>,
+    replication_factor: usize,
+    assignments: Option<&[Vec<BrokerId>]>,
+) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    let active: Vec<BrokerId> = image.brokers.iter().filter(|(_, b)| !b.fenced).map(|(id, _)| *id).collect();
+    if assignments.is_none() && (replication_factor == 0 || replication_factor > active.len()) {
+        return Err(ReplicationError::InvalidReplicationFactor);
+    }
+    let start = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+    indexes
+        .enumerate()
+        .map(|(i, partition)| {
+            let replicas: Vec<BrokerId> = match assignments {
+                Some(assignments) => {
+                    let replicas = assignments[i].clone();
+                    let distinct = sorted(&replicas).windows(2).all(|pair| pair[0] != pair[1]);
+                    let registered = replicas.iter().all(|r| image.brokers.contains_key(r));
+                    if replicas.is_empty() || !distinct || !registered {
+                        return Err(ReplicationError::InvalidReplicaAssignment);
+                    }
+                    if replicas.len() != replication_factor {
+                        return Err(ReplicationError::InvalidReplicationFactor);
+                    }
+                    replicas
+                }
+                None => {
+                    let first = start.wrapping_add(partition as usize);
+                    (0..replication_factor).map(|r| active[(first + r) % active.len()]).collect()
+                }
+            };
+            // Assigned replicas may be fenced: the unfenced ones are the ISR (as KRaft
+            // does), the first of them leads.
+            let isr: Vec<BrokerId> = replicas.iter().copied().filter(|r| image.is_active(*r)).collect();
+            let Some(leader) = isr.first().copied() else {
+                return Err(ReplicationError::InvalidReplicaAssignment);
+            };
             let state = PartitionState {
-                isr: sorted(&replicas),
-                leader: replicas[0],
+                isr: sorted(&isr),
+                leader,
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
                 adding_replicas: Vec::new(),
                 removing_replicas: Vec::new(),
             };
-            records.push(MetadataRecord::Partition { key: PartitionKey { topic_id, partition }, state });
-        }
-        Ok(records)
-    }
+            Ok(MetadataRecord::Partition { key: PartitionKey { topic_id, partition }, state })
+        })
+        .collect()
 }
 
 /// The broker's registration, if `broker_epoch` is its current one (a request from a
@@ -519,7 +637,7 @@ mod tests {
             apply(&mut image, records);
         }
         let topic_id = Uuid::new_v4();
-        let records = controller.create_topic(&image, "t", 1, 3, topic_id, BTreeMap::new()).unwrap();
+        let records = controller.create_topic(&image, "t", 1, 3, None, topic_id, BTreeMap::new()).unwrap();
         apply(&mut image, records);
         (controller, image, PartitionKey { topic_id, partition: 0 })
     }
@@ -624,14 +742,14 @@ mod tests {
     fn topics_need_enough_unfenced_brokers() {
         let (controller, image, _) = cluster();
         assert_eq!(
-            controller.create_topic(&image, "u", 3, 4, Uuid::new_v4(), BTreeMap::new()),
+            controller.create_topic(&image, "u", 3, 4, None, Uuid::new_v4(), BTreeMap::new()),
             Err(ReplicationError::InvalidReplicationFactor)
         );
         assert_eq!(
-            controller.create_topic(&image, "t", 3, 1, Uuid::new_v4(), BTreeMap::new()),
+            controller.create_topic(&image, "t", 3, 1, None, Uuid::new_v4(), BTreeMap::new()),
             Err(ReplicationError::TopicAlreadyExists)
         );
-        let records = controller.create_topic(&image, "u", 3, 2, Uuid::new_v4(), BTreeMap::new()).unwrap();
+        let records = controller.create_topic(&image, "u", 3, 2, None, Uuid::new_v4(), BTreeMap::new()).unwrap();
         assert_eq!(records.len(), 4);
     }
 
@@ -754,5 +872,52 @@ mod tests {
         apply(&mut image, records);
         assert_eq!(image.partitions[&key].leader, preferred);
         assert_eq!(image.partitions[&key].leader_epoch, 2);
+    }
+
+    #[test]
+    fn topics_grow_change_configs_and_are_deleted() {
+        let (controller, mut image, key) = cluster();
+        let grow = |count, assignments| TopicChange::Grow { name: "t".into(), count, assignments };
+        let (records, results) = controller.change_topics(
+            &image,
+            &[
+                grow(1, None),
+                grow(3, Some(vec![vec![1, 2]])),
+                grow(2, Some(vec![vec![1, 2, 7]])),
+                grow(2, Some(vec![vec![1, 2]])),
+                TopicChange::Delete { name: "absent".into() },
+            ],
+        );
+        assert_eq!(
+            results,
+            vec![
+                Err(ReplicationError::InvalidPartitions),
+                Err(ReplicationError::InvalidPartitions),
+                Err(ReplicationError::InvalidReplicaAssignment),
+                Err(ReplicationError::InvalidReplicationFactor),
+                Err(ReplicationError::UnknownTopicOrPartition),
+            ]
+        );
+        assert!(records.is_empty());
+        let configs: BTreeMap<String, String> = [("retention.ms".to_string(), "1000".to_string())].into();
+        let (records, results) = controller.change_topics(
+            &image,
+            &[
+                grow(2, Some(vec![vec![3, 1, 2]])),
+                grow(3, None),
+                TopicChange::Configure { name: "t".into(), configs: configs.clone() },
+            ],
+        );
+        assert_eq!(results, vec![Ok(()), Ok(()), Ok(())]);
+        apply(&mut image, records);
+        assert_eq!(image.topics["t"].partitions, 3);
+        assert_eq!(image.topics["t"].configs, configs);
+        let second = &image.partitions[&PartitionKey { partition: 1, ..key }];
+        assert_eq!((second.replicas.clone(), second.leader), (vec![3, 1, 2], 3));
+        assert_eq!(image.partitions[&PartitionKey { partition: 2, ..key }].replicas.len(), 3);
+        let (records, results) = controller.change_topics(&image, &[TopicChange::Delete { name: "t".into() }]);
+        assert_eq!(results, vec![Ok(())]);
+        apply(&mut image, records);
+        assert!(image.topics.is_empty() && image.partitions.is_empty());
     }
 }

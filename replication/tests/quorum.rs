@@ -42,6 +42,7 @@ async fn create_topic(link: &BrokerLink, name: &str) -> BrokerResponse {
         partitions: 3,
         replication_factor: 3,
         configs: Default::default(),
+        assignments: None,
     };
     link.call(request).await.expect("a controller answers")
 }

@@ -239,6 +239,7 @@ impl ShardContext {
                 .cluster
                 .as_ref()
                 .map(|view| view.image.brokers.values().filter(|b| !b.fenced).count().clamp(1, 3)),
+            assignments: None,
         };
         let result = self.change_metadata(MetadataChange::CreateTopics(vec![topic])).await.into_iter().next();
         match result.expect("one result per topic") {

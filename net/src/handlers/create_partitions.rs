@@ -1,9 +1,10 @@
 //! CreatePartitions: grow topics; new partitions go to the least-loaded shards. A manual
-//! assignment is checked as Kafka does; it can only name this broker.
+//! assignment is checked as Kafka does; on a single node it can only name this broker, in
+//! a cluster any registered one (the controller places the replicas).
 
-use super::create_topics::check_replicas;
+use super::create_topics::{check_replicas, is_registered};
 use crate::context::ShardContext;
-use crate::control::MetadataChange;
+use crate::control::{MetadataChange, PartitionGrowth};
 use crate::error::KafkaError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -14,7 +15,7 @@ use std::rc::Rc;
 /// Answers a CreatePartitions request.
 pub async fn handle(context: &Rc<ShardContext>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let metadata = context.metadata();
-    let checked: Vec<Result<(String, usize), KafkaError>> = request
+    let checked: Vec<Result<PartitionGrowth, KafkaError>> = request
         .topics
         .iter()
         .map(|topic| {
@@ -41,16 +42,23 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreatePartitionsRequest
                         ),
                     ));
                 }
-                let node_id = context.broker.node_id;
+                let replication_factor = metadata
+                    .cluster
+                    .as_ref()
+                    .and_then(|view| view.partition(&name, 0))
+                    .map_or(1, |(_, state)| state.target_replicas().len());
+                let mut replicas = Vec::with_capacity(assignments.len());
                 for assignment in assignments {
                     let brokers: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
-                    check_replicas(&brokers, Some(1), |broker| broker == node_id)?;
+                    check_replicas(&brokers, Some(replication_factor), |broker| is_registered(context, broker))?;
+                    replicas.push(brokers);
                 }
+                return Ok(PartitionGrowth { name, count: topic.count as usize, assignments: Some(replicas) });
             }
-            Ok((name, topic.count as usize))
+            Ok(PartitionGrowth { name, count: topic.count as usize, assignments: None })
         })
         .collect();
-    let valid: Vec<(String, usize)> = checked.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let valid: Vec<PartitionGrowth> = checked.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
     let mut applied = if request.validate_only || valid.is_empty() {
         valid.iter().map(|_| Ok(())).collect()
     } else {

@@ -81,9 +81,14 @@ fn to_new_topic(
             topic.num_partitions
         }
     } else {
-        let node_id = context.broker.node_id;
-        manual_partition_count(topic, |broker| broker == node_id)?
+        manual_partition_count(topic, |broker| is_registered(context, broker))?
     };
+    // Kafka's order is the request's; the controller wants them by partition index.
+    let assignments = (!topic.assignments.is_empty()).then(|| {
+        let mut assigned: Vec<_> = topic.assignments.iter().collect();
+        assigned.sort_by_key(|a| a.partition_index);
+        assigned.iter().map(|a| a.broker_ids.iter().map(|id| id.0).collect()).collect()
+    });
     let mut configs = TopicConfigs::new();
     for config in &topic.configs {
         if let Some(value) = &config.value {
@@ -96,9 +101,19 @@ fn to_new_topic(
         partitions: partitions.max(0) as usize,
         configs,
         replication_factor,
+        assignments,
     };
     validate_new_topic(context, &new_topic)?;
     Ok(new_topic)
+}
+
+/// Whether `broker` may be named in a manual assignment: a registered broker of the
+/// cluster, or this broker on a single node.
+pub(super) fn is_registered(context: &ShardContext, broker: i32) -> bool {
+    match &context.metadata().cluster {
+        Some(view) => view.image.brokers.contains_key(&broker),
+        None => broker == context.broker.node_id,
+    }
 }
 
 /// Checks a manual replica assignment as Kafka's controller does (same order, same

@@ -45,6 +45,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
                 partitions: context.broker.num_partitions.max(1) as usize,
                 configs: Default::default(),
                 replication_factor: None,
+                assignments: None,
             })
             .collect();
         if !missing.is_empty() {

@@ -165,6 +165,21 @@ impl MetadataImage {
                 self.partitions.insert(*key, state.clone());
                 true
             }
+            MetadataRecord::RemoveTopic { name, topic_id } => {
+                if self.topic_id(name) != Some(*topic_id) {
+                    return false;
+                }
+                self.topics.remove(name);
+                self.partitions.retain(|key, _| key.topic_id != *topic_id);
+                true
+            }
+            MetadataRecord::TopicConfigs { name, topic_id, configs } => match self.topics.get_mut(name) {
+                Some(topic) if topic.topic_id == *topic_id => {
+                    topic.configs = configs.clone();
+                    true
+                }
+                _ => false,
+            },
             MetadataRecord::PartitionChange(PartitionChange { key, state }) => {
                 let Some(current) = self.partitions.get_mut(key) else {
                     return false;

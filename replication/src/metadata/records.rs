@@ -79,4 +79,20 @@ pub enum MetadataRecord {
     },
     /// A partition's leader, ISR or replicas changed.
     PartitionChange(PartitionChange),
+    /// A topic and its partitions were deleted (KRaft's RemoveTopicRecord).
+    RemoveTopic {
+        /// The topic name.
+        name: String,
+        /// Its id: a record for an earlier topic of the same name is ignored.
+        topic_id: Uuid,
+    },
+    /// The configs set on a topic, replaced whole.
+    TopicConfigs {
+        /// The topic name.
+        name: String,
+        /// Its id: a record for an earlier topic of the same name is ignored.
+        topic_id: Uuid,
+        /// Every config set on it (Kafka topic config names).
+        configs: std::collections::BTreeMap<String, String>,
+    },
 }

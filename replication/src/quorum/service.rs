@@ -275,12 +275,16 @@ impl MetadataQuorum {
             BrokerRequest::ElectPreferredLeaders(keys) => {
                 self.decide_each(move |c, image| c.elect_preferred_leaders(image, &keys)).await
             }
-            BrokerRequest::CreateTopic { name, partitions, replication_factor, configs } => {
+            BrokerRequest::CreateTopic { name, partitions, replication_factor, configs, assignments } => {
                 let topic_id = uuid::Uuid::new_v4();
                 self.decide_done(move |c, image, _| {
-                    c.create_topic(image, &name, partitions, replication_factor, topic_id, configs)
+                    let assignments = assignments.as_deref();
+                    c.create_topic(image, &name, partitions, replication_factor, assignments, topic_id, configs)
                 })
                 .await
+            }
+            BrokerRequest::ChangeTopics(changes) => {
+                self.decide_each(move |c, image| c.change_topics(image, &changes)).await
             }
         }
     }

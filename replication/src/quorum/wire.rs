@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::types::MetadataRaft;
-use crate::controller::{AlterPartition, Reassignment};
+use crate::controller::{AlterPartition, Reassignment, TopicChange};
 use crate::metadata::{BrokerRegistration, MetadataImage, PartitionState};
 use crate::{BrokerId, PartitionKey};
 
@@ -85,7 +85,12 @@ pub enum BrokerRequest {
         replication_factor: usize,
         /// Topic configs set at creation.
         configs: std::collections::BTreeMap<String, String>,
+        /// Each partition's replicas, when assigned by hand (the count then is theirs).
+        #[serde(default)]
+        assignments: Option<Vec<Vec<BrokerId>>>,
     },
+    /// Delete topics, add partitions, change topic configs.
+    ChangeTopics(Vec<TopicChange>),
     /// Move partitions to new replicas, or cancel their moves (AlterPartitionReassignments).
     AlterReassignments(Vec<Reassignment>),
     /// Preferred-leader elections (ElectLeaders).

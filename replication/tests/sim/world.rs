@@ -864,6 +864,7 @@ impl World {
                     "t",
                     self.config.partitions,
                     self.config.replication_factor,
+                    None,
                     topic_id,
                     Default::default(),
                 )

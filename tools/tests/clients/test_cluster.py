@@ -9,7 +9,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import Cluster, KeepProducing, check_acknowledged, log_bytes
 
@@ -130,6 +130,61 @@ def test_kafka_tools_see_the_cluster_as_kafka_would(cluster):
         assert all(len(p["replica_nodes"]) == 3 and len(p["isr_nodes"]) == 3 for p in topic["partitions"]), topic
     finally:
         python_admin.close()
+
+
+def test_topics_are_administered_through_the_controller(cluster):
+    """CreateTopics with a manual assignment, CreatePartitions (placed and assigned),
+    config changes and DeleteTopics go through the controller from any broker, and every
+    broker's metadata, configs and data directory follow."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions
+
+    admin = cluster.admin
+    admin.create_topics([NewTopic("assigned", 2, replica_assignment=[[1, 2], [2, 3]])])["assigned"].result(20)
+    md = cluster.wait_for(lambda md: "assigned" in md.topics and len(md.topics["assigned"].partitions) == 2,
+                          "the assigned topic")
+    assert [md.topics["assigned"].partitions[p].replicas for p in (0, 1)] == [[1, 2], [2, 3]]
+    assert md.topics["assigned"].partitions[0].leader == 1
+
+    bad = admin.create_partitions([NewPartitions("assigned", 3, replica_assignment=[[1, 2, 3]])])["assigned"]
+    with pytest.raises(Exception, match="INVALID_REPLICA_ASSIGNMENT"):
+        bad.result(20)
+    admin.create_partitions([NewPartitions("assigned", 3, replica_assignment=[[3, 1]])])["assigned"].result(20)
+    admin.create_partitions([NewPartitions("assigned", 5)])["assigned"].result(20)
+    md = cluster.wait_for(lambda md: len(md.topics["assigned"].partitions) == 5, "five partitions")
+    assert md.topics["assigned"].partitions[2].replicas == [3, 1]
+    assert all(len(md.topics["assigned"].partitions[p].replicas) == 2 for p in (3, 4))
+
+    change = ConfigResource("topic", "assigned", incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([change])[change].result(20)
+    refused = ConfigResource("topic", "assigned", incremental_configs=[
+        ConfigEntry("min.cleanable.dirty.ratio", "2", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(Exception, match="INVALID_CONFIG"):
+        admin.incremental_alter_configs([refused])[refused].result(20)
+    for node, broker in cluster.brokers.items():
+        one = AdminClient({"bootstrap.servers": broker.address, "log_level": 2})
+        resource = ConfigResource("topic", "assigned")
+        deadline = time.time() + 10
+        while True:
+            value = one.describe_configs([resource])[resource].result(20)["retention.ms"].value
+            if value == "3600000" or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert value == "3600000", f"broker {node} describes retention.ms={value}"
+
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "log_level": 2})
+    for partition in range(5):
+        producer.produce("assigned", b"x", partition=partition)
+    assert producer.flush(30) == 0
+    admin.delete_topics(["assigned"])["assigned"].result(20)
+    cluster.wait_for(lambda md: "assigned" not in md.topics, "the topic gone")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        left = [(node, d.name) for node, b in cluster.brokers.items() for d in b.data_dir.glob("assigned-*")]
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left, f"deleted partitions still on disk: {left}"
 
 
 def test_a_group_keeps_consuming_and_keeps_its_offsets_when_its_coordinator_dies(cluster):
