@@ -1,7 +1,8 @@
 //! The Prometheus text exposition (format 0.0.4) of the figures behind the admin
 //! `status` and `metrics` commands. Metric names are listed in docs/OPERATIONS.md.
 
-use super::shard_work::{PartitionReport, ShardReport};
+use super::shard_work::{PartitionReport, ReplicaReport, ShardReport};
+use crate::cluster::ClusterFigures;
 use crate::metrics::{merge, merge_by_api, SUMMARY_QUANTILES};
 use sluice_engine::latency::Latencies;
 use std::fmt::Write;
@@ -81,15 +82,68 @@ pub fn render(version: &str, uptime_ms: u64, reports: &[ShardReport]) -> String 
     for (name, kind, help, value) in per_partition {
         out.family(name, kind, help);
         for partition in reports.iter().flat_map(|r| &r.partitions) {
-            let labels = [
-                ("topic", partition.topic.as_str()),
-                ("partition", &partition.partition.to_string()),
-                ("shard", &partition.shard.to_string()),
-            ];
-            out.sample(name, &labels, value(partition));
+            out.partition_sample(name, partition, value(partition));
         }
     }
+    if let Some(cluster) = reports.iter().find_map(|r| r.cluster.as_ref()) {
+        render_cluster(&mut out, cluster, reports);
+    }
     out.text
+}
+
+impl Exposition {
+    /// A sample of a per-partition family, labelled with the partition.
+    fn partition_sample(&mut self, name: &str, partition: &PartitionReport, value: f64) {
+        let (index, shard) = (partition.partition.to_string(), partition.shard.to_string());
+        self.sample(name, &[("topic", &partition.topic), ("partition", &index), ("shard", &shard)], value);
+    }
+}
+
+/// The replication figures of a cluster member (Kafka's names where it has them).
+fn render_cluster(out: &mut Exposition, cluster: &ClusterFigures, reports: &[ShardReport]) {
+    let figures: [Family<ClusterFigures>; 7] = [
+        ("sluice_cluster_live_brokers", "gauge", "Registered, unfenced brokers.", |c| c.live_brokers as f64),
+        (
+            "sluice_cluster_under_replicated_partitions",
+            "gauge",
+            "Partitions with fewer in-sync replicas than replicas.",
+            |c| c.under_replicated as f64,
+        ),
+        ("sluice_cluster_offline_partitions", "gauge", "Partitions without a leader.", |c| c.offline as f64),
+        ("sluice_cluster_reassigning_partitions", "gauge", "Partitions being reassigned.", |c| c.reassigning as f64),
+        ("sluice_cluster_leading_partitions", "gauge", "Partitions this broker leads.", |c| c.leading as f64),
+        ("sluice_controller_active", "gauge", "1 on the active controller, else 0.", |c| {
+            f64::from(u8::from(c.active_controller))
+        }),
+        ("sluice_cluster_metadata_version", "gauge", "Metadata records applied.", |c| c.metadata_version as f64),
+    ];
+    for (name, kind, help, value) in figures {
+        out.family(name, kind, help);
+        out.sample(name, &[], value(cluster));
+    }
+    let per_replica: [Family<ReplicaReport>; 3] = [
+        ("sluice_partition_in_sync_replicas", "gauge", "The partition's ISR size, as this broker last saw it.", |r| {
+            r.in_sync_replicas as f64
+        }),
+        ("sluice_partition_replicas", "gauge", "The partition's replica count.", |r| r.replicas as f64),
+        ("sluice_partition_leading", "gauge", "1 where this broker leads the partition.", |r| {
+            f64::from(u8::from(r.leading))
+        }),
+    ];
+    let replicas = || reports.iter().flat_map(|r| &r.partitions).filter_map(|p| Some((p, p.replica.as_ref()?)));
+    for (name, kind, help, value) in per_replica {
+        out.family(name, kind, help);
+        for (partition, replica) in replicas() {
+            out.partition_sample(name, partition, value(replica));
+        }
+    }
+    let lag = "sluice_partition_max_follower_lag_records";
+    out.family(lag, "gauge", "Leader only: the most records a follower is behind the log end.");
+    for (partition, replica) in replicas() {
+        if let Some(records) = replica.max_follower_lag {
+            out.partition_sample(lag, partition, records as f64);
+        }
+    }
 }
 
 fn seconds(us: u64) -> f64 {
@@ -167,9 +221,11 @@ mod tests {
                 log_start_offset: 0,
                 log_end_offset: 100,
                 high_watermark: 100,
+                replica: None,
             }],
             requests_by_api: vec![("Produce".into(), produce)],
             fsync_latencies: fsyncs,
+            cluster: None,
         }
     }
 
@@ -221,6 +277,43 @@ mod tests {
             100.0,
             "a quote in a label value is escaped"
         );
+    }
+
+    #[test]
+    fn a_cluster_member_reports_replication_figures() {
+        let mut leader = report(0, &[100]);
+        leader.partitions[0].replica = Some(ReplicaReport {
+            leading: true,
+            leader: 1,
+            leader_epoch: 3,
+            replicas: 3,
+            in_sync_replicas: 2,
+            max_follower_lag: Some(40),
+        });
+        leader.cluster = Some(ClusterFigures {
+            live_brokers: 3,
+            partitions: 4,
+            under_replicated: 1,
+            offline: 0,
+            reassigning: 0,
+            leading: 2,
+            active_controller: true,
+            metadata_version: 17,
+        });
+        let text = render("0.1.0", 1000, &[leader, report(1, &[])]);
+        let samples = samples(&text);
+        let value = |series: &str| samples.iter().find(|(s, _)| *s == series).unwrap_or_else(|| panic!("{series}")).1;
+        assert_eq!(value("sluice_cluster_under_replicated_partitions"), 1.0);
+        assert_eq!(value("sluice_controller_active"), 1.0);
+        let labels = "{topic=\"orders\\\"0\",partition=\"0\",shard=\"0\"}";
+        assert_eq!(value(&format!("sluice_partition_in_sync_replicas{labels}")), 2.0);
+        assert_eq!(value(&format!("sluice_partition_max_follower_lag_records{labels}")), 40.0);
+        assert_eq!(value(&format!("sluice_partition_leading{labels}")), 1.0);
+        assert!(
+            !text.contains("sluice_partition_leading{topic=\"orders\\\"1\""),
+            "a partition without a replica reports no replica figures"
+        );
+        assert!(!render("0.1.0", 1000, &[report(0, &[])]).contains("sluice_cluster_"), "a single node has none");
     }
 
     #[test]

@@ -57,6 +57,26 @@ pub struct PartitionReport {
     pub log_end_offset: i64,
     /// What consumers may read up to.
     pub high_watermark: i64,
+    /// In a cluster, the replica's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaReport>,
+}
+
+/// A replicated partition as this broker's replica of it sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplicaReport {
+    /// Whether this broker leads it.
+    pub leading: bool,
+    /// Its leader (-1: none).
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// Replicas (a moving partition counts its adding and removing ones too).
+    pub replicas: usize,
+    /// In-sync replicas.
+    pub in_sync_replicas: usize,
+    /// Leader only: the most records a follower is behind the log end.
+    pub max_follower_lag: Option<i64>,
 }
 
 /// Everything one shard reports.
@@ -81,6 +101,8 @@ pub struct ShardReport {
     pub requests_by_api: Vec<(String, Latencies)>,
     /// Its fsync latencies (count included).
     pub fsync_latencies: Latencies,
+    /// Shard 0 of a cluster member: the cluster as the metadata shows it.
+    pub cluster: Option<crate::cluster::ClusterFigures>,
 }
 
 /// What a flush or roll did on one shard.
@@ -156,6 +178,18 @@ impl ShardContext {
                     log_start_offset: log.log_start_offset(),
                     log_end_offset: log.log_end_offset(),
                     high_watermark: log.high_watermark(),
+                    replica: self.replica_named(log.name()).map(|handle| {
+                        let replica = handle.replica.borrow();
+                        let state = replica.state();
+                        ReplicaReport {
+                            leading: replica.is_leader(),
+                            leader: state.leader,
+                            leader_epoch: state.leader_epoch,
+                            replicas: state.replicas.len(),
+                            in_sync_replicas: state.isr.len(),
+                            max_follower_lag: replica.max_follower_lag(log.log_end_offset()),
+                        }
+                    }),
                 })
             })
             .collect();
@@ -170,6 +204,7 @@ impl ShardContext {
             partitions,
             requests_by_api: self.requests.snapshot(),
             fsync_latencies: sluice_engine::sync_stats::shard_sync_latencies(),
+            cluster: if self.id == 0 { self.cluster_figures() } else { None },
         }
     }
 

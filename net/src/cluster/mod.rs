@@ -121,6 +121,27 @@ impl ClusterView {
     }
 }
 
+/// A cluster's health in counts, as one broker's metadata shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterFigures {
+    /// Registered, unfenced brokers.
+    pub live_brokers: usize,
+    /// Partitions of every topic.
+    pub partitions: usize,
+    /// Partitions whose ISR is smaller than their (target) replica list.
+    pub under_replicated: usize,
+    /// Partitions without a leader.
+    pub offline: usize,
+    /// Partitions being reassigned.
+    pub reassigning: usize,
+    /// Partitions this broker leads.
+    pub leading: usize,
+    /// Whether this node is the active controller.
+    pub active_controller: bool,
+    /// The metadata image's version (records applied).
+    pub metadata_version: u64,
+}
+
 /// Milliseconds since the process started: the clock replicas and the controller use.
 pub fn now_ms() -> u64 {
     static STARTED: OnceLock<Instant> = OnceLock::new();
@@ -289,18 +310,34 @@ impl ShardContext {
         }
     }
 
+    /// The cluster's health as this broker's metadata shows it (`None` on a single node).
+    pub fn cluster_figures(&self) -> Option<ClusterFigures> {
+        let metadata = self.metadata();
+        let view = metadata.cluster.as_ref()?;
+        let me = self.broker.node_id;
+        let partitions = view.image.partitions.values();
+        Some(ClusterFigures {
+            live_brokers: view.live_brokers().len(),
+            partitions: view.image.partitions.len(),
+            under_replicated: partitions.clone().filter(|p| p.isr.len() < p.target_replicas().len()).count(),
+            offline: partitions.clone().filter(|p| !p.has_leader()).count(),
+            reassigning: partitions.clone().filter(|p| p.is_reassigning()).count(),
+            leading: partitions.clone().filter(|p| p.leader == me).count(),
+            active_controller: self.controller_id() == me,
+            metadata_version: view.image.applied_records,
+        })
+    }
+
     /// The cluster as this broker sees it, for the admin socket's `status` (null on a
     /// single node): the quorum (on a voter), this broker's registration, and partition
     /// health counts.
     pub fn cluster_status(&self) -> serde_json::Value {
         let metadata = self.metadata();
-        let Some(view) = &metadata.cluster else { return serde_json::Value::Null };
+        let (Some(view), Some(figures)) = (&metadata.cluster, self.cluster_figures()) else {
+            return serde_json::Value::Null;
+        };
         let me = self.broker.node_id;
         let quorum = self.cluster.quorum.borrow().as_ref().map(|q| q.status());
-        let partitions = view.image.partitions.values();
-        let under_replicated = partitions.clone().filter(|p| p.isr.len() < p.replicas.len()).count();
-        let offline = partitions.clone().filter(|p| !p.has_leader()).count();
-        let leading = partitions.clone().filter(|p| p.leader == me).count();
         serde_json::json!({
             "node_id": me,
             "cluster_id": view.image.cluster_id,
@@ -309,11 +346,12 @@ impl ShardContext {
             "fenced": view.image.brokers.get(&me).is_none_or(|b| b.fenced),
             "controller": quorum,
             "live_brokers": view.live_brokers().iter().map(|b| b.id).collect::<Vec<_>>(),
-            "metadata_version": view.image.applied_records,
-            "partitions": view.image.partitions.len(),
-            "under_replicated_partitions": under_replicated,
-            "offline_partitions": offline,
-            "leading_partitions": leading,
+            "metadata_version": figures.metadata_version,
+            "partitions": figures.partitions,
+            "under_replicated_partitions": figures.under_replicated,
+            "offline_partitions": figures.offline,
+            "reassigning_partitions": figures.reassigning,
+            "leading_partitions": figures.leading,
         })
     }
 

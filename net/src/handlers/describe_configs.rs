@@ -99,17 +99,54 @@ pub fn handle(context: &Rc<ShardContext>, request: DescribeConfigsRequest) -> De
                 }
                 RESOURCE_BROKER if resource.resource_name.as_str() == broker.node_id.to_string() => {
                     let defaults = &broker.log_defaults;
-                    let values = [
+                    let replication = broker.cluster.as_ref().map_or(1, |c| c.default_replication_factor);
+                    let mut values = vec![
+                        ("node.id", ConfigType::Int, broker.node_id.to_string()),
                         ("auto.create.topics.enable", ConfigType::Boolean, broker.auto_create_topics.to_string()),
                         ("num.partitions", ConfigType::Int, broker.num_partitions.to_string()),
-                        ("default.replication.factor", ConfigType::Int, "1".to_string()),
+                        ("default.replication.factor", ConfigType::Int, replication.to_string()),
+                        ("min.insync.replicas", ConfigType::Int, broker.min_insync_replicas.to_string()),
                         ("log.segment.bytes", ConfigType::Int, defaults.segment_bytes.to_string()),
                         ("log.retention.ms", ConfigType::Long, default_value(defaults, "retention.ms")),
                         ("log.retention.bytes", ConfigType::Long, default_value(defaults, "retention.bytes")),
                         ("message.max.bytes", ConfigType::Int, defaults.max_message_bytes.to_string()),
                         ("socket.request.max.bytes", ConfigType::Int, broker.max_request_bytes.to_string()),
                         ("transaction.max.timeout.ms", ConfigType::Int, TRANSACTION_MAX_TIMEOUT_MS.to_string()),
+                        ("unclean.leader.election.enable", ConfigType::Boolean, "false".to_string()),
                     ];
+                    if let Some(cluster) = &broker.cluster {
+                        let voters: Vec<String> = cluster.voters.iter().map(|(id, at)| format!("{id}@{at}")).collect();
+                        let controller = &cluster.controller;
+                        values.extend([
+                            ("controller.quorum.voters", ConfigType::List, voters.join(",")),
+                            (
+                                "broker.session.timeout.ms",
+                                ConfigType::Int,
+                                controller.broker_session_timeout_ms.to_string(),
+                            ),
+                            (
+                                "broker.heartbeat.interval.ms",
+                                ConfigType::Int,
+                                cluster.broker_heartbeat_interval_ms.to_string(),
+                            ),
+                            ("replica.lag.time.max.ms", ConfigType::Long, cluster.replica_lag_time_max_ms.to_string()),
+                            (
+                                "auto.leader.rebalance.enable",
+                                ConfigType::Boolean,
+                                controller.auto_leader_rebalance.to_string(),
+                            ),
+                            (
+                                "leader.imbalance.check.interval.ms",
+                                ConfigType::Long,
+                                controller.leader_imbalance_check_interval_ms.to_string(),
+                            ),
+                            (
+                                "leader.imbalance.per.broker.percentage",
+                                ConfigType::Int,
+                                controller.leader_imbalance_per_broker_percentage.to_string(),
+                            ),
+                        ]);
+                    }
                     values
                         .into_iter()
                         .filter(|(name, _, _)| wanted(name))

@@ -107,6 +107,12 @@ impl LeaderState {
         FetchReply::Records { from: fetch.fetch_offset, high_watermark: self.high_watermark }
     }
 
+    /// Each follower's durable log end as this leader knows it (`None` before its first
+    /// fetch in this epoch).
+    pub(super) fn follower_ends(&self) -> impl Iterator<Item = (BrokerId, Option<i64>)> + '_ {
+        self.followers.iter().map(|(replica, progress)| (*replica, progress.log_end))
+    }
+
     /// Raises the high watermark to the minimum durable end over the maximal ISR; returns
     /// the new one if it moved. It never moves back.
     pub(super) fn advance_high_watermark(

@@ -131,6 +131,15 @@ impl PartitionReplica {
 
     // ---- leader ----
 
+    /// On the leader, the most records any follower that fetched in this epoch is behind
+    /// `log_end`; `None` on a follower or before any fetch.
+    pub fn max_follower_lag(&self, log_end: i64) -> Option<i64> {
+        match &self.role {
+            Role::Leader(leader) => leader.follower_ends().filter_map(|(_, end)| end).map(|end| log_end - end).max(),
+            Role::Follower { .. } => None,
+        }
+    }
+
     /// Whether a produce may be appended now: only on the leader; with acks=all only while
     /// the ISR has at least `min_insync_replicas` members.
     pub fn check_produce(&self, acks_all: bool, min_insync_replicas: usize) -> Result<(), ReplicationError> {

@@ -121,6 +121,13 @@ def test_kafka_tools_see_the_cluster_as_kafka_would(cluster):
         assert f"partition {partition}, leader " in listing, listing
     assert "replicas: " in listing and "isrs: " in listing
 
+    from confluent_kafka.admin import ConfigResource
+    resource = ConfigResource("broker", "2")
+    broker_configs = cluster.admin.describe_configs([resource])[resource].result(20)
+    assert broker_configs["node.id"].value == "2"
+    assert broker_configs["controller.quorum.voters"].value == cluster.voters
+    assert broker_configs["broker.session.timeout.ms"].value == "2000"
+
     python_admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     try:
         nodes = python_admin.describe_cluster()
