@@ -260,6 +260,25 @@ impl Shard {
         Ok(true)
     }
 
+    /// Replaces a partition's log with an empty one starting at `log_start` (a follower
+    /// whose log ends before its leader's log start: Kafka's truncateFullyAndStartAt). The
+    /// old log is deleted first; a crash before the new one is recorded leaves no log,
+    /// which opens empty at 0 again (and the follower restarts it again).
+    pub async fn restart_partition_at(
+        &self,
+        dir_name: &str,
+        config: LogConfig,
+        log_start: i64,
+    ) -> Result<(Rc<PartitionLog>, RecoveryReport)> {
+        assert!(log_start >= 0, "a log starts at a valid offset");
+        self.delete_partition(dir_name).await?;
+        let dir = self.data_dir.join(dir_name);
+        crate::fs::create_dir_durably(&dir)?;
+        crate::fs::write_checkpoint(&dir.join(crate::log::LOG_START_CHECKPOINT), log_start.to_string().into_bytes())
+            .await?;
+        self.open_partition(dir_name, config).await
+    }
+
     /// Flushes and closes every log (graceful shutdown).
     pub async fn close_all(&self) -> Result<()> {
         let logs = std::mem::take(&mut *self.logs.borrow_mut());

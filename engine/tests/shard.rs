@@ -97,3 +97,35 @@ fn the_flush_tick_visits_only_logs_with_interval_appends_and_fsyncs_them_when_du
     })
     .unwrap();
 }
+
+#[test]
+fn a_follower_log_restarts_empty_at_its_leaders_log_start_and_stays_there() {
+    let dir = temp_dir();
+    let data = dir.path().to_path_buf();
+    let runtime = RuntimeConfig { shards: 1, ..RuntimeConfig::default() };
+    let results = run_shards(&runtime, &data, {
+        let data = data.clone();
+        move |shard_id| {
+            let data = data.clone();
+            async move {
+                let shard = Shard::new(shard_id, &data);
+                let (log, _) = shard.open_partition("t-0", LogConfig::default()).await?;
+                log.append(batch(3, 100, 1), 0).await?;
+                let (log, _) = shard.restart_partition_at("t-0", LogConfig::default(), 500).await?;
+                let empty = (log.log_start_offset(), log.log_end_offset());
+                // The leader's records from 500 on append as they came.
+                let mut leaders = bytes::BytesMut::from(&batch(2, 100, 2)[..]);
+                leaders[0..8].copy_from_slice(&500i64.to_be_bytes());
+                log.append_replicated(vec![leaders.freeze()]).await?;
+                shard.close_all().await?;
+                let reopened = Shard::new(shard_id, &data);
+                let (log, _) = reopened.open_partition("t-0", LogConfig::default()).await?;
+                let after_restart = (log.log_start_offset(), log.log_end_offset());
+                reopened.close_all().await?;
+                Ok((empty, after_restart))
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(results, vec![((500, 500), (500, 502))]);
+}

@@ -121,6 +121,9 @@ pub struct ShardContext {
     pub(crate) mesh: MeshSenders<ShardMessage>,
     /// Serializes metadata changes (used on shard 0 only).
     pub(crate) control_lock: glommio::sync::Semaphore,
+    /// Serializes what opens, deletes and replaces this shard's logs (applying a metadata
+    /// snapshot, a follower starting its log again).
+    pub(crate) partitions_lock: glommio::sync::Semaphore,
     /// Last producer id handed out by this shard (see `init_producer_id`).
     pub(crate) last_producer_id: Cell<i64>,
     /// The consumer groups this shard coordinates.
@@ -150,6 +153,7 @@ impl ShardContext {
             metadata: RefCell::new(Arc::new(Metadata::default())),
             mesh,
             control_lock: glommio::sync::Semaphore::new(1),
+            partitions_lock: glommio::sync::Semaphore::new(1),
             last_producer_id: Cell::new(0),
             groups,
             cluster: Default::default(),

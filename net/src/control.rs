@@ -259,6 +259,7 @@ impl ShardContext {
     /// Makes this shard match a snapshot: opens partitions it now owns, deletes those whose
     /// topic is gone, and gives every open log its topic's current configs.
     pub async fn apply_metadata(self: &Rc<Self>, metadata: Arc<Metadata>) {
+        let _partitions = self.partitions_lock.acquire_permit(1).await.expect("never closed");
         *self.metadata.borrow_mut() = metadata.clone();
         // In a cluster a shard holds only the partitions this broker is a replica of.
         let me = self.broker.node_id;

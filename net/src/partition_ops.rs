@@ -114,6 +114,12 @@ pub enum PartitionReply {
         /// The leader's `(epoch, end offset)` for a follower whose last epoch does not match.
         diverging: Option<(i32, i64)>,
     },
+    /// A follower's fetch below the leader's log start (answered OFFSET_OUT_OF_RANGE with
+    /// the log start, from which the follower starts again).
+    ReplicaBehindLogStart {
+        /// The leader's log start.
+        log_start: i64,
+    },
 }
 
 /// The broker's leader epoch for every partition on a single node (never re-elected).
@@ -182,7 +188,8 @@ impl AdmittedCall {
                 let answer = replica.replica.borrow_mut().serve_fetch(&fetch, &EngineLog(&log), now_ms());
                 replica.publish_high_watermark();
                 match answer {
-                    FetchReply::Records { from, high_watermark } => {
+                    FetchReply::BehindLogStart { log_start } => Ok(PartitionReply::ReplicaBehindLogStart { log_start }),
+                    FetchReply::Records { from, high_watermark, .. } => {
                         let read = log.read(from, max_bytes, ReadLimit::LogEnd).await?;
                         Ok(PartitionReply::ReplicaRead { read: Some(read), high_watermark, diverging: None })
                     }

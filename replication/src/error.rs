@@ -47,6 +47,34 @@ pub enum ReplicationError {
 }
 
 impl ReplicationError {
+    /// Every refusal.
+    pub const ALL: [ReplicationError; 19] = [
+        ReplicationError::NotLeaderOrFollower,
+        ReplicationError::FencedLeaderEpoch,
+        ReplicationError::UnknownLeaderEpoch,
+        ReplicationError::NotEnoughReplicas,
+        ReplicationError::NotEnoughReplicasAfterAppend,
+        ReplicationError::StaleBrokerEpoch,
+        ReplicationError::BrokerIdNotRegistered,
+        ReplicationError::InvalidUpdateVersion,
+        ReplicationError::IneligibleReplica,
+        ReplicationError::UnknownTopicOrPartition,
+        ReplicationError::TopicAlreadyExists,
+        ReplicationError::InvalidReplicationFactor,
+        ReplicationError::InvalidPartitions,
+        ReplicationError::OffsetOutOfRange,
+        ReplicationError::InvalidReplicaAssignment,
+        ReplicationError::NoReassignmentInProgress,
+        ReplicationError::ElectionNotNeeded,
+        ReplicationError::PreferredLeaderNotAvailable,
+        ReplicationError::EligibleLeadersNotAvailable,
+    ];
+
+    /// The refusal a Kafka error code stands for, if it is one of these.
+    pub fn from_code(code: i16) -> Option<ReplicationError> {
+        Self::ALL.into_iter().find(|error| error.code() == code)
+    }
+
     /// The Kafka protocol error code (kafka.apache.org/protocol#protocol_error_codes).
     pub fn code(self) -> i16 {
         match self {
@@ -80,3 +108,16 @@ impl std::fmt::Display for ReplicationError {
 }
 
 impl std::error::Error for ReplicationError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_map_back() {
+        for error in ReplicationError::ALL {
+            assert_eq!(ReplicationError::from_code(error.code()), Some(error));
+        }
+        assert_eq!(ReplicationError::from_code(0), None);
+    }
+}

@@ -10,7 +10,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_client::connection::KafkaConnection;
-use sluice_engine::batch::peek_batch_size;
+use sluice_engine::batch::{peek_batch_size, BatchHeader};
 use sluice_replication::partition::{FetchReply, FollowerStep, ReplicaFetch};
 use sluice_replication::ReplicationError;
 use std::collections::BTreeMap;
@@ -111,15 +111,25 @@ impl ShardContext {
             let mut back_off = false;
             for (handle, fetch) in fetches {
                 let Some(answer) = answers.remove(&(handle.topic.clone(), handle.partition)) else { continue };
-                let reply = if answer.error_code != 0 {
-                    FetchReply::Error(replication_error_of(answer.error_code))
+                let behind_log_start =
+                    answer.error_code == ReplicationError::OffsetOutOfRange.code() && answer.log_start_offset >= 0;
+                let reply = if behind_log_start {
+                    FetchReply::BehindLogStart { log_start: answer.log_start_offset }
+                } else if answer.error_code != 0 {
+                    // Anything else the leader refuses with: wait and fetch again.
+                    let error = ReplicationError::from_code(answer.error_code);
+                    FetchReply::Error(error.unwrap_or(ReplicationError::NotLeaderOrFollower))
                 } else if answer.diverging_epoch.epoch >= 0 || answer.diverging_epoch.end_offset >= 0 {
                     FetchReply::Diverging {
                         epoch: answer.diverging_epoch.epoch,
                         end_offset: answer.diverging_epoch.end_offset,
                     }
                 } else {
-                    FetchReply::Records { from: fetch.fetch_offset, high_watermark: answer.high_watermark }
+                    FetchReply::Records {
+                        from: fetch.fetch_offset,
+                        high_watermark: answer.high_watermark,
+                        log_start: answer.log_start_offset,
+                    }
                 };
                 let records = answer.records.unwrap_or_default();
                 back_off |= !self.apply_fetched(&handle, &fetch, reply, records).await;
@@ -133,7 +143,7 @@ impl ShardContext {
 
     /// Does what the protocol says with one partition's answer; false to back off.
     async fn apply_fetched(
-        &self,
+        self: &Rc<Self>,
         handle: &ReplicaHandle,
         fetch: &ReplicaFetch,
         reply: FetchReply,
@@ -141,8 +151,26 @@ impl ShardContext {
     ) -> bool {
         let step = handle.replica.borrow().on_fetch_reply(fetch, &reply, &EngineLog(&handle.log));
         match step {
-            FollowerStep::Append { leader_high_watermark } => {
+            FollowerStep::Append { leader_high_watermark, leader_log_start } => {
                 let batches = split_batches(records);
+                let first_base =
+                    batches.first().and_then(|b| BatchHeader::parse(b, usize::MAX).ok()).map(|h| h.base_offset());
+                let log_end = handle.log.log_end_offset();
+                let restarted = match first_base {
+                    // The leader's log start falls inside its first batch (DeleteRecords
+                    // cut there) and this log is empty at that start: it starts at the
+                    // batch's base instead, as Kafka's follower does.
+                    Some(base) if base < log_end && handle.log.log_start_offset() == log_end => {
+                        if let Err(error) = self.restart_replica_at(handle, base).await {
+                            tracing::warn!(partition = %handle.log.name(), %error, "cannot start the log again");
+                            return false;
+                        }
+                        let Some(restarted) = self.replica_named(handle.log.name()) else { return false };
+                        Some(restarted)
+                    }
+                    _ => None,
+                };
+                let handle: &ReplicaHandle = restarted.as_deref().unwrap_or(handle);
                 if !batches.is_empty() {
                     if let Err(error) = handle.log.append_replicated(batches).await {
                         tracing::info!(partition = %handle.log.name(), %error, "replicated append refused");
@@ -156,8 +184,23 @@ impl ShardContext {
                 if still_following {
                     handle.replica.borrow_mut().follower_appended(leader_high_watermark, &EngineLog(&handle.log));
                     handle.publish_high_watermark();
+                    let adopt = handle.replica.borrow().log_start_to_adopt(leader_log_start, &EngineLog(&handle.log));
+                    if let Some(offset) = adopt {
+                        let ticket = handle.log.append_ticket();
+                        if let Err(error) = handle.log.delete_records_before(ticket, offset).await {
+                            tracing::warn!(partition = %handle.log.name(), offset, %error, "cannot follow the leader's log start");
+                        }
+                    }
                 }
                 true
+            }
+            FollowerStep::RestartAt { offset } => {
+                tracing::info!(partition = %handle.log.name(), log_end = handle.log.log_end_offset(), offset,
+                    "behind the leader's log start: starting the log again there");
+                if let Err(error) = self.restart_replica_at(handle, offset).await {
+                    tracing::warn!(partition = %handle.log.name(), %error, "cannot start the log again");
+                }
+                false
             }
             FollowerStep::Truncate { to } => {
                 tracing::info!(partition = %handle.log.name(), from = handle.log.log_end_offset(), to, "truncating a diverged tail");
@@ -218,13 +261,4 @@ fn split_batches(mut records: Bytes) -> Vec<Bytes> {
         }
     }
     batches
-}
-
-fn replication_error_of(code: i16) -> ReplicationError {
-    match code {
-        74 => ReplicationError::FencedLeaderEpoch,
-        75 => ReplicationError::UnknownLeaderEpoch,
-        1 => ReplicationError::OffsetOutOfRange,
-        _ => ReplicationError::NotLeaderOrFollower,
-    }
 }

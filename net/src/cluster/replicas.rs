@@ -135,6 +135,29 @@ impl ShardContext {
         self.cluster.replicas.borrow().get(name).cloned()
     }
 
+    /// Replaces a follower's log with an empty one starting at `offset` (its log ends
+    /// below the leader's log start) and makes a new replica over it; the old replica is
+    /// retired (see [`PartitionReplica::remove`]).
+    pub(crate) async fn restart_replica_at(
+        self: &Rc<Self>,
+        handle: &ReplicaHandle,
+        offset: i64,
+    ) -> Result<(), sluice_engine::EngineError> {
+        let _partitions = self.partitions_lock.acquire_permit(1).await.expect("never closed");
+        let name = handle.log.name().to_string();
+        let current = self.cluster.replicas.borrow().get(&name).is_some_and(|h| Rc::ptr_eq(&h.log, &handle.log));
+        if !current {
+            return Ok(()); // replaced or removed meanwhile
+        }
+        self.cluster.replicas.borrow_mut().remove(&name);
+        handle.replica.borrow_mut().remove();
+        handle.log.wake_readers();
+        let result = self.engine.restart_partition_at(&name, handle.log.config(), offset).await;
+        // A new replica over the new log (or, if that failed, none until the next snapshot).
+        self.sync_replicas(&self.metadata());
+        result.map(|_| ())
+    }
+
     /// The replica settings of this broker.
     pub(crate) fn replica_config(&self) -> ReplicaConfig {
         let lag = self.broker.cluster.as_ref().map_or(30_000, |c| c.replica_lag_time_max_ms);

@@ -137,6 +137,12 @@ fn build_response(
                                 None => data,
                             }
                         }
+                        Ok(PartitionReply::ReplicaBehindLogStart { log_start }) => data
+                            .with_error_code(kafka_protocol::ResponseError::OffsetOutOfRange.code())
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(log_start)
+                            .with_records(Some(Bytes::new())),
                         Ok(PartitionReply::Read(read)) => {
                             // The first data always goes out whole (KIP-74); later
                             // partitions only while the response stays under max_bytes.

@@ -17,9 +17,17 @@ pub(super) fn next_fetch(me: BrokerId, leader_epoch: i32, log: &impl LogView) ->
 /// from the current log end.
 pub(super) fn on_reply(reply: &FetchReply, high_watermark: i64, log: &impl LogView) -> FollowerStep {
     match *reply {
-        FetchReply::Records { high_watermark: leader_high_watermark, .. } => {
-            FollowerStep::Append { leader_high_watermark }
+        FetchReply::Records { high_watermark: leader_high_watermark, log_start, .. } => {
+            FollowerStep::Append { leader_high_watermark, leader_log_start: log_start }
         }
+        FetchReply::BehindLogStart { log_start } if log_start > log.log_end() => {
+            // Everything here lies below the leader's log start, so none of it is a record
+            // the leader still serves; this replica is not in the ISR (its log ends below
+            // the leader's high watermark), so no acknowledgement counts on it.
+            assert!(high_watermark <= log.log_end(), "a follower's high watermark is within its log");
+            FollowerStep::RestartAt { offset: log_start }
+        }
+        FetchReply::BehindLogStart { .. } => FollowerStep::Backoff,
         FetchReply::Diverging { epoch, end_offset } => {
             // KIP-595's rule: truncate to the end of the leader's epoch if this log has that
             // epoch too, else to this log's end of its own largest epoch below it; the next

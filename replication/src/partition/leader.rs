@@ -91,8 +91,11 @@ impl LeaderState {
             }
         }
         let log_end = log.log_end();
-        if fetch.fetch_offset > log_end || fetch.fetch_offset < log.log_start() {
+        if fetch.fetch_offset > log_end {
             return FetchReply::Error(crate::ReplicationError::OffsetOutOfRange);
+        }
+        if fetch.fetch_offset < log.log_start() {
+            return FetchReply::BehindLogStart { log_start: log.log_start() };
         }
         let progress = self.followers.get_mut(&fetch.replica).expect("the fetcher is a replica");
         if fetch.fetch_offset >= log_end {
@@ -104,7 +107,11 @@ impl LeaderState {
         progress.leader_end_at_last_fetch = log_end;
         progress.log_end = Some(fetch.fetch_offset);
         self.advance_high_watermark(me, state, log);
-        FetchReply::Records { from: fetch.fetch_offset, high_watermark: self.high_watermark }
+        FetchReply::Records {
+            from: fetch.fetch_offset,
+            high_watermark: self.high_watermark,
+            log_start: log.log_start(),
+        }
     }
 
     /// Each follower's durable log end as this leader knows it (`None` before its first

@@ -43,6 +43,15 @@ pub enum FetchReply {
         from: i64,
         /// The leader's high watermark.
         high_watermark: i64,
+        /// The leader's log start: the follower deletes what lies before it (as far as
+        /// its own high watermark).
+        log_start: i64,
+    },
+    /// The fetch offset is below the leader's log start (the records are deleted there):
+    /// the follower starts its log again, empty, at `log_start`.
+    BehindLogStart {
+        /// The leader's log start.
+        log_start: i64,
     },
     /// The follower's last epoch does not match the leader's log: the leader's largest
     /// epoch `<=` the follower's and where it ends (`epoch` -1 when the leader has none).
@@ -64,6 +73,14 @@ pub enum FollowerStep {
     Append {
         /// The leader's high watermark.
         leader_high_watermark: i64,
+        /// The leader's log start (see [`super::PartitionReplica::log_start_to_adopt`]).
+        leader_log_start: i64,
+    },
+    /// Replace the log with an empty one starting at `offset` (the leader's log start;
+    /// everything this log holds lies below it), then fetch from there.
+    RestartAt {
+        /// The new log start and end.
+        offset: i64,
     },
     /// Truncate the log to `to` (below the log end), then fetch again.
     Truncate {

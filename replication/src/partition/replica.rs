@@ -242,6 +242,15 @@ impl PartitionReplica {
         }
     }
 
+    /// Where this follower's log should start after an append, given the leader's log
+    /// start: the leader's, bounded by this replica's high watermark (records above it
+    /// may still be truncated, so they are not deleted); `None` when it starts there
+    /// already.
+    pub fn log_start_to_adopt(&self, leader_log_start: i64, log: &impl LogView) -> Option<i64> {
+        let to = leader_log_start.min(self.high_watermark());
+        (to > log.log_start()).then_some(to)
+    }
+
     /// The follower appended a reply's records; `leader_high_watermark` came with them.
     /// Returns the follower's high watermark.
     pub fn follower_appended(&mut self, leader_high_watermark: i64, log: &impl LogView) -> i64 {
@@ -263,17 +272,19 @@ mod tests {
     struct TestLog {
         epochs: Vec<i32>,
         durable: usize,
+        /// Records below it are deleted (their epochs stay, unread).
+        start: i64,
     }
 
     impl TestLog {
         fn with(epochs: &[i32]) -> Self {
-            TestLog { epochs: epochs.to_vec(), durable: epochs.len() }
+            TestLog { epochs: epochs.to_vec(), durable: epochs.len(), start: 0 }
         }
     }
 
     impl LogView for TestLog {
         fn log_start(&self) -> i64 {
-            0
+            self.start
         }
         fn log_end(&self) -> i64 {
             self.epochs.len() as i64
@@ -430,7 +441,32 @@ mod tests {
         let follower_log = TestLog::with(&[1, 1, 1, 1, 1]);
         let request = follower.next_fetch(&follower_log).unwrap();
         let reply = leader.serve_fetch(&request, &leader_log, 2);
-        assert_eq!(reply, FetchReply::Records { from: 5, high_watermark: 5 });
+        assert_eq!(reply, FetchReply::Records { from: 5, high_watermark: 5, log_start: 0 });
+    }
+
+    #[test]
+    fn a_follower_behind_the_leaders_log_start_restarts_there_and_follows_its_deletions() {
+        let mut leader_log = TestLog::with(&[0; 10]);
+        leader_log.start = 6;
+        let (mut leader, _) = PartitionReplica::new(1, key(), &state(1, 0, &[1], 0), 0, &leader_log, 0);
+        let follower_log = TestLog::with(&[0; 4]);
+        let (mut follower, _) = PartitionReplica::new(2, key(), &state(1, 0, &[1], 0), 0, &follower_log, 0);
+        let request = follower.next_fetch(&follower_log).unwrap();
+        let reply = leader.serve_fetch(&request, &leader_log, 1);
+        assert_eq!(reply, FetchReply::BehindLogStart { log_start: 6 });
+        assert_eq!(follower.on_fetch_reply(&request, &reply, &follower_log), FollowerStep::RestartAt { offset: 6 });
+        // Restarted at 6 (records 6.. of epoch 0 to come): the leader serves from there.
+        let mut restarted = TestLog::with(&[0; 6]);
+        restarted.start = 6;
+        let request = follower.next_fetch(&restarted).unwrap();
+        let reply = leader.serve_fetch(&request, &leader_log, 2);
+        assert_eq!(reply, FetchReply::Records { from: 6, high_watermark: 10, log_start: 6 });
+        // Later the leader deletes up to 8: the follower follows as far as its own high
+        // watermark, which records above it may still be truncated to.
+        let appended = TestLog { start: 6, ..TestLog::with(&[0; 10]) };
+        assert_eq!(follower.follower_appended(7, &appended), 7);
+        assert_eq!(follower.log_start_to_adopt(8, &appended), Some(7));
+        assert_eq!(follower.log_start_to_adopt(5, &appended), None, "never moves back");
     }
 
     #[test]

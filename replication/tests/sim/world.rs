@@ -471,7 +471,8 @@ impl SimBroker {
         let Some(replica) = memory.replicas.get_mut(&key) else { return };
         let log = self.logs.get_mut(&key).expect("a replica has a log");
         match replica.on_fetch_reply(&fetch, &reply, log) {
-            FollowerStep::Append { leader_high_watermark } => {
+            FollowerStep::RestartAt { offset } => panic!("simulated logs start at 0, yet a restart at {offset}"),
+            FollowerStep::Append { leader_high_watermark, .. } => {
                 let got = records.len();
                 log.append(records);
                 replica.follower_appended(leader_high_watermark, log);

@@ -108,12 +108,25 @@ class Cluster:
 
 def admin_status(broker: Broker) -> dict:
     """The broker's admin socket `status` reply."""
+    return admin_request(broker, "status")
+
+
+def log_start(broker: Broker, topic: str, partition: int):
+    """A partition's log start offset on a broker (None if it holds no replica)."""
+    for report in admin_request(broker, "partitions")["partitions"]:
+        if report["topic"] == topic and report["partition"] == partition:
+            return report["log_start_offset"]
+    return None
+
+
+def admin_request(broker: Broker, command: str) -> dict:
+    """The broker's admin socket reply to a command without arguments."""
     import json
     import socket as sockets
     with sockets.socket(sockets.AF_UNIX) as connection:
         connection.settimeout(5)
         connection.connect(str(broker.data_dir / "admin.sock"))
-        connection.sendall(b'{"command": "status"}\n')
+        connection.sendall(json.dumps({"command": command}).encode() + b"\n")
         reply = b""
         while not reply.endswith(b"\n"):
             chunk = connection.recv(65536)

@@ -139,3 +139,47 @@ def test_bad_reassignments_get_kafka_errors(cluster, tmp_path):
         assert expected in result.stdout + result.stderr, (expected, result.stdout, result.stderr)
     state = cluster.metadata().topics["steady"].partitions[0]
     assert len(state.replicas) == 3 and len(state.isrs) == 3
+
+
+def test_a_new_replica_starts_at_the_leaders_log_start_and_followers_follow_deletions(cluster, tmp_path):
+    """Records deleted on the leader (DeleteRecords) are deleted on its followers too, and a
+    replica moved to a broker that never held the partition starts its log at the
+    leader's log start instead of fetching records that are gone."""
+    from confluent_kafka import Producer
+
+    from cluster import log_start
+
+    cluster.admin.create_topics([NewTopic("trimmed", 1, replica_assignment=[[1, 2]],
+                                          config={"segment.bytes": "16384"})])["trimmed"].result(20)
+    cluster.wait_for(lambda md: "trimmed" in md.topics and len(md.topics["trimmed"].partitions[0].isrs) == 2,
+                     "the topic's ISR")
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5, "log_level": 2})
+    for i in range(3000):
+        producer.produce("trimmed", b"%06d" % i + b"." * 100, partition=0)
+    assert producer.flush(60) == 0
+    deleted = cluster.admin.delete_records([ConfluentPartition("trimmed", 0, 2000)])
+    for _, future in deleted.items():
+        assert future.result(30).low_watermark == 2000
+
+    def eventually(condition, what, timeout=15):
+        deadline = time.time() + timeout
+        while not condition():
+            assert time.time() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+    eventually(lambda: log_start(cluster.brokers[2], "trimmed", 0) == 2000, "the follower to delete below 2000")
+    assert log_start(cluster.brokers[1], "trimmed", 0) == 2000
+
+    plan_file = tmp_path / "trim-plan.json"
+    plan_file.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": "trimmed", "partition": 0, "replicas": [1, 3]}]}))
+    output = sluice_cluster(cluster, "reassign", str(plan_file), "--wait", "60")
+    assert "reassignment complete" in output, output
+    eventually(lambda: log_start(cluster.brokers[3], "trimmed", 0) == 2000, "broker 3 to start at 2000")
+    assert "starting the log again there" in cluster.brokers[3].log()
+    for i in range(3000, 3100):
+        producer.produce("trimmed", b"%06d" % i, partition=0)
+    assert producer.flush(60) == 0
+    cluster.stop(signal.SIGTERM)
+    assert log_bytes(cluster.brokers[1], "trimmed", 0).endswith(log_bytes(cluster.brokers[3], "trimmed", 0))
+    assert b"003099" in log_bytes(cluster.brokers[3], "trimmed", 0)
