@@ -220,7 +220,7 @@ async fn run_shard(
     tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
     let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
     if shard_id == 0 {
-        context.start_cluster().await.map_err(EngineError::Config)?;
+        context.start_cluster(stop.clone()).await.map_err(EngineError::Config)?;
     }
     let admin = match admin {
         Some((options, started)) => {

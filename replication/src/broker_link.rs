@@ -45,6 +45,9 @@ pub struct BrokerLink {
     broker_epoch: Cell<Option<i64>>,
     image: watch::Sender<Arc<MetadataImage>>,
     stopped: Cell<bool>,
+    /// Why the controller refused this broker for good (its data directory belongs to
+    /// another cluster); the link stops then.
+    refusal: RefCell<Option<String>>,
 }
 
 impl BrokerLink {
@@ -61,6 +64,7 @@ impl BrokerLink {
             broker_epoch: Cell::new(None),
             image,
             stopped: Cell::new(false),
+            refusal: RefCell::new(None),
         });
         glommio::spawn_local(link.clone().session()).detach();
         glommio::spawn_local(link.clone().follow_metadata()).detach();
@@ -80,6 +84,11 @@ impl BrokerLink {
     /// The broker epoch of this process's registration, once registered.
     pub fn broker_epoch(&self) -> Option<i64> {
         self.broker_epoch.get()
+    }
+
+    /// Why the controller refused this broker for good, if it did.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal.borrow().clone()
     }
 
     /// Ends the session (no more heartbeats: the controller fences this broker after its
@@ -145,6 +154,11 @@ impl BrokerLink {
                         "registered with the controller"
                     );
                     self.broker_epoch.set(Some(broker_epoch));
+                }
+                BrokerResponse::Error { code, message } if code == ReplicationError::InconsistentClusterId.code() => {
+                    tracing::error!(%message, "the controller refuses this broker: its data directory belongs to another cluster");
+                    self.refusal.replace(Some(message));
+                    self.stop();
                 }
                 other => tracing::warn!(answer = ?other, "registration refused"),
             },

@@ -110,6 +110,19 @@ impl Controller {
         Controller { config, last_heartbeat_ms, last_rebalance_ms: now_ms }
     }
 
+    /// Whether a broker may register: its data directory belongs to no cluster yet, or to
+    /// this one.
+    pub fn check_cluster_id(
+        &self,
+        image: &MetadataImage,
+        registration: &BrokerRegistration,
+    ) -> Result<(), ReplicationError> {
+        match (&registration.cluster_id, &image.cluster_id) {
+            (Some(theirs), Some(ours)) if theirs != ours => Err(ReplicationError::InconsistentClusterId),
+            _ => Ok(()),
+        }
+    }
+
     /// BrokerRegistration. The same process registering again (a lost reply) changes
     /// nothing; a new process of a registered broker is a restart: the broker is
     /// registered fenced and its leaderships move now, so that it never resumes a leader
@@ -612,7 +625,14 @@ mod tests {
     use super::*;
 
     fn registration(broker: BrokerId) -> BrokerRegistration {
-        BrokerRegistration { broker, incarnation: Uuid::new_v4(), host: "127.0.0.1".into(), port: 9092, rack: None }
+        BrokerRegistration {
+            broker,
+            incarnation: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            cluster_id: None,
+        }
     }
 
     fn apply(image: &mut MetadataImage, records: Vec<MetadataRecord>) {

@@ -44,11 +44,13 @@ pub enum ReplicationError {
     PreferredLeaderNotAvailable,
     /// An election with no replica that may lead (unclean elections are not offered).
     EligibleLeadersNotAvailable,
+    /// A broker whose data directory belongs to another cluster.
+    InconsistentClusterId,
 }
 
 impl ReplicationError {
     /// Every refusal.
-    pub const ALL: [ReplicationError; 19] = [
+    pub const ALL: [ReplicationError; 20] = [
         ReplicationError::NotLeaderOrFollower,
         ReplicationError::FencedLeaderEpoch,
         ReplicationError::UnknownLeaderEpoch,
@@ -68,6 +70,7 @@ impl ReplicationError {
         ReplicationError::ElectionNotNeeded,
         ReplicationError::PreferredLeaderNotAvailable,
         ReplicationError::EligibleLeadersNotAvailable,
+        ReplicationError::InconsistentClusterId,
     ];
 
     /// The refusal a Kafka error code stands for, if it is one of these.
@@ -91,6 +94,7 @@ impl ReplicationError {
             ReplicationError::EligibleLeadersNotAvailable => 83,
             ReplicationError::ElectionNotNeeded => 84,
             ReplicationError::NoReassignmentInProgress => 85,
+            ReplicationError::InconsistentClusterId => 104,
             ReplicationError::FencedLeaderEpoch => 74,
             ReplicationError::UnknownLeaderEpoch => 75,
             ReplicationError::StaleBrokerEpoch => 77,

@@ -6,7 +6,10 @@
 //! node it always was.
 
 pub mod fetcher;
+pub mod meta_properties;
 pub mod replicas;
+
+use meta_properties::MetaProperties;
 
 use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
@@ -21,6 +24,7 @@ use sluice_replication::PartitionKey;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -181,6 +185,8 @@ pub struct ShardCluster {
     pub(crate) link: RefCell<Option<Rc<BrokerLink>>>,
     /// Shard 0: whether this process has been unfenced under its registration.
     serving: Cell<bool>,
+    /// Shard 0: the data directory's `meta.properties`.
+    meta: RefCell<Option<MetaProperties>>,
     /// The replicas of the partitions this shard owns, by partition directory name.
     pub(crate) replicas: RefCell<BTreeMap<String, Rc<replicas::ReplicaHandle>>>,
     /// The leaders this shard runs a fetcher for.
@@ -195,10 +201,24 @@ impl ShardContext {
 
     /// Shard 0 of a cluster node: starts the quorum (on a voter) and the link, then
     /// follows the link's images, pushing each to every shard.
-    pub(crate) async fn start_cluster(self: &Rc<Self>) -> Result<(), String> {
+    pub(crate) async fn start_cluster(self: &Rc<Self>, stop: Arc<AtomicBool>) -> Result<(), String> {
         let Some(config) = self.broker.cluster.clone() else { return Ok(()) };
         assert_eq!(self.id, 0, "the cluster runs on shard 0");
         let node_id = self.broker.node_id;
+        let data_dir = &self.broker.data_dir;
+        let meta = match MetaProperties::read(data_dir)? {
+            Some(meta) => {
+                meta.check_node(node_id, data_dir)?;
+                meta
+            }
+            None => {
+                let meta = MetaProperties { node_id, cluster_id: None };
+                meta.write(data_dir).await?;
+                meta
+            }
+        };
+        let cluster_id = meta.cluster_id.clone();
+        self.cluster.meta.replace(Some(meta));
         if let Some(listen) = &config.controller_listen {
             let quorum = MetadataQuorum::start(QuorumConfig {
                 node_id: node_id as u64,
@@ -219,14 +239,44 @@ impl ShardContext {
                 host: self.broker.advertised_host.clone(),
                 port: self.broker.advertised_port,
                 rack: None,
+                cluster_id,
             },
             controllers: config.voters.values().cloned().collect(),
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
             request_timeout: Duration::from_secs(2),
         });
         self.cluster.link.replace(Some(link.clone()));
-        glommio::spawn_local(self.clone().follow_images(link)).detach();
+        glommio::spawn_local(self.clone().follow_images(link.clone())).detach();
+        glommio::spawn_local(async move {
+            // A broker the cluster refuses for good must not linger half up.
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(why) = link.refusal() {
+                    tracing::error!(%why, "stopping: refused by the cluster");
+                    stop.store(true, Ordering::Relaxed);
+                }
+                glommio::timer::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .detach();
         Ok(())
+    }
+
+    /// Records the cluster's id in `meta.properties` the first time it is seen.
+    async fn remember_cluster_id(&self, image: &MetadataImage) {
+        let Some(cluster_id) = &image.cluster_id else { return };
+        let meta = {
+            let mut meta = self.cluster.meta.borrow_mut();
+            match meta.as_mut() {
+                Some(meta) if meta.cluster_id.is_none() => {
+                    meta.cluster_id = Some(cluster_id.clone());
+                    meta.clone()
+                }
+                _ => return,
+            }
+        };
+        if let Err(error) = meta.write(&self.broker.data_dir).await {
+            tracing::error!(%error, "cannot record the cluster id");
+        }
     }
 
     async fn follow_images(self: Rc<Self>, link: Rc<BrokerLink>) {
@@ -241,6 +291,7 @@ impl ShardContext {
     }
 
     async fn publish_image(self: &Rc<Self>, link: &BrokerLink, image: Arc<MetadataImage>) {
+        self.remember_cluster_id(&image).await;
         let me = self.broker.node_id;
         if !self.cluster.serving.get() {
             let registered = image.brokers.get(&me);

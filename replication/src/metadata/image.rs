@@ -259,6 +259,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            cluster_id: None,
         };
         assert!(image.apply(&MetadataRecord::RegisterBroker(registration)));
     }

@@ -22,6 +22,10 @@ pub struct BrokerRegistration {
     pub port: u16,
     /// Kafka's `broker.rack`, if set.
     pub rack: Option<String>,
+    /// The cluster the broker's data directory belongs to, once it has joined one (Kafka's
+    /// `cluster.id` in `meta.properties`): a registration with another is refused.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 /// A partition's next state, valid only on top of the state it was computed from: it

@@ -245,7 +245,11 @@ impl MetadataQuorum {
             }
             BrokerRequest::Register(registration) => {
                 let broker = registration.broker;
-                match self.decide(move |c, image, now| Ok(c.register(image, registration, now))).await {
+                let registering = move |c: &mut Controller, image: &MetadataImage, now| {
+                    c.check_cluster_id(image, &registration)?;
+                    Ok(c.register(image, registration, now))
+                };
+                match self.decide(registering).await {
                     Ok(_) => match self.image().brokers.get(&broker) {
                         Some(state) => BrokerResponse::Registered { broker_epoch: state.broker_epoch },
                         None => refused(ReplicationError::BrokerIdNotRegistered),

@@ -254,6 +254,7 @@ impl SimBroker {
                     host: "127.0.0.1".into(),
                     port: 9092,
                     rack: None,
+                    cluster_id: None,
                 };
                 net.send(me, Node::Controller, Msg::Register(registration));
             }

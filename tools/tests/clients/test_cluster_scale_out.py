@@ -183,3 +183,35 @@ def test_a_new_replica_starts_at_the_leaders_log_start_and_followers_follow_dele
     cluster.stop(signal.SIGTERM)
     assert log_bytes(cluster.brokers[1], "trimmed", 0).endswith(log_bytes(cluster.brokers[3], "trimmed", 0))
     assert b"003099" in log_bytes(cluster.brokers[3], "trimmed", 0)
+
+
+def test_a_data_directory_of_another_node_or_cluster_is_refused(cluster):
+    """meta.properties ties a data directory to its node and its cluster: started as
+    another node, or against a cluster other than the one it joined, the broker stops by
+    itself with a clear error and its partitions are left alone."""
+    from conftest import Broker
+
+    joined = cluster.add_broker(NEW)
+    properties = joined.data_dir / "meta.properties"
+    deadline = time.time() + 10
+    while "cluster.id=" not in properties.read_text() and time.time() < deadline:
+        time.sleep(0.1)
+    text = properties.read_text()
+    assert f"node.id={NEW}" in text and "cluster.id=" in text, text
+    joined.stop(signal.SIGTERM)
+    del cluster.brokers[NEW]
+
+    def refused(*flags, expected):
+        broker = Broker(joined.data_dir, *flags, "--controller-quorum-voters", cluster.voters, "--cores", "1")
+        try:
+            broker.start()
+        except AssertionError:
+            pass  # it may stop before it listens
+        status = broker.process.wait(30)
+        assert expected in broker.log(), broker.log_tail()
+        return status
+
+    assert refused("--node-id", "5", expected=f"belongs to node {NEW}") != 0
+    properties.write_text(text.replace("cluster.id=", "cluster.id=another-"))
+    refused("--node-id", str(NEW), expected="refused by the cluster")
+    assert sorted(cluster.metadata().brokers) == [1, 2, 3], "the refused broker never became live"
