@@ -200,19 +200,8 @@ impl ShardContext {
                 })
                 .collect(),
         };
-        let valid: Vec<TopicChange> = changes.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
-        let mut decided = if valid.is_empty() {
-            Vec::new()
-        } else {
-            let items = valid.len();
-            let request = sluice_replication::quorum::wire::BrokerRequest::ChangeTopics(valid);
-            self.call_controller_each(request, items).await
-        }
-        .into_iter();
-        changes
-            .into_iter()
-            .map(|change| change.and_then(|_| decided.next().expect("one result per forwarded change")))
-            .collect()
+        let checked = changes.into_iter().map(|change| change.map(Some)).collect();
+        self.forward_each(checked, sluice_replication::quorum::wire::BrokerRequest::ChangeTopics).await
     }
 
     /// CreateTopics in a cluster: each topic goes to the controller on its own.

@@ -625,14 +625,7 @@ mod tests {
     use super::*;
 
     fn registration(broker: BrokerId) -> BrokerRegistration {
-        BrokerRegistration {
-            broker,
-            incarnation: Uuid::new_v4(),
-            host: "127.0.0.1".into(),
-            port: 9092,
-            rack: None,
-            cluster_id: None,
-        }
+        BrokerRegistration::on_loopback(broker)
     }
 
     fn apply(image: &mut MetadataImage, records: Vec<MetadataRecord>) {

@@ -422,13 +422,47 @@ impl ShardContext {
         link.call(request).await.map_err(|e| KafkaError::new(ResponseError::NotController, e.to_string()))
     }
 
+    /// Sends the items that passed this broker's own checks to the controller in one
+    /// request (made by `request`) and returns every item's result in order: the
+    /// controller's for those sent, the check's for the rest (`Ok(None)`: nothing to ask,
+    /// done).
+    pub(crate) async fn forward_each<T>(
+        self: &Rc<Self>,
+        checked: Vec<KafkaResult<Option<T>>>,
+        request: impl FnOnce(Vec<T>) -> BrokerRequest,
+    ) -> Vec<KafkaResult<()>> {
+        let mut sent = Vec::new();
+        // Each item: refused here, done here (false) or sent (true).
+        let outcomes: Vec<KafkaResult<bool>> = checked
+            .into_iter()
+            .map(|checked| {
+                checked.map(|item| {
+                    let sending = item.is_some();
+                    sent.extend(item);
+                    sending
+                })
+            })
+            .collect();
+        let mut decided = if sent.is_empty() {
+            Vec::new()
+        } else {
+            let items = sent.len();
+            self.call_controller_each(request(sent), items).await
+        }
+        .into_iter();
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(true) => decided.next().expect("one result per item sent"),
+                Ok(false) => Ok(()),
+                Err(error) => Err(error),
+            })
+            .collect()
+    }
+
     /// Sends a request of several items (partitions) to the controller and waits until
     /// this broker's metadata holds the outcome: each item's result, in request order.
-    pub(crate) async fn call_controller_each(
-        self: &Rc<Self>,
-        request: BrokerRequest,
-        items: usize,
-    ) -> Vec<KafkaResult<()>> {
+    async fn call_controller_each(self: &Rc<Self>, request: BrokerRequest, items: usize) -> Vec<KafkaResult<()>> {
         let answer = match self.call_controller(request).await {
             Ok(BrokerResponse::Results { applied_records, results }) if results.len() == items => {
                 self.wait_for_metadata_version(applied_records, METADATA_CHANGE_WAIT).await.map(|()| results)

@@ -29,7 +29,8 @@ pub async fn handle(context: &Rc<ShardContext>, request: ElectLeadersRequest) ->
             .collect(),
     };
     // Each partition, with its key for the controller (none: decided here) or its refusal.
-    let mut checked: Vec<(usize, i32, KafkaResult<Option<PartitionKey>>)> = Vec::new();
+    let mut positions: Vec<(usize, i32)> = Vec::new();
+    let mut checked: Vec<KafkaResult<Option<PartitionKey>>> = Vec::new();
     for (topic_index, (name, partitions)) in asked.iter().enumerate() {
         for index in partitions.iter().copied() {
             let result = match &metadata.cluster {
@@ -49,27 +50,16 @@ pub async fn handle(context: &Rc<ShardContext>, request: ElectLeadersRequest) ->
                     }
                 }
             };
-            checked.push((topic_index, index, result));
+            positions.push((topic_index, index));
+            checked.push(result);
         }
     }
-    let keys: Vec<PartitionKey> = checked.iter().filter_map(|(_, _, r)| r.as_ref().ok().copied().flatten()).collect();
-    let mut decided = if keys.is_empty() {
-        Vec::new()
-    } else {
-        let items = keys.len();
-        context.call_controller_each(BrokerRequest::ElectPreferredLeaders(keys), items).await
-    }
-    .into_iter();
+    let decided = context.forward_each(checked, BrokerRequest::ElectPreferredLeaders).await;
     let mut results: Vec<ReplicaElectionResult> = asked
         .iter()
         .map(|(name, _)| ReplicaElectionResult::default().with_topic(TopicName(StrBytes::from_string(name.clone()))))
         .collect();
-    for (topic_index, index, result) in checked {
-        let result = match result {
-            Ok(Some(_)) => decided.next().expect("one result per forwarded partition"),
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
-        };
+    for ((topic_index, index), result) in positions.into_iter().zip(decided) {
         let (code, message) = match result {
             Ok(()) => (0, None),
             Err(error) => (error.code.code(), Some(StrBytes::from_string(error.message))),

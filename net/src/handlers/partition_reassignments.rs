@@ -29,13 +29,14 @@ pub async fn handle_alter(
     let metadata = context.metadata();
     // Each partition asked for, with its reassignment for the controller (none: nothing
     // to do) or why it is refused here.
-    let mut asked: Vec<(usize, i32, KafkaResult<Option<Reassignment>>)> = Vec::new();
+    let mut positions: Vec<(usize, i32)> = Vec::new();
+    let mut checked: Vec<KafkaResult<Option<Reassignment>>> = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let name = topic.name.0.as_str();
         for partition in &topic.partitions {
             let index = partition.partition_index;
             let target: Option<Vec<i32>> = partition.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
-            let checked = match &metadata.cluster {
+            let result = match &metadata.cluster {
                 None => on_a_single_node(context, name, index, target.as_deref()).map(|()| None),
                 Some(view) => match view.partition(name, index) {
                     None => Err(KafkaError::unknown_partition(name, index)),
@@ -51,25 +52,14 @@ pub async fn handle_alter(
                     Some((key, _)) => Ok(Some(Reassignment { key, target })),
                 },
             };
-            asked.push((topic_index, index, checked));
+            positions.push((topic_index, index));
+            checked.push(result);
         }
     }
-    let valid: Vec<Reassignment> = asked.iter().filter_map(|(_, _, r)| r.as_ref().ok().cloned().flatten()).collect();
-    let mut decided = if valid.is_empty() {
-        Vec::new()
-    } else {
-        let items = valid.len();
-        context.call_controller_each(BrokerRequest::AlterReassignments(valid), items).await
-    }
-    .into_iter();
+    let decided = context.forward_each(checked, BrokerRequest::AlterReassignments).await;
     let mut responses: Vec<ReassignableTopicResponse> =
         request.topics.iter().map(|topic| ReassignableTopicResponse::default().with_name(topic.name.clone())).collect();
-    for (topic_index, index, checked) in asked {
-        let result = match checked {
-            Ok(Some(_)) => decided.next().expect("one result per forwarded partition"),
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
-        };
+    for ((topic_index, index), result) in positions.into_iter().zip(decided) {
         let (code, message) = match result {
             Ok(()) => (0, None),
             Err(error) => (error.code.code(), Some(StrBytes::from_string(error.message))),

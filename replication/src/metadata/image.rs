@@ -253,15 +253,7 @@ mod tests {
     use crate::metadata::BrokerRegistration;
 
     fn register(image: &mut MetadataImage, broker: BrokerId) {
-        let registration = BrokerRegistration {
-            broker,
-            incarnation: Uuid::new_v4(),
-            host: "127.0.0.1".into(),
-            port: 9092,
-            rack: None,
-            cluster_id: None,
-        };
-        assert!(image.apply(&MetadataRecord::RegisterBroker(registration)));
+        assert!(image.apply(&MetadataRecord::RegisterBroker(BrokerRegistration::on_loopback(broker))));
     }
 
     #[test]

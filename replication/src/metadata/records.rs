@@ -28,6 +28,21 @@ pub struct BrokerRegistration {
     pub cluster_id: Option<String>,
 }
 
+#[cfg(test)]
+impl BrokerRegistration {
+    /// A new process of `broker` on loopback, in no cluster yet (unit tests).
+    pub(crate) fn on_loopback(broker: BrokerId) -> Self {
+        BrokerRegistration {
+            broker,
+            incarnation: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            cluster_id: None,
+        }
+    }
+}
+
 /// A partition's next state, valid only on top of the state it was computed from: it
 /// applies when `state.partition_epoch` is one more than the current partition epoch and is
 /// ignored otherwise, so a decision made on stale metadata never lands.

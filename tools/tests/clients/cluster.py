@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -155,6 +156,17 @@ def log_bytes(broker: Broker, topic: str, partition: int) -> bytes:
     directory = broker.data_dir / f"{topic}-{partition}"
     segments = sorted(directory.glob("*.log"), key=lambda p: int(p.stem))
     return b"".join(p.read_bytes() for p in segments)
+
+
+@pytest.fixture(name="cluster")
+def running_cluster(tmp_path):
+    """A started 3-node cluster, killed afterwards; fails the test if a broker exited by
+    itself. Test modules import it to use the `cluster` fixture."""
+    cluster = Cluster(tmp_path).start()
+    yield cluster
+    crashed = cluster.crashed()
+    cluster.stop(signal.SIGKILL)
+    assert not crashed, f"brokers exited by themselves: {crashed}"
 
 
 class KeepProducing(threading.Thread):

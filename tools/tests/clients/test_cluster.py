@@ -11,20 +11,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from cluster import Cluster, KeepProducing, check_acknowledged, log_bytes
+from cluster import KeepProducing, check_acknowledged, log_bytes, running_cluster  # noqa: F401 (the fixture)
 
 TOPIC = "replicated"
 PARTITIONS = 3
 KILLS = 10
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = Cluster(tmp_path).start()
-    yield cluster
-    crashed = cluster.crashed()
-    cluster.stop(signal.SIGKILL)
-    assert not crashed, f"brokers exited by themselves: {crashed}"
 
 
 def create_topic(cluster):

@@ -9,26 +9,16 @@ import signal
 import subprocess
 import time
 
-import pytest
 from confluent_kafka import ElectionType, TopicPartition as ConfluentPartition
 from confluent_kafka.admin import NewTopic
 from kafka import KafkaAdminClient
 
-from cluster import Cluster, KeepProducing, check_acknowledged, log_bytes
+from cluster import KeepProducing, check_acknowledged, log_bytes, running_cluster  # noqa: F401 (the fixture)
 from conftest import SLUICE
 
 TOPIC = "moving"
 PARTITIONS = 3
 NEW = 4
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = Cluster(tmp_path).start()
-    yield cluster
-    crashed = cluster.crashed()
-    cluster.stop(signal.SIGKILL)
-    assert not crashed, f"brokers exited by themselves: {crashed}"
 
 
 def sluice_cluster(cluster, *args, timeout=180):
