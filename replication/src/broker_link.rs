@@ -155,8 +155,14 @@ impl BrokerLink {
                     );
                     self.broker_epoch.set(Some(broker_epoch));
                 }
-                BrokerResponse::Error { code, message } if code == ReplicationError::InconsistentClusterId.code() => {
-                    tracing::error!(%message, "the controller refuses this broker: its data directory belongs to another cluster");
+                BrokerResponse::Error { code, message }
+                    if [
+                        ReplicationError::InconsistentClusterId.code(),
+                        ReplicationError::InconsistentVoterSet.code(),
+                    ]
+                    .contains(&code) =>
+                {
+                    tracing::error!(code, %message, "the controller refuses this broker for good");
                     self.refusal.replace(Some(message));
                     self.stop();
                 }

@@ -46,11 +46,13 @@ pub enum ReplicationError {
     EligibleLeadersNotAvailable,
     /// A broker whose data directory belongs to another cluster.
     InconsistentClusterId,
+    /// A broker started with other controller voters than the controller's.
+    InconsistentVoterSet,
 }
 
 impl ReplicationError {
     /// Every refusal.
-    pub const ALL: [ReplicationError; 20] = [
+    pub const ALL: [ReplicationError; 21] = [
         ReplicationError::NotLeaderOrFollower,
         ReplicationError::FencedLeaderEpoch,
         ReplicationError::UnknownLeaderEpoch,
@@ -71,6 +73,7 @@ impl ReplicationError {
         ReplicationError::PreferredLeaderNotAvailable,
         ReplicationError::EligibleLeadersNotAvailable,
         ReplicationError::InconsistentClusterId,
+        ReplicationError::InconsistentVoterSet,
     ];
 
     /// The refusal a Kafka error code stands for, if it is one of these.
@@ -95,6 +98,7 @@ impl ReplicationError {
             ReplicationError::ElectionNotNeeded => 84,
             ReplicationError::NoReassignmentInProgress => 85,
             ReplicationError::InconsistentClusterId => 104,
+            ReplicationError::InconsistentVoterSet => 94,
             ReplicationError::FencedLeaderEpoch => 74,
             ReplicationError::UnknownLeaderEpoch => 75,
             ReplicationError::StaleBrokerEpoch => 77,

@@ -67,6 +67,7 @@ fn three_voters_elect_register_brokers_and_survive_the_active_controllers_stop()
                         port: 9000 + broker as u16,
                         rack: None,
                         cluster_id: None,
+                        voters: Default::default(),
                     },
                     controllers: voters.values().cloned().collect(),
                     heartbeat_interval: Duration::from_millis(100),

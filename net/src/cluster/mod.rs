@@ -240,6 +240,7 @@ impl ShardContext {
                 port: self.broker.advertised_port,
                 rack: None,
                 cluster_id,
+                voters: config.voters.clone(),
             },
             controllers: config.voters.values().cloned().collect(),
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),

@@ -26,6 +26,10 @@ pub struct BrokerRegistration {
     /// `cluster.id` in `meta.properties`): a registration with another is refused.
     #[serde(default)]
     pub cluster_id: Option<String>,
+    /// The voters the broker was started with (`controller.quorum.voters`); a controller
+    /// started with other voters refuses the registration. Empty: not checked.
+    #[serde(default)]
+    pub voters: std::collections::BTreeMap<u64, String>,
 }
 
 #[cfg(test)]
@@ -39,6 +43,7 @@ impl BrokerRegistration {
             port: 9092,
             rack: None,
             cluster_id: None,
+            voters: Default::default(),
         }
     }
 }

@@ -245,6 +245,13 @@ impl MetadataQuorum {
             }
             BrokerRequest::Register(registration) => {
                 let broker = registration.broker;
+                if !registration.voters.is_empty() && registration.voters != self.config.voters {
+                    let message = format!(
+                        "broker {} was started with controller voters {:?}, this controller with {:?}",
+                        registration.broker, registration.voters, self.config.voters
+                    );
+                    return BrokerResponse::Error { code: ReplicationError::InconsistentVoterSet.code(), message };
+                }
                 let registering = move |c: &mut Controller, image: &MetadataImage, now| {
                     c.check_cluster_id(image, &registration)?;
                     Ok(c.register(image, registration, now))

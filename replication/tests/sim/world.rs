@@ -255,6 +255,7 @@ impl SimBroker {
                     port: 9092,
                     rack: None,
                     cluster_id: None,
+                    voters: Default::default(),
                 };
                 net.send(me, Node::Controller, Msg::Register(registration));
             }

@@ -205,3 +205,21 @@ def test_a_data_directory_of_another_node_or_cluster_is_refused(cluster):
     properties.write_text(text.replace("cluster.id=", "cluster.id=another-"))
     refused("--node-id", str(NEW), expected="refused by the cluster")
     assert sorted(cluster.metadata().brokers) == [1, 2, 3], "the refused broker never became live"
+
+    # A new broker given a voters list that differs from the controllers' (one voter's
+    # address changed, not the active one's, so the broker reaches the active one).
+    from cluster import active_controller
+    from conftest import free_port
+    active = active_controller(cluster)
+    other = next(node for node in (1, 2, 3) if node != active)
+    wrong = cluster.voters.replace(f"{other}@127.0.0.1:{cluster.controller_ports[other]}",
+                                   f"{other}@127.0.0.1:{free_port()}")
+    stranger = Broker(joined.data_dir.parent.parent / "node-6" / "data", "--node-id", "6",
+                      "--controller-quorum-voters", wrong, "--cores", "1")
+    stranger.data_dir.parent.mkdir(parents=True)
+    try:
+        stranger.start()
+    except AssertionError:
+        pass
+    stranger.process.wait(30)
+    assert "refused by the cluster" in stranger.log() and "voters" in stranger.log(), stranger.log_tail()
