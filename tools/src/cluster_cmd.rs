@@ -30,6 +30,16 @@ pub enum ClusterCommand {
     },
     /// The reassignments in progress.
     Reassignments,
+    /// Print a plan that spreads topics' partitions over the brokers named
+    /// (kafka-reassign-partitions' `--generate`), for `reassign`.
+    Plan {
+        /// The topics to move (repeat the flag for more).
+        #[arg(long = "topic", required = true)]
+        topics: Vec<String>,
+        /// The brokers to spread them over, e.g. `1,2,3,4`.
+        #[arg(long = "to", value_delimiter = ',', required = true)]
+        to: Vec<i32>,
+    },
     /// Give leadership back to each partition's preferred (first) replica.
     ElectLeaders {
         /// Only this topic [default: every partition].
@@ -59,6 +69,11 @@ pub fn run(brokers: BrokerArgs, command: ClusterCommand) -> Result<(), String> {
                 println!("reassignments in progress: {}", lines.len());
                 lines.iter().for_each(|line| println!("  {line}"));
             }),
+            ClusterCommand::Plan { topics, to } => {
+                cluster_reassign::propose(&mut connection, &topics, &to).await.map(|plan| {
+                    println!("{}", serde_json::to_string_pretty(&plan).expect("a plan serializes"));
+                })
+            }
             ClusterCommand::ElectLeaders { topic, partition } => {
                 cluster_reassign::elect_preferred_leaders(&mut connection, topic, partition).await
             }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// A reassignment plan (kafka-reassign-partitions' format; `log_dirs` is ignored).
-#[derive(serde::Deserialize, Debug)]
+#[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
 pub struct Plan {
     /// Format version: 1.
     pub version: i32,
@@ -27,7 +27,7 @@ pub struct Plan {
 }
 
 /// One partition of a [`Plan`].
-#[derive(serde::Deserialize, Debug)]
+#[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
 pub struct PlannedPartition {
     /// Topic name.
     pub topic: String,
@@ -60,6 +60,39 @@ impl Plan {
         }
         topics
     }
+}
+
+/// A plan that spreads `topics`' partitions over `brokers` (kafka-reassign-partitions'
+/// `--generate`): each partition keeps its replica count, replicas go round-robin from a
+/// start that moves with the partition, so leadership (the first replica) spreads too.
+pub async fn propose(
+    connection: &mut KafkaConnection,
+    topics: &[String],
+    brokers: &[i32],
+) -> Result<Plan, ClientError> {
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let metadata = connection.metadata(Some(&names), false).await?;
+    let mut partitions = Vec::new();
+    for topic in &metadata.topics {
+        let name = topic.name.as_ref().map_or("", |n| n.0.as_str()).to_string();
+        ClientError::check(|| format!("topic {name}"), topic.error_code, None)?;
+        let mut indexes: Vec<(i32, usize)> =
+            topic.partitions.iter().map(|p| (p.partition_index, p.replica_nodes.len())).collect();
+        indexes.sort_unstable();
+        for (index, replica_count) in indexes {
+            partitions.push(PlannedPartition {
+                topic: name.clone(),
+                partition: index,
+                replicas: spread(brokers, index as usize, replica_count),
+            });
+        }
+    }
+    Ok(Plan { version: 1, partitions })
+}
+
+/// `count` of `brokers` (all of them if fewer), round-robin from position `start`.
+fn spread(brokers: &[i32], start: usize, count: usize) -> Vec<i32> {
+    (0..count.min(brokers.len())).map(|i| brokers[(start + i) % brokers.len()]).collect()
 }
 
 fn topic_name(name: &str) -> TopicName {
@@ -204,4 +237,26 @@ pub async fn elect_preferred_leaders(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proposed_spread_keeps_the_replica_count_and_moves_the_leader_along() {
+        let brokers = [1, 2, 3, 4];
+        assert_eq!(spread(&brokers, 0, 3), vec![1, 2, 3]);
+        assert_eq!(spread(&brokers, 3, 3), vec![4, 1, 2]);
+        assert_eq!(spread(&brokers, 5, 2), vec![2, 3]);
+        assert_eq!(spread(&[7], 2, 3), vec![7], "no more replicas than brokers");
+    }
+
+    #[test]
+    fn plans_read_as_kafka_writes_them() {
+        let text =
+            r#"{"version":1,"partitions":[{"topic":"t","partition":2,"replicas":[4,1],"log_dirs":["any","any"]}]}"#;
+        let plan: Plan = serde_json::from_str(text).unwrap();
+        assert_eq!(plan.partitions, vec![PlannedPartition { topic: "t".into(), partition: 2, replicas: vec![4, 1] }]);
+    }
 }

@@ -96,17 +96,27 @@ def test_a_new_broker_takes_over_partitions_while_a_producer_runs(cluster, tmp_p
                      "broker 4 leads every partition")
     producer.wait_for_more(300)
 
+    # A generated plan spreads the partitions over all four brokers again, leaders too.
+    proposed = json.loads(sluice_cluster(cluster, "plan", "--topic", TOPIC, "--to", "1,2,3,4"))
+    assert [p["partition"] for p in proposed["partitions"]] == list(range(PARTITIONS))
+    for entry in proposed["partitions"]:
+        assert len(entry["replicas"]) == 3 == len(set(entry["replicas"])) and set(entry["replicas"]) <= {1, 2, 3, 4}
+    assert len({entry["replicas"][0] for entry in proposed["partitions"]}) == PARTITIONS, "leaders spread"
+    (tmp_path / "spread.json").write_text(json.dumps(proposed))
+    assert "reassignment complete" in sluice_cluster(cluster, "reassign", str(tmp_path / "spread.json"), "--wait", "120")
+    producer.wait_for_more(300)
+
     producer.finish()
     assert not producer.failed, producer.failed[:5]
     check_acknowledged(cluster.bootstrap, producer)
 
     time.sleep(2)
     cluster.stop(signal.SIGTERM)
-    for entry in plan["partitions"]:
+    for entry in proposed["partitions"]:
         logs = {node: log_bytes(cluster.brokers[node], TOPIC, entry["partition"]) for node in entry["replicas"]}
         assert len(set(logs.values())) == 1, (
             f"p{entry['partition']}: replicas differ: { {n: len(b) for n, b in logs.items()} }")
-        assert len(logs[NEW]) > 0
+        assert all(len(data) > 0 for data in logs.values())
 
 
 def test_bad_reassignments_get_kafka_errors(cluster, tmp_path):
