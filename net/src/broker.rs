@@ -131,6 +131,9 @@ fn load_metadata(data_dir: &Path, shards: usize) -> Result<Metadata, String> {
 /// Runs the broker until `options.stop` is set.
 pub fn run(options: BrokerOptions) -> Result<(), String> {
     let BrokerOptions { listen, broker, runtime, stop, admin } = options;
+    // Why the broker stopped by itself (the cluster refused it), if it did: then `run`
+    // fails, so the process exits with an error after its clean shutdown.
+    let refusal: Arc<std::sync::OnceLock<String>> = Arc::default();
     let started = Instant::now();
     crate::alloc::keep_large_blocks_in_the_heap();
     let data_dir = broker.data_dir.clone();
@@ -157,13 +160,16 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
         .map(|(messages, doorbells)| Some(ShardEnds { messages, doorbells }))
         .collect();
     let ends = Arc::new(Mutex::new(ends));
+    let shards_refusal = refusal.clone();
     let stats = run_shards(&runtime, &data_dir, move |shard_id| {
         let taken = ends.lock().expect("no shard panics holding the mesh")[shard_id].take();
         let mesh = taken.expect("each shard takes its mesh ends once");
         let (broker, metadata, stop, listen) = (broker.clone(), metadata.clone(), stop.clone(), listen.clone());
+        let refusal = shards_refusal.clone();
         let admin = (shard_id == 0).then(|| (admin.clone(), started));
         async move {
-            let result = run_shard(shard_id, shards, broker, metadata, mesh, stop.clone(), &listen, admin).await;
+            let stopping = Stopping { stop: stop.clone(), refusal };
+            let result = run_shard(shard_id, shards, broker, metadata, mesh, stopping, &listen, admin).await;
             if result.is_err() {
                 // One shard failing takes the broker down rather than leaving it half up.
                 stop.store(true, Ordering::Relaxed);
@@ -175,7 +181,20 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     let routed: u64 = stats.iter().map(|s| s.calls_routed_out).sum();
     write_clean_shutdown_marker(&data_dir)?;
     tracing::info!(partition_calls_routed_between_shards = routed, "clean shutdown");
-    Ok(())
+    match refusal.get() {
+        Some(why) => Err(format!("refused by the cluster: {why}")),
+        None => Ok(()),
+    }
+}
+
+/// What stops the broker: the flag every shard watches, and where a shard that stops it
+/// because the cluster refused this broker says why.
+#[derive(Clone)]
+pub(crate) struct Stopping {
+    /// Set to stop.
+    pub(crate) stop: Arc<AtomicBool>,
+    /// Why the cluster refused this broker, if it did.
+    pub(crate) refusal: Arc<std::sync::OnceLock<String>>,
 }
 
 /// One shard's ends of the two shard meshes.
@@ -198,10 +217,11 @@ async fn run_shard(
     broker: Arc<BrokerConfig>,
     metadata: Arc<Metadata>,
     mesh: ShardEnds,
-    stop: Arc<AtomicBool>,
+    stopping: Stopping,
     listen: &str,
     admin: Option<(AdminOptions, Instant)>,
 ) -> Result<ShardSummary, EngineError> {
+    let stop = stopping.stop.clone();
     let ((senders, receivers), (ring, rung)) =
         futures::future::join(mesh.messages.connect(), mesh.doorbells.connect()).await;
     sluice_engine::shard_reply::install(ring, rung);
@@ -220,7 +240,7 @@ async fn run_shard(
     tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
     let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
     if shard_id == 0 {
-        context.start_cluster(stop.clone()).await.map_err(EngineError::Config)?;
+        context.start_cluster(stopping.clone()).await.map_err(EngineError::Config)?;
     }
     let admin = match admin {
         Some((options, started)) => {

@@ -24,7 +24,7 @@ use sluice_replication::PartitionKey;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -201,7 +201,7 @@ impl ShardContext {
 
     /// Shard 0 of a cluster node: starts the quorum (on a voter) and the link, then
     /// follows the link's images, pushing each to every shard.
-    pub(crate) async fn start_cluster(self: &Rc<Self>, stop: Arc<AtomicBool>) -> Result<(), String> {
+    pub(crate) async fn start_cluster(self: &Rc<Self>, stopping: crate::broker::Stopping) -> Result<(), String> {
         let Some(config) = self.broker.cluster.clone() else { return Ok(()) };
         assert_eq!(self.id, 0, "the cluster runs on shard 0");
         let node_id = self.broker.node_id;
@@ -250,10 +250,11 @@ impl ShardContext {
         glommio::spawn_local(self.clone().follow_images(link.clone())).detach();
         glommio::spawn_local(async move {
             // A broker the cluster refuses for good must not linger half up.
-            while !stop.load(Ordering::Relaxed) {
+            while !stopping.stop.load(Ordering::Relaxed) {
                 if let Some(why) = link.refusal() {
                     tracing::error!(%why, "stopping: refused by the cluster");
-                    stop.store(true, Ordering::Relaxed);
+                    let _ = stopping.refusal.set(why);
+                    stopping.stop.store(true, Ordering::Relaxed);
                 }
                 glommio::timer::sleep(Duration::from_millis(200)).await;
             }

@@ -188,7 +188,8 @@ def test_a_new_replica_starts_at_the_leaders_log_start_and_followers_follow_dele
 def test_a_data_directory_of_another_node_or_cluster_is_refused(cluster):
     """meta.properties ties a data directory to its node and its cluster: started as
     another node, or against a cluster other than the one it joined, the broker stops by
-    itself with a clear error and its partitions are left alone."""
+    itself with a clear error (and a failing exit status) and its partitions are left
+    alone."""
     from conftest import Broker
 
     joined = cluster.add_broker(NEW)
@@ -213,7 +214,7 @@ def test_a_data_directory_of_another_node_or_cluster_is_refused(cluster):
 
     assert refused("--node-id", "5", expected=f"belongs to node {NEW}") != 0
     properties.write_text(text.replace("cluster.id=", "cluster.id=another-"))
-    refused("--node-id", str(NEW), expected="refused by the cluster")
+    assert refused("--node-id", str(NEW), expected="refused by the cluster") != 0
     assert sorted(cluster.metadata().brokers) == [1, 2, 3], "the refused broker never became live"
 
     # A new broker given a voters list that differs from the controllers' (one voter's
@@ -231,5 +232,5 @@ def test_a_data_directory_of_another_node_or_cluster_is_refused(cluster):
         stranger.start()
     except AssertionError:
         pass
-    stranger.process.wait(30)
+    assert stranger.process.wait(30) != 0
     assert "refused by the cluster" in stranger.log() and "voters" in stranger.log(), stranger.log_tail()
