@@ -228,7 +228,7 @@ impl Controller {
         image: &MetadataImage,
         keys: &[PartitionKey],
     ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
-        each_on_the_last(image, keys, |image, key| elect_preferred(image, *key).map(Some))
+        each_on_the_last(image, keys, |image, key| elect_preferred(image, *key).map(|record| vec![record]))
     }
 
     /// AlterPartitionReassignments: each partition starts moving to its target replicas
@@ -242,7 +242,9 @@ impl Controller {
         image: &MetadataImage,
         reassignments: &[Reassignment],
     ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
-        each_on_the_last(image, reassignments, |image, r| reassign(image, r.key, r.target.as_deref()))
+        each_on_the_last(image, reassignments, |image, r| {
+            reassign(image, r.key, r.target.as_deref()).map(|record| record.into_iter().collect())
+        })
     }
 
     fn fence_expired(&mut self, image: &MetadataImage, now_ms: u64) -> Vec<MetadataRecord> {
@@ -339,20 +341,7 @@ impl Controller {
         image: &MetadataImage,
         changes: &[TopicChange],
     ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
-        let mut records = Vec::new();
-        let mut after = image.clone();
-        let results = changes
-            .iter()
-            .map(|change| {
-                let made = change_topic(&after, change)?;
-                for record in made {
-                    after.apply(&record);
-                    records.push(record);
-                }
-                Ok(())
-            })
-            .collect();
-        (records, results)
+        each_on_the_last(image, changes, change_topic)
     }
 }
 
@@ -485,15 +474,14 @@ fn leave_partitions(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataReco
 fn each_on_the_last<T>(
     image: &MetadataImage,
     items: &[T],
-    mut decide: impl FnMut(&MetadataImage, &T) -> Result<Option<MetadataRecord>, ReplicationError>,
+    mut decide: impl FnMut(&MetadataImage, &T) -> Result<Vec<MetadataRecord>, ReplicationError>,
 ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
     let mut after = image.clone();
     let mut records = Vec::new();
     let results = items
         .iter()
         .map(|item| {
-            let record = decide(&after, item)?;
-            if let Some(record) = record {
+            for record in decide(&after, item)? {
                 after.apply(&record);
                 records.push(record);
             }
