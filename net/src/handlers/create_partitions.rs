@@ -2,7 +2,7 @@
 //! assignment is checked as Kafka does; on a single node it can only name this broker, in
 //! a cluster any registered one (the controller places the replicas).
 
-use super::create_topics::{check_replicas, is_registered};
+use super::create_topics::{check_replicas, is_registered, replication_factor_of};
 use crate::context::ShardContext;
 use crate::control::{MetadataChange, PartitionGrowth};
 use crate::error::KafkaError;
@@ -42,11 +42,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreatePartitionsRequest
                         ),
                     ));
                 }
-                let replication_factor = metadata
-                    .cluster
-                    .as_ref()
-                    .and_then(|view| view.partition(&name, 0))
-                    .map_or(1, |(_, state)| state.target_replicas().len());
+                let replication_factor = replication_factor_of(&metadata, &name);
                 let mut replicas = Vec::with_capacity(assignments.len());
                 for assignment in assignments {
                     let brokers: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();

@@ -35,7 +35,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreateTopicsRequest) ->
                     response
                         .with_topic_id(stored.map(|t| t.id).unwrap_or_default())
                         .with_num_partitions(stored.map_or(topic.num_partitions, |t| t.shards.len() as i32))
-                        .with_replication_factor(replication_factor_of(&metadata, topic.name.0.as_str()))
+                        .with_replication_factor(replication_factor_of(&metadata, topic.name.0.as_str()) as i16)
                 }
                 Err(error) => response
                     .with_error_code(error.code.code())
@@ -48,13 +48,14 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreateTopicsRequest) ->
     CreateTopicsResponse::default().with_topics(topics)
 }
 
-/// Replicas per partition of a topic, as the metadata has it (1 on a single node).
-fn replication_factor_of(metadata: &crate::metadata::Metadata, topic: &str) -> i16 {
+/// Replicas per partition of a topic, as the metadata has it (1 on a single node; a
+/// partition being moved counts the replicas it will have).
+pub(super) fn replication_factor_of(metadata: &crate::metadata::Metadata, topic: &str) -> usize {
     metadata
         .cluster
         .as_ref()
         .and_then(|view| view.partition(topic, 0))
-        .map_or(1, |(_, state)| state.replicas.len() as i16)
+        .map_or(1, |(_, state)| state.target_replicas().len())
 }
 
 fn to_new_topic(
