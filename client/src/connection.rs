@@ -6,8 +6,9 @@
 //! writes one request and reads its response; [`KafkaConnection::into_pipelined`] turns it
 //! into a connection with many requests in flight (see [`crate::pipeline`]).
 
+use crate::frame::FrameError;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use futures_lite::io::{AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
@@ -280,16 +281,14 @@ pub(super) async fn read_response_frame<R: futures_lite::AsyncRead + Unpin>(
     reader: &mut R,
     address: &str,
 ) -> Result<Bytes> {
-    let io_error = |source| ClientError::Io { address: address.to_string(), source };
-    let mut size = [0u8; 4];
-    reader.read_exact(&mut size).await.map_err(io_error)?;
-    let size = i32::from_be_bytes(size);
-    let size = usize::try_from(size).ok().filter(|size| *size <= RESPONSE_BYTES_MAX).ok_or_else(|| {
-        ClientError::Protocol { address: address.to_string(), reason: format!("response frame of {size} bytes") }
-    })?;
-    let mut frame = vec![0u8; size];
-    reader.read_exact(&mut frame).await.map_err(io_error)?;
-    Ok(Bytes::from(frame))
+    match crate::frame::read_frame(reader, RESPONSE_BYTES_MAX).await {
+        Ok(Some(frame)) => Ok(frame),
+        Ok(None) => {
+            Err(ClientError::Io { address: address.to_string(), source: std::io::ErrorKind::UnexpectedEof.into() })
+        }
+        Err(FrameError::Io(source)) => Err(ClientError::Io { address: address.to_string(), source }),
+        Err(size) => Err(ClientError::Protocol { address: address.to_string(), reason: format!("response {size}") }),
+    }
 }
 
 /// Tries every address the name resolves to.

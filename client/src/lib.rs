@@ -6,6 +6,7 @@
 //! schemas, so there is one codec in the project.
 
 pub mod connection;
+pub mod frame;
 pub mod ops;
 pub mod partitioner;
 pub mod pipeline;

@@ -13,13 +13,14 @@ use crate::handlers::{self, RequestSource};
 use crate::ordering::ConnectionOrder;
 use crate::response_encoding::{shareable_records, ChunkedBuf, EncodedResponse};
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use futures_lite::io::{AsyncWriteExt, BufReader, BufWriter};
 use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use sluice_client::frame::read_frame;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -81,7 +82,7 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
     let (queue, pending) = local_channel::new_bounded::<PendingResponse>(IN_FLIGHT_PER_CONNECTION);
     let writing = glommio::spawn_local(write_responses(pending, BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer)));
     loop {
-        let frame = match read_frame(&mut reader, context.broker.max_request_bytes).await {
+        let frame = match read_frame(&mut reader, context.broker.max_request_bytes).await.map_err(|e| e.to_string()) {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(reason) => {
@@ -104,27 +105,6 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
     // Requests already started are answered before the socket closes.
     drop(queue);
     writing.await;
-}
-
-/// Reads one size-prefixed frame. `Ok(None)` at a clean end of stream.
-async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
-    reader: &mut R,
-    max_bytes: usize,
-) -> Result<Option<Bytes>, String> {
-    let mut size = [0u8; 4];
-    match reader.read_exact(&mut size).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    }
-    let size = i32::from_be_bytes(size);
-    let size = usize::try_from(size).map_err(|_| format!("negative frame size {size}"))?;
-    if size > max_bytes {
-        return Err(format!("frame of {size} bytes exceeds socket.request.max.bytes = {max_bytes}"));
-    }
-    let mut frame = vec![0u8; size];
-    reader.read_exact(&mut frame).await.map_err(|e| format!("truncated frame of {size} bytes: {e}"))?;
-    Ok(Some(Bytes::from(frame)))
 }
 
 async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
