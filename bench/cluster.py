@@ -14,6 +14,7 @@ three times the disk writes and fsyncs and more than twice the network copies on
 hardware. Writes target/bench/cluster.md and the "cluster" section of docs/BENCHMARKS.md.
 """
 import argparse
+import os
 import shutil
 import signal
 import statistics
@@ -112,21 +113,69 @@ def e2e_retention(rate, seconds, copies, data_dir):
     return max(min(wanted, room), 512 << 20)
 
 
-def measure(label, deployment, seconds, copies, data_dir):
+def wait_for_quiet_disk(data_dir, fast_s=0.02, in_a_row=3, cap_s=30):
+    """Waits (at most `cap_s`) until a 4 KiB write + fsync next to the data takes under
+    `fast_s`, `in_a_row` times: the max-ingest phase's retention deletes leave the disk
+    discarding gigabytes for a while after it, which stalled the e2e phase that followed
+    (a 207 ms single-node p99 once). Returns the seconds waited."""
+    probe, start, fast = Path(data_dir) / "quiet-probe", time.monotonic(), 0
+    try:
+        while fast < in_a_row and time.monotonic() - start < cap_s:
+            began = time.monotonic()
+            with open(probe, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+            fast = fast + 1 if time.monotonic() - began < fast_s else 0
+            time.sleep(0.1)
+    finally:
+        probe.unlink(missing_ok=True)
+    return time.monotonic() - start
+
+
+def ingest_round(label, deployment, seconds, number):
+    """One max-ingest round: MB/s and the brokers' CPU-seconds per GB produced."""
     target = Target("sluice", deployment.bootstrap)
     before = deployment.cpu_seconds()
-    ingest = bench(target, "produce", f"cluster-{label}-ingest", "ingest", *LOAD, "-d", str(seconds),
+    ingest = bench(target, "produce", f"cluster-{label}-ingest-{number}", "ingest", *LOAD, "-d", str(seconds),
                    "--warmup", "3", timeout=seconds + 200)["produce"]
     used = deployment.cpu_seconds() - before
     produced_gb = ingest["mb_per_s"] * (seconds + 3) / 1000  # the warm-up's bytes cost CPU too
-    rate = round(ingest["msgs_per_s"] / 2)
+    return {"mb_per_s": ingest["mb_per_s"], "cpu_s_per_gb": used / produced_gb, "msgs_per_s": ingest["msgs_per_s"],
+            "failed": ingest["failed"]}
+
+
+def median_of(rounds):
+    """Each figure's median over the rounds (failures summed)."""
+    figures = {key: statistics.median(r[key] for r in rounds) for key in ("mb_per_s", "cpu_s_per_gb", "msgs_per_s")}
+    return {**figures, "failed": sum(r["failed"] for r in rounds), "rounds": rounds}
+
+
+def e2e_phase(label, deployment, seconds, rate, copies, data_dir):
     retention = e2e_retention(rate, seconds, copies, data_dir)
-    e2e = bench(target, "e2e", f"cluster-{label}-e2e", "e2e", *LOAD, "-r", str(rate), "-d", str(seconds),
-                "--warmup", "3", "-p", "1", "-c", "1", "--topic-config", f"retention.bytes={retention}",
-                timeout=seconds + 200)
-    return {"mb_per_s": ingest["mb_per_s"], "cpu_s_per_gb": used / produced_gb, "e2e_rate": rate,
-            "e2e_p99_us": e2e["e2e_latency"]["p99_us"], "e2e_p50_us": e2e["e2e_latency"]["p50_us"],
-            "e2e_retention": retention, "failed": ingest["failed"] + e2e["produce"]["failed"]}
+    print(f"e2e: waited {wait_for_quiet_disk(data_dir):.1f} s for a quiet disk", flush=True)
+    e2e = bench(Target("sluice", deployment.bootstrap), "e2e", f"cluster-{label}-e2e", "e2e", *LOAD, "-r",
+                str(rate), "-d", str(seconds), "--warmup", "3", "-p", "1", "-c", "1", "--topic-config",
+                f"retention.bytes={retention}", timeout=seconds + 200)
+    return {"e2e_rate": rate, "e2e_p99_us": e2e["e2e_latency"]["p99_us"], "e2e_p50_us": e2e["e2e_latency"]["p50_us"],
+            "e2e_retention": retention, "e2e_failed": e2e["produce"]["failed"]}
+
+
+def measure(deployments, seconds, rounds, data_dir):
+    """Max ingest in `rounds` rounds taking turns between the deployments (so that the
+    shared machine's drift over minutes falls on both alike), each figure the median of
+    its rounds; then e2e at half of each one's median max."""
+    ingest = {label: [] for label in deployments}
+    for number in range(1, rounds + 1):
+        for label, (deployment, _) in deployments.items():
+            ingest[label].append(ingest_round(label, deployment, seconds, number))
+    results = {}
+    for label, (deployment, copies) in deployments.items():
+        result = median_of(ingest[label])
+        result.update(e2e_phase(label, deployment, seconds, round(result["msgs_per_s"] / 2), copies, data_dir))
+        result["failed"] += result.pop("e2e_failed")
+        results[label] = result
+    return results
 
 
 def failover_times(cluster, rounds):
@@ -184,7 +233,7 @@ def failover_times(cluster, rounds):
     return times
 
 
-def render(single, cluster, failovers, seconds):
+def render(single, cluster, failovers, seconds, rounds):
     ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
     rows = [
         "| | single node (2 shards) | 3 brokers, RF 3 (1 shard each) | ratio | target |",
@@ -200,7 +249,8 @@ def render(single, cluster, failovers, seconds):
     ]
     median = statistics.median(failovers)
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, `bench/cluster.py --seconds {seconds}`. "
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, `bench/cluster.py --seconds {seconds} "
+        f"--rounds {rounds}`. "
         "The load generator's suite load (6 partitions, 1 KiB values, acks=all, 1 MiB batches, linger 5 ms); "
         "the cluster's topics have replication factor 3 and min.insync.replicas 2. The three brokers share the "
         "machine's two cores and one disk: every byte is written and fsynced three times, and crosses loopback "
@@ -208,13 +258,22 @@ def render(single, cluster, failovers, seconds):
         "",
         *rows,
         "",
+        f"Max ingest and CPU per GB are the medians of {rounds} rounds of {seconds} s that take turns between "
+        "the two (both stay up; the idle one costs next to nothing), against the shared machine's drift. "
+        "Each round, single / cluster: "
+        + "; ".join(f"{s['mb_per_s']:.0f} / {c['mb_per_s']:.0f} MB/s, {s['cpu_s_per_gb']:.2f} / "
+                    f"{c['cpu_s_per_gb']:.2f} CPU-s per GB ({c['cpu_s_per_gb'] / s['cpu_s_per_gb']:.2f}x)"
+                    for s, c in zip(single["rounds"], cluster["rounds"])) + ".",
+        "",
         f"Failover (leader SIGKILL → first acknowledged acks=all produce, broker session timeout 1.5 s, "
         f"heartbeat 0.5 s): median {median:.2f} s, worst {max(failovers):.2f} s over {len(failovers)} kills "
         f"(targets ≤ 2 s, ≤ 5 s); all: {', '.join(f'{t:.2f}' for t in failovers)}.",
         "",
         f"The e2e phase writes to a topic of its own whose retention.bytes (single "
         f"{single['e2e_retention'] >> 20} MiB, cluster {cluster['e2e_retention'] >> 20} MiB a partition) holds "
-        "everything it writes, so no retention delete runs during it (see the disk note below).",
+        "everything it writes, so no retention delete runs during it, and it starts once a 4 KiB write + fsync "
+        "next to the data takes under 20 ms three times in a row: the max phase's deletes leave the disk "
+        "discarding for a while (see the disk note below).",
         "",
         f"Failed messages: single {single['failed']}, cluster {cluster['failed']}.",
         "",
@@ -226,26 +285,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--failovers", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="max-ingest rounds per deployment")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="sluice-cluster-bench-"))
     try:
         single = Single(base, ["--cores", "2", *BOUNDED])
+        cluster = None
         try:
-            single_result = measure("single", single, args.seconds, 1, base)
-        finally:
-            single.stop()
-        cluster = Cluster(base, [*BOUNDED, *FAST_FAILURE_DETECTION, "--default-replication-factor", "3",
-                                 "--topic-default", "min.insync.replicas=2"])
-        try:
+            cluster = Cluster(base, [*BOUNDED, *FAST_FAILURE_DETECTION, "--default-replication-factor", "3",
+                                     "--topic-default", "min.insync.replicas=2"])
             time.sleep(3)  # registration and the first metadata on every broker
-            cluster_result = measure("cluster", cluster, args.seconds, 3, base)
+            results = measure({"single": (single, 1), "cluster": (cluster, 3)}, args.seconds, args.rounds, base)
+            single.stop()
             failovers = failover_times(cluster, args.failovers)
         finally:
-            cluster.stop()
+            single.stop()
+            if cluster:
+                cluster.stop()
     finally:
         subprocess.run(["rm", "-rf", str(base)])
-    markdown = render(single_result, cluster_result, failovers, args.seconds)
+    single_result, cluster_result = results["single"], results["cluster"]
+    markdown = render(single_result, cluster_result, failovers, args.seconds, args.rounds)
     (OUT / "cluster.md").write_text(markdown)
     print(markdown)
     update_docs(markdown, BEGIN, END, "Cluster: three brokers against one (`make bench`)")
