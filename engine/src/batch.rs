@@ -48,8 +48,8 @@ const OFF_RECORD_COUNT: usize = 57;
 
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+pub(crate) const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub(crate) const ATTR_CONTROL: i16 = 0x20;
 
 /// Why a byte range is not a valid v2 record batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -327,6 +327,22 @@ impl<'a> BatchHeader<'a> {
     pub fn record_count(&self) -> i32 {
         be_i32(self.bytes, OFF_RECORD_COUNT)
     }
+    /// What a control batch says: its one record's key holds a version (i16) and the
+    /// type (i16). `None` for other batches and for a control record that cannot be read.
+    pub fn control_type(&self) -> Option<ControlType> {
+        if !self.is_control() {
+            return None;
+        }
+        let record = self.records()?.next()?.ok()?;
+        let key = record.key?;
+        let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+        Some(match kind {
+            0 => ControlType::Abort,
+            1 => ControlType::Commit,
+            other => ControlType::Other(other),
+        })
+    }
+
     /// Iterates the records of an uncompressed batch; `None` for compressed batches, whose
     /// records are opaque to the engine.
     pub fn records(&self) -> Option<RecordIter<'a>> {
@@ -335,6 +351,28 @@ impl<'a> BatchHeader<'a> {
             position: BATCH_HEADER_BYTES,
             remaining: self.record_count(),
         })
+    }
+}
+
+/// The type of a control batch (Kafka's `ControlRecordType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    /// A transaction's abort marker.
+    Abort,
+    /// A transaction's commit marker.
+    Commit,
+    /// Another type (Kafka's Raft logs use some); not a transaction marker.
+    Other(i16),
+}
+
+impl ControlType {
+    /// The type's number in a control record's key.
+    pub fn code(self) -> i16 {
+        match self {
+            ControlType::Abort => 0,
+            ControlType::Commit => 1,
+            ControlType::Other(code) => code,
+        }
     }
 }
 

@@ -1,9 +1,10 @@
-//! Builds uncompressed v2 record batches, as a producer would send them.
-//!
-//! The broker itself never builds batches (it stores what producers send); this exists for
-//! tools that produce (the CLI, the load generator) and for tests.
+//! Builds uncompressed v2 record batches, as a producer would send them: for tools that
+//! produce (the CLI, the load generator), the coordinators' own records, transaction
+//! markers ([`control_marker`]) and tests.
 
-use crate::batch::{put_varlong, Compression, BATCH_HEADER_BYTES, MAGIC_V2};
+use crate::batch::{
+    put_varlong, Compression, ControlType, ATTR_CONTROL, ATTR_TRANSACTIONAL, BATCH_HEADER_BYTES, MAGIC_V2,
+};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
@@ -14,6 +15,8 @@ pub struct BatchBuilder {
     base_timestamp: i64,
     max_timestamp: i64,
     producer: Option<(i64, i16, i32)>,
+    /// Transactional and control bits, beside the codec's.
+    flags: i16,
     scratch: Vec<u8>,
 }
 
@@ -26,6 +29,7 @@ impl BatchBuilder {
             base_timestamp: base_timestamp_ms,
             max_timestamp: base_timestamp_ms,
             producer: None,
+            flags: 0,
             scratch: Vec::new(),
         }
     }
@@ -33,6 +37,12 @@ impl BatchBuilder {
     /// Marks the batch as sent by an idempotent producer.
     pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
         self.producer = Some((producer_id, producer_epoch, base_sequence));
+        self
+    }
+
+    /// Marks the batch as part of its producer's transaction (attribute bit 4).
+    pub fn transactional(mut self) -> Self {
+        self.flags |= ATTR_TRANSACTIONAL;
         self
     }
 
@@ -113,7 +123,7 @@ impl BatchBuilder {
         out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
         out.push(MAGIC_V2);
         out.extend_from_slice(&[0; 4]); // CRC, filled below
-        out.extend_from_slice(&codec.attribute_bits().to_be_bytes()); // CreateTime, no transaction
+        out.extend_from_slice(&(codec.attribute_bits() | self.flags).to_be_bytes()); // CreateTime
         out.extend_from_slice(&(self.record_count - 1).to_be_bytes());
         out.extend_from_slice(&self.base_timestamp.to_be_bytes());
         out.extend_from_slice(&self.max_timestamp.to_be_bytes());
@@ -127,6 +137,33 @@ impl BatchBuilder {
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(out)
     }
+}
+
+/// A transaction marker: the control batch (transactional and control bits set, no
+/// sequence) that ends `producer_id`'s transaction in a partition. Its one record's key is
+/// version 0 and the type; its value version 0 and the coordinator's epoch, as Kafka
+/// writes them.
+pub fn control_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    control: ControlType,
+    timestamp_ms: i64,
+) -> Bytes {
+    let mut key = 0i16.to_be_bytes().to_vec();
+    key.extend_from_slice(&control.code().to_be_bytes());
+    let mut value = 0i16.to_be_bytes().to_vec();
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut builder = BatchBuilder::new(timestamp_ms).producer(producer_id, producer_epoch, -1).transactional();
+    builder.flags |= ATTR_CONTROL;
+    builder.push(Some(&key), Some(&value), &[], timestamp_ms);
+    builder.build()
+}
+
+/// The coordinator epoch a marker (from [`control_marker`]) carries; `None` if unreadable.
+pub fn marker_coordinator_epoch(header: &crate::batch::BatchHeader<'_>) -> Option<i32> {
+    let record = header.records()?.next()?.ok()?;
+    Some(i32::from_be_bytes(record.value?.get(2..6)?.try_into().ok()?))
 }
 
 fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
@@ -159,6 +196,28 @@ mod tests {
     use super::*;
     use crate::batch::BatchHeader;
     use crate::compaction::plain_batch;
+
+    #[test]
+    fn markers_are_transactional_control_batches_kafka_can_read() {
+        let marker = control_marker(42, 3, 7, ControlType::Abort, 1_000);
+        let header = BatchHeader::parse_verified(&marker, usize::MAX).expect("valid");
+        assert!(header.is_control() && header.is_transactional());
+        assert_eq!((header.producer_id(), header.producer_epoch(), header.base_sequence()), (42, 3, -1));
+        assert_eq!(header.control_type(), Some(ControlType::Abort));
+        assert_eq!(marker_coordinator_epoch(&header), Some(7));
+        let record = header.records().unwrap().next().unwrap().unwrap();
+        assert_eq!(record.key, Some(&[0u8, 0, 0, 0][..]), "version 0, type 0 (abort)");
+        assert_eq!(record.value, Some(&[0u8, 0, 0, 0, 0, 7][..]), "version 0, coordinator epoch 7");
+        let commit = control_marker(42, 3, 7, ControlType::Commit, 1_000);
+        assert_eq!(BatchHeader::parse(&commit, usize::MAX).unwrap().control_type(), Some(ControlType::Commit));
+        let plain = BatchBuilder::new(0).producer(1, 0, 0).transactional();
+        let mut plain = plain;
+        plain.push(None, Some(b"v"), &[], 0);
+        let data = plain.build();
+        let header = BatchHeader::parse_verified(&data, usize::MAX).unwrap();
+        assert!(header.is_transactional() && !header.is_control());
+        assert_eq!(header.control_type(), None);
+    }
 
     #[test]
     fn compressed_batches_inflate_to_the_plain_batch() {

@@ -50,6 +50,14 @@ pub enum EngineError {
         /// What failed.
         reason: BatchError,
     },
+    /// An index file that cannot be read and cannot be rebuilt from the segment alone.
+    #[error("damaged index {}: {reason}", file.display())]
+    DamagedIndex {
+        /// The index file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// An I/O call failed.
     #[error("{op} {}: {source}", path.display())]
     Io {

@@ -36,6 +36,44 @@ pub fn index_paths(log_path: &Path) -> (PathBuf, PathBuf) {
     (log_path.with_extension("index"), log_path.with_extension("timeindex"))
 }
 
+/// Paths of every file that belongs to a segment beside its `.log`: the offset and time
+/// indexes and the aborted-transaction index (whatever exists of them goes with it).
+pub fn companion_paths(log_path: &Path) -> [PathBuf; 3] {
+    let (offsets, times) = index_paths(log_path);
+    [offsets, times, txn_index_path(log_path)]
+}
+
+/// Path of a segment's aborted-transaction index.
+pub fn txn_index_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension(crate::txn_index::TXN_INDEX_EXTENSION)
+}
+
+/// Reads a closed segment's aborted-transaction index: empty when there is none (a
+/// segment without aborts has no file). A damaged one is an error naming the file: read_committed
+/// consumers would otherwise be served aborted data as committed.
+pub fn read_txn_index(log_path: &Path) -> Result<Vec<crate::txn_index::AbortedTxn>> {
+    let path = txn_index_path(log_path);
+    match std::fs::read(&path) {
+        Ok(bytes) => crate::txn_index::decode(&bytes).ok_or_else(|| EngineError::DamagedIndex {
+            file: path.clone(),
+            reason: "not whole version-0 aborted-transaction entries",
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(EngineError::io("read", &path, e)),
+    }
+}
+
+/// Writes a closed segment's aborted-transaction index durably, or removes it when there
+/// are no entries.
+pub async fn write_txn_index(log_path: &Path, entries: &[crate::txn_index::AbortedTxn]) -> Result<()> {
+    let path = txn_index_path(log_path);
+    if entries.is_empty() {
+        return remove_files(vec![path]).await;
+    }
+    let contents = crate::txn_index::encode(entries);
+    run_blocking(move || write_durably(&path, &contents)).await
+}
+
 /// Reads a closed segment's index files; `None` when either is missing or unreadable.
 pub fn read_index_files(log_path: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
     let (offsets, times) = index_paths(log_path);

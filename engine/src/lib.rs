@@ -42,8 +42,9 @@ pub mod shard_reply;
 pub mod source_order;
 pub mod sync_stats;
 pub mod tail_cache;
+pub mod txn_index;
 
 pub use compaction::CompactionReport;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{EngineError, Result};
-pub use log::{AppendInfo, LogRead, PartitionLog, ReadLimit, RecoveryReport, RetentionReport};
+pub use log::{AppendInfo, LogRead, PartitionLog, ReadLimit, RecoveryReport, RetentionReport, TxnMarker};

@@ -12,7 +12,7 @@
 //! so appends keep flowing into the buffer while an fsync is in flight (group commit).
 
 use crate::appender::WriteHandle;
-use crate::batch::{assign_offsets, into_mut, BatchHeader};
+use crate::batch::{assign_offsets, into_mut, BatchHeader, ControlType};
 use crate::compaction::{CompactionReport, FilterCounts, Filtered, OffsetMap};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::epochs::LeaderEpochs;
@@ -20,11 +20,12 @@ use crate::error::{EngineError, Result};
 use crate::fifo_lock::{FifoLock, Ticket};
 use crate::fs;
 use crate::pending_flushes::PendingFlushes;
-use crate::producer_state::{ProducerStates, SequenceVerdict};
+use crate::producer_state::{CompletedTxn, ProducerStates, SequenceVerdict};
 use crate::read_ahead::ReadAhead;
 use crate::segment::{parse_log_file_name, Segment, TornTail};
 use crate::source_order::{RequestOrigin, SourceOrder};
 use crate::tail_cache::TailCache;
+use crate::txn_index::{self, AbortedTxn};
 use bytes::{Bytes, BytesMut};
 use glommio::io::DmaFile;
 use std::cell::{OnceCell, RefCell};
@@ -56,6 +57,9 @@ pub enum ReadLimit {
     HighWatermark,
     /// Up to the log end: what a follower replicates.
     LogEnd,
+    /// Up to the last stable offset: what read_committed consumers see (below the high
+    /// watermark and the first offset of any open transaction).
+    LastStable,
 }
 
 /// Batches returned by [`PartitionLog::read`], with the offsets at the time of the read.
@@ -69,6 +73,21 @@ pub struct LogRead {
     pub log_start_offset: i64,
     /// Log end offset when the read was served.
     pub log_end_offset: i64,
+    /// Last stable offset when the read was served.
+    pub last_stable_offset: i64,
+}
+
+/// A transaction marker to append ([`PartitionLog::append_marker`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// The producer whose transaction ends.
+    pub producer_id: i64,
+    /// Its epoch (the coordinator's, which may be newer than the producer's batches).
+    pub producer_epoch: i16,
+    /// The coordinator's epoch, which fences markers from an older coordinator.
+    pub coordinator_epoch: i32,
+    /// Commit or abort.
+    pub control: ControlType,
 }
 
 /// What opening the log found and repaired.
@@ -157,6 +176,18 @@ struct CompactionMark {
     tombstone_expiry: Option<i64>,
 }
 
+/// The index entry of an aborted transaction just recorded in `producers`: the last
+/// stable offset after it is the first offset of the oldest transaction still open, or
+/// the offset past the marker.
+fn aborted_txn(ended: CompletedTxn, producers: &ProducerStates) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: ended.producer_id,
+        first_offset: ended.first_offset,
+        last_offset: ended.last_offset,
+        last_stable_offset: producers.first_unstable_offset().unwrap_or(ended.last_offset + 1),
+    }
+}
+
 /// One partition's log. See the module docs for the concurrency model.
 pub struct PartitionLog {
     name: String,
@@ -205,6 +236,11 @@ impl LogState {
             self.log_end()
         }
     }
+    /// Below the high watermark and below every open transaction's first offset.
+    fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.producers.first_unstable_offset().map_or(high_watermark, |first| first.min(high_watermark))
+    }
     fn check_failed(&self) -> Result<()> {
         self.failed.as_ref().map_or(Ok(()), |e| Err(e.clone()))
     }
@@ -234,7 +270,12 @@ impl LogState {
         active.append(&batch, &header, interval)?;
         let (segment_base, end_position) = (active.base_offset(), active.size());
         let backpressure = active.appender_mut().expect("active").backpressure();
-        self.producers.record(&header);
+        if let Some(ended) = self.producers.record(&header) {
+            if ended.aborted {
+                let txn = aborted_txn(ended, &self.producers);
+                self.active().record_aborted(txn);
+            }
+        }
         self.unflushed_bytes += batch.len() as u64;
         self.tail.push(base_offset, last_offset, batch, segment_base, end_position);
         self.evict_tail_cache();
@@ -386,6 +427,31 @@ impl PartitionLog {
         self.state.borrow().high_watermark()
     }
     /// Offsets below this are fsynced: a crash loses nothing below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.state.borrow().last_stable_offset()
+    }
+
+    /// The aborted transactions a read_committed read of `[from, upper)` must tell the
+    /// consumer about (their data lies in the range; their markers at or after `from`),
+    /// from the segment holding `from` on ([`crate::txn_index`]).
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let state = self.state.borrow();
+        let start = state.segments.range(..=from).next_back().map_or(i64::MIN, |(base, _)| *base);
+        let mut found = Vec::new();
+        for segment in state.segments.range(start..).map(|(_, s)| s) {
+            if txn_index::collect_overlapping(segment.aborted_txns(), from, upper, &mut found) {
+                break;
+            }
+        }
+        found
+    }
+
+    /// Open transactions, oldest first: `(first offset, producer id)`.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.state.borrow().producers.open_transactions().collect()
+    }
+
+    /// Offsets below this are fsynced.
     pub fn durable_end(&self) -> i64 {
         self.state.borrow().durable_end
     }
@@ -511,6 +577,11 @@ impl PartitionLog {
         };
         for batch in &batches {
             self.validate_batch(batch, max_bytes)?;
+            if BatchHeader::parse(batch, usize::MAX).expect("validated").is_control() {
+                // Only a coordinator writes markers (`append_marker`), as in Kafka.
+                let message = format!("{}: clients may not write control batches", self.name);
+                return Err(EngineError::InvalidRecords { partition: self.name.clone(), records: Vec::new(), message });
+            }
             if keys_required {
                 self.check_keys(batch)?;
             }
@@ -533,6 +604,37 @@ impl PartitionLog {
         }
         drop(turn);
         let first = first.expect("at least one batch");
+        self.settle_append(last_offset).await?;
+        Ok(AppendInfo { last_offset, ..first })
+    }
+
+    /// Appends a transaction marker for `marker.producer_id` (a coordinator's
+    /// WriteTxnMarkers): refused if the producer's epoch or the coordinator's epoch is
+    /// older than one this partition has seen. Answers as appends do under the flush
+    /// policy; an abort is recorded in the segment's aborted-transaction index.
+    pub async fn append_marker(&self, marker: TxnMarker, leader_epoch: i32) -> Result<AppendInfo> {
+        let batch = crate::batch_builder::control_marker(
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.coordinator_epoch,
+            marker.control,
+            now_ms(),
+        );
+        let turn = self.append_lock.lock().await;
+        self.state.borrow().check_failed()?;
+        {
+            let header = BatchHeader::parse(&batch, usize::MAX).expect("built above");
+            let checked = self.state.borrow().producers.check_marker(&header, marker.coordinator_epoch);
+            checked.map_err(|reason| EngineError::Sequence { partition: self.name.clone(), reason })?;
+        }
+        let info = self.append_in_turn(into_mut(batch), leader_epoch).await?;
+        drop(turn);
+        self.settle_append(info.last_offset).await?;
+        Ok(info)
+    }
+
+    /// After appends up to `last_offset`: what the flush policy makes an append wait for.
+    async fn settle_append(&self, last_offset: i64) -> Result<()> {
         let flush = self.state.borrow().config.flush;
         match flush {
             // The fsync's completion raises the high watermark and wakes readers; in a
@@ -549,7 +651,7 @@ impl PartitionLog {
             }
             FlushPolicy::Interval(_) | FlushPolicy::Never => self.wake_data_waiters(),
         }
-        Ok(AppendInfo { last_offset, ..first })
+        Ok(())
     }
 
     /// Writes one validated batch; the caller holds the append turn. A duplicate of a
@@ -671,6 +773,7 @@ impl PartitionLog {
         let reached = |log: &Self| match limit {
             ReadLimit::HighWatermark => log.high_watermark() > offset,
             ReadLimit::LogEnd => log.log_end_offset() > offset,
+            ReadLimit::LastStable => log.last_stable_offset() > offset,
         };
         if reached(self) {
             return true;
@@ -766,14 +869,41 @@ impl PartitionLog {
             Some((*offset, states))
         });
         let (from, mut producers) = loaded.unwrap_or((log_start, ProducerStates::default()));
-        let plans: Vec<_> = {
+        // The replay records again the aborts whose markers lie at or after `from`.
+        let (plans, mut touched) = {
             let mut state = self.state.borrow_mut();
-            state.segments.values_mut().filter(|s| s.next_offset() > from).map(|s| s.plan_read(from)).collect()
+            let mut touched = BTreeMap::new();
+            let mut plans = Vec::new();
+            for (base, segment) in state.segments.iter_mut().filter(|(_, s)| s.next_offset() > from) {
+                if segment.forget_aborted_from(from) {
+                    touched.insert(*base, segment.path().to_path_buf());
+                }
+                plans.push((*base, segment.path().to_path_buf(), segment.plan_read(from)));
+            }
+            (plans, touched)
         };
-        for plan in plans {
-            plan.for_each_batch(from, |header| producers.record(header)).await?;
+        let mut aborted = Vec::new();
+        for (base, path, plan) in plans {
+            plan.for_each_batch(from, |header| {
+                if let Some(ended) = producers.record(header).filter(|ended| ended.aborted) {
+                    aborted.push((base, aborted_txn(ended, &producers)));
+                    touched.insert(base, path.clone());
+                }
+            })
+            .await?;
         }
-        self.state.borrow_mut().producers = producers;
+        let rewrites: Vec<(PathBuf, Vec<AbortedTxn>)> = {
+            let mut state = self.state.borrow_mut();
+            state.producers = producers;
+            for (base, txn) in aborted {
+                state.segments.get_mut(&base).expect("replayed above").record_aborted(txn);
+            }
+            touched.into_iter().map(|(base, path)| (path, state.segments[&base].aborted_txns().to_vec())).collect()
+        };
+        // Index files that disagree with the log would outlive a later snapshot.
+        for (path, entries) in rewrites {
+            fs::write_txn_index(&path, &entries).await?;
+        }
         Ok(())
     }
 
@@ -943,12 +1073,14 @@ impl PartitionLog {
                 let max_offset = match limit {
                     ReadLimit::HighWatermark => state.high_watermark(),
                     ReadLimit::LogEnd => log_end,
+                    ReadLimit::LastStable => state.last_stable_offset(),
                 };
                 let result = LogRead {
                     batches: Vec::new(),
                     high_watermark: state.high_watermark(),
                     log_start_offset: state.log_start_offset,
                     log_end_offset: log_end,
+                    last_stable_offset: state.last_stable_offset(),
                 };
                 if offset < state.log_start_offset || offset > log_end {
                     return Err(EngineError::OffsetOutOfRange {
@@ -1048,7 +1180,12 @@ impl PartitionLog {
         let Some((path, end, next_base)) = self.seal_active().await? else {
             return Ok(()); // empty active segment: nothing to roll
         };
-        let index = self.state.borrow_mut().active().mark_closed().clone();
+        let (index, aborted) = {
+            let mut state = self.state.borrow_mut();
+            let active = state.active();
+            let aborted = active.aborted_txns().to_vec();
+            (active.mark_closed().clone(), aborted)
+        };
         let segment = Segment::create(&self.dir, next_base).await?;
         tracing::debug!(partition = %self.name, closed = %path.display(), bytes = end, next_base, "rolled segment");
         let producers = {
@@ -1067,6 +1204,8 @@ impl PartitionLog {
             let _turn = ticket.turn().await;
             let written = async {
                 fs::write_index_files(&path, &index).await?;
+                // Before the snapshot, which makes a replay skip this segment.
+                fs::write_txn_index(&path, &aborted).await?;
                 write_producer_snapshot(&dir, next_base, producers).await
             };
             if let Err(error) = written.await {
@@ -1162,8 +1301,8 @@ impl PartitionLog {
             state.log_start_offset = state.log_start_offset.min(new_end);
             let mut paths = Vec::new();
             for segment in doomed.values() {
-                let (index, timeindex) = fs::index_paths(segment.path());
-                paths.extend([segment.path().to_path_buf(), index, timeindex]);
+                paths.push(segment.path().to_path_buf());
+                paths.extend(fs::companion_paths(segment.path()));
             }
             let (index, timeindex) = fs::index_paths(&keep_path);
             paths.extend([index, timeindex]);
@@ -1484,9 +1623,12 @@ impl PartitionLog {
                 state.segments.remove(&base);
                 state.tail.drop_before(next_base);
             }
-            fs::remove_files(vec![index, timeindex, path.to_path_buf(), cleaned.path.clone()]).await?;
+            let mut files = fs::companion_paths(path).to_vec();
+            files.extend([path.to_path_buf(), cleaned.path.clone()]);
+            fs::remove_files(files).await?;
             return Ok(Some(true));
         }
+        // The aborted-transaction index stays: compaction keeps offsets and markers.
         fs::remove_files(vec![index, timeindex]).await?;
         fs::rename_durably(&cleaned.path, path).await?;
         let config = self.config();
@@ -1523,8 +1665,8 @@ impl PartitionLog {
         for segment in &doomed {
             report.segments_deleted += 1;
             report.bytes_deleted += segment.size();
-            let (index, timeindex) = fs::index_paths(segment.path());
-            detached.paths.extend([segment.path().to_path_buf(), index, timeindex]);
+            detached.paths.push(segment.path().to_path_buf());
+            detached.paths.extend(fs::companion_paths(segment.path()));
             detached.files.push(Rc::downgrade(segment.file()));
         }
         (report, detached)
@@ -1573,6 +1715,13 @@ impl PartitionLog {
         self.settle_file_work().await;
         self.state.borrow().check_failed()?;
         self.seal_active().await?;
+        // Before the snapshot: a replay from it records only the aborts after it.
+        let (path, aborted) = {
+            let mut state = self.state.borrow_mut();
+            let active = state.active();
+            (active.path().to_path_buf(), active.aborted_txns().to_vec())
+        };
+        fs::write_txn_index(&path, &aborted).await?;
         self.snapshot_producer_states().await?;
         let mut state = self.state.borrow_mut();
         state.failed = Some(EngineError::Failed { partition: self.name.clone(), cause: "log is closed".into() });

@@ -3,11 +3,16 @@
 //! retried batch (answering with the original offsets), refuse a gap in sequences
 //! (OUT_OF_ORDER_SEQUENCE_NUMBER) and fence an older epoch (INVALID_PRODUCER_EPOCH).
 //!
+//! Transactions too: a producer's first transactional batch opens its transaction here
+//! (at that batch's offset) and a marker (control batch) ends it. The smallest first
+//! offset of the open transactions is the partition's first unstable offset, which bounds
+//! what read_committed consumers see (the last stable offset).
+//!
 //! The state is derived from the log: snapshots taken when segments roll and at close
 //! (`<offset>.snapshot` in the partition directory, the state just before that offset)
 //! spare replaying the whole log at open.
 
-use crate::batch::BatchHeader;
+use crate::batch::{BatchHeader, ControlType};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Batches remembered per producer (Kafka's in-flight request limit for idempotence).
@@ -59,18 +64,72 @@ pub enum SequenceError {
         /// Last sequence seen (-1: a new epoch expects 0).
         expected_after: i32,
     },
+    /// A plain batch from a producer whose transaction is open (Kafka: INVALID_TXN_STATE).
+    #[error(
+        "producer {producer_id} sent a non-transactional batch inside its transaction begun at offset {first_offset}"
+    )]
+    InsideTransaction {
+        /// Producer id.
+        producer_id: i64,
+        /// Where its open transaction began.
+        first_offset: i64,
+    },
+    /// A marker from a coordinator older than one already seen (Kafka:
+    /// TRANSACTION_COORDINATOR_FENCED).
+    #[error("producer {producer_id}: marker from coordinator epoch {coordinator_epoch}, {current} seen")]
+    CoordinatorFenced {
+        /// Producer id.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The latest coordinator epoch seen for this producer.
+        current: i32,
+    },
+}
+
+/// A transaction a marker ended in this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    /// Its producer.
+    pub producer_id: i64,
+    /// Offset of its first batch here.
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    /// Aborted (else committed).
+    pub aborted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchSequence>,
+    /// Where the producer's open transaction began.
+    open_transaction: Option<i64>,
+    /// The newest coordinator epoch among its markers (-1 before any).
+    coordinator_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> Self {
+        ProducerEntry { epoch, batches: VecDeque::new(), open_transaction: None, coordinator_epoch: -1 }
+    }
+
+    /// A newer epoch starts a fresh sequence.
+    fn observe_epoch(&mut self, epoch: i16) {
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+    }
 }
 
 /// The idempotent-producer state of one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Open transactions: first offset → producer id (the smallest bounds the LSO).
+    open_transactions: BTreeMap<i64, i64>,
 }
 
 /// Sequence of the last record of a batch, wrapping past `i32::MAX` to 0 as Kafka does.
@@ -104,6 +163,10 @@ impl ProducerStates {
         if producer_id < 0 {
             return Ok(SequenceVerdict::Append);
         }
+        if header.is_control() {
+            // Markers carry no sequence; `check_marker` judges them.
+            return Ok(SequenceVerdict::Append);
+        }
         let (epoch, first_sequence) = (header.producer_epoch(), header.base_sequence());
         let Some(entry) = self.producers.get(&producer_id) else {
             // Unknown producer (new, or its state was never seen here): accept, as Kafka.
@@ -111,6 +174,9 @@ impl ProducerStates {
         };
         if epoch < entry.epoch {
             return Err(SequenceError::FencedEpoch { producer_id, epoch, current: entry.epoch });
+        }
+        if let Some(first_offset) = entry.open_transaction.filter(|_| !header.is_transactional()) {
+            return Err(SequenceError::InsideTransaction { producer_id, first_offset });
         }
         if epoch > entry.epoch {
             return if first_sequence == 0 {
@@ -133,17 +199,56 @@ impl ProducerStates {
         }
     }
 
-    /// Records a batch now in the log at its assigned offsets (appends and replay).
-    pub fn record(&mut self, header: &BatchHeader<'_>) {
+    /// Checks a marker (a control batch the coordinator has this partition append) before
+    /// it is written: an older producer epoch or an older coordinator is refused.
+    pub fn check_marker(&self, header: &BatchHeader<'_>, coordinator_epoch: i32) -> Result<(), SequenceError> {
+        let producer_id = header.producer_id();
+        let Some(entry) = self.producers.get(&producer_id) else { return Ok(()) };
+        if header.producer_epoch() < entry.epoch {
+            return Err(SequenceError::FencedEpoch {
+                producer_id,
+                epoch: header.producer_epoch(),
+                current: entry.epoch,
+            });
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(SequenceError::CoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a batch now in the log at its assigned offsets (appends and replay). A
+    /// marker ends its producer's transaction, which is returned if it wrote data here.
+    pub fn record(&mut self, header: &BatchHeader<'_>) -> Option<CompletedTxn> {
         let producer_id = header.producer_id();
         if producer_id < 0 {
-            return;
+            return None;
         }
         let epoch = header.producer_epoch();
-        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry { epoch, batches: VecDeque::new() });
-        if epoch != entry.epoch {
-            entry.epoch = epoch;
-            entry.batches.clear();
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry::new(epoch));
+        // A marker may carry a newer epoch (the coordinator fenced the producer).
+        entry.observe_epoch(epoch);
+        if header.is_control() {
+            let aborted = match header.control_type() {
+                Some(ControlType::Abort) => true,
+                Some(ControlType::Commit) => false,
+                _ => return None,
+            };
+            if let Some(epoch) = crate::batch_builder::marker_coordinator_epoch(header) {
+                entry.coordinator_epoch = entry.coordinator_epoch.max(epoch);
+            }
+            // A marker for a transaction that wrote nothing here completes nothing here.
+            let first_offset = entry.open_transaction.take()?;
+            self.open_transactions.remove(&first_offset);
+            return Some(CompletedTxn { producer_id, first_offset, last_offset: header.base_offset(), aborted });
+        }
+        if header.is_transactional() && entry.open_transaction.is_none() {
+            entry.open_transaction = Some(header.base_offset());
+            self.open_transactions.insert(header.base_offset(), producer_id);
         }
         if entry.batches.len() == BATCHES_PER_PRODUCER {
             entry.batches.pop_front();
@@ -154,14 +259,28 @@ impl ProducerStates {
             first_offset: header.base_offset(),
             last_offset: header.last_offset(),
         });
+        None
     }
 
-    /// Encodes the state: per producer `id epoch count` then `first last first_offset
-    /// last_offset` per batch, one line each, text for inspection with a pager.
+    /// The first offset of the oldest open transaction: read_committed sees nothing from
+    /// here on.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.open_transactions.keys().next().copied()
+    }
+
+    /// Open transactions, oldest first: `(first offset, producer id)`.
+    pub fn open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.open_transactions.iter().map(|(first, producer)| (*first, *producer))
+    }
+
+    /// Encodes the state: per producer `id epoch count open_transaction coordinator_epoch`
+    /// (-1: no open transaction) then `first last first_offset last_offset` per batch, one
+    /// line each, text for inspection with a pager.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = String::new();
         for (id, entry) in &self.producers {
-            out.push_str(&format!("{id} {} {}\n", entry.epoch, entry.batches.len()));
+            let open = entry.open_transaction.unwrap_or(-1);
+            out.push_str(&format!("{id} {} {} {open} {}\n", entry.epoch, entry.batches.len(), entry.coordinator_epoch));
             for b in &entry.batches {
                 out.push_str(&format!(
                     "{} {} {} {}\n",
@@ -180,7 +299,12 @@ impl ProducerStates {
         let mut states = ProducerStates::default();
         while let Some(line) = lines.next() {
             let fields: Vec<i64> = line.split(' ').map(|f| f.parse().ok()).collect::<Option<_>>()?;
-            let [id, epoch, count] = fields[..] else { return None };
+            // Snapshots from before transactions have the first three fields only.
+            let (id, epoch, count, open, coordinator_epoch) = match fields[..] {
+                [id, epoch, count] => (id, epoch, count, -1, -1),
+                [id, epoch, count, open, coordinator_epoch] => (id, epoch, count, open, coordinator_epoch),
+                _ => return None,
+            };
             let count = usize::try_from(count).ok().filter(|c| *c <= BATCHES_PER_PRODUCER)?;
             let mut batches = VecDeque::with_capacity(count);
             for _ in 0..count {
@@ -193,7 +317,13 @@ impl ProducerStates {
                     last_offset,
                 });
             }
-            states.producers.insert(id, ProducerEntry { epoch: i16::try_from(epoch).ok()?, batches });
+            let open_transaction = (open >= 0).then_some(open);
+            if let Some(first_offset) = open_transaction {
+                states.open_transactions.insert(first_offset, id);
+            }
+            let coordinator_epoch = i32::try_from(coordinator_epoch).ok()?;
+            let epoch = i16::try_from(epoch).ok()?;
+            states.producers.insert(id, ProducerEntry { epoch, batches, open_transaction, coordinator_epoch });
         }
         Some(states)
     }
@@ -269,8 +399,16 @@ mod tests {
             states.record(&header(&batch(1, 2, i, 1, i64::from(i))));
         }
         states.record(&header(&batch(99, 0, 0, 3, 10)));
+        let mut transactional = BatchBuilder::new(0).producer(5, 1, 0).transactional();
+        transactional.push(None, Some(b"v"), &[], 0);
+        let mut transactional = transactional.build().to_vec();
+        assign_offsets(&mut transactional, 13, 0, None);
+        states.record(&header(&transactional));
+        assert_eq!(states.first_unstable_offset(), Some(13));
         let bytes = states.encode();
-        assert_eq!(ProducerStates::decode(&bytes), Some(states));
+        assert_eq!(ProducerStates::decode(&bytes), Some(states.clone()));
+        assert_eq!(ProducerStates::decode(&bytes).unwrap().first_unstable_offset(), Some(13));
+        assert!(ProducerStates::decode(b"1 2 0\n").is_some(), "snapshots from before transactions still load");
         assert_eq!(ProducerStates::decode(b"1 2 9\n"), None);
         assert_eq!(ProducerStates::decode(b"1 2 1\n0 0 x 0\n"), None);
         assert_eq!(ProducerStates::decode(b""), Some(ProducerStates::default()));

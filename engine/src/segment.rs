@@ -13,6 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::index::SegmentIndex;
 use crate::read_ahead::ReadAhead;
 use crate::scan::{scan_batches, scan_batches_in_reads_of, ScanFrom, ScanStop, SCAN_READ_BYTES};
+use crate::txn_index::AbortedTxn;
 use bytes::{Bytes, BytesMut};
 use glommio::io::{DmaFile, OpenOptions};
 use std::ops::ControlFlow;
@@ -76,6 +77,10 @@ pub struct Segment {
     first_batch_timestamp: Option<i64>,
     /// A closed segment whose bytes stop being valid here; reads up to it still work.
     corrupt_at: Option<(u64, BatchError)>,
+    /// The aborted transactions whose markers this segment holds, in marker order
+    /// ([`crate::txn_index`]). A closed segment's are in its `.txnindex` file; the active
+    /// segment's are rebuilt from the producer state's replay at open.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl Segment {
@@ -101,6 +106,7 @@ impl Segment {
             index: SegmentIndex::default(),
             first_batch_timestamp: None,
             corrupt_at: None,
+            aborted: Vec::new(),
         })
     }
 
@@ -165,6 +171,8 @@ impl Segment {
             Vec::new()
         };
         let file = Rc::new(file);
+        // Entries past a torn tail or a cut are forgotten by the producer-state replay.
+        let aborted = crate::fs::read_txn_index(&path)?;
         let segment = Segment {
             base_offset,
             appender: Some(Appender::new(file.clone(), &path, end, &tail_page)),
@@ -175,6 +183,7 @@ impl Segment {
             index,
             first_batch_timestamp,
             corrupt_at: None,
+            aborted,
         };
         Ok((segment, torn))
     }
@@ -222,6 +231,7 @@ impl Segment {
         if rebuilt && corrupt_at.is_none() {
             crate::fs::write_index_files(&path, &index).await?;
         }
+        let aborted = crate::fs::read_txn_index(&path)?;
         Ok(Segment {
             base_offset,
             path,
@@ -232,6 +242,7 @@ impl Segment {
             appender: None,
             first_batch_timestamp: None,
             corrupt_at,
+            aborted,
         })
     }
 
@@ -294,6 +305,25 @@ impl Segment {
         self.size = appender.end();
         self.next_offset = header.last_offset() + 1;
         Ok(())
+    }
+
+    /// The aborted transactions whose markers lie in this segment, in marker order.
+    pub fn aborted_txns(&self) -> &[AbortedTxn] {
+        &self.aborted
+    }
+
+    /// Records an aborted transaction whose marker was just stored here.
+    pub fn record_aborted(&mut self, txn: AbortedTxn) {
+        debug_assert!(self.aborted.last().is_none_or(|last| last.last_offset < txn.last_offset));
+        self.aborted.push(txn);
+    }
+
+    /// Forgets the aborted transactions whose markers lie at or after `offset` (the log
+    /// is cut there, or a replay from there records them again). Returns whether any went.
+    pub fn forget_aborted_from(&mut self, offset: i64) -> bool {
+        let before = self.aborted.len();
+        self.aborted.retain(|txn| txn.last_offset < offset);
+        self.aborted.len() < before
     }
 
     /// Forgets everything from file position `position` (offset `next_offset`) on, and the

@@ -43,13 +43,20 @@ impl From<EngineError> for KafkaError {
             EngineError::Sequence { reason: SequenceError::FencedEpoch { .. }, .. } => {
                 ResponseError::InvalidProducerEpoch
             }
+            EngineError::Sequence { reason: SequenceError::InsideTransaction { .. }, .. } => {
+                ResponseError::InvalidTxnState
+            }
+            EngineError::Sequence { reason: SequenceError::CoordinatorFenced { .. }, .. } => {
+                ResponseError::TransactionCoordinatorFenced
+            }
             // The batch was lost to a truncation: the client retries against the leader.
             EngineError::Truncated { .. } => ResponseError::NotLeaderOrFollower,
             EngineError::Config(_) => ResponseError::InvalidConfig,
             EngineError::InvalidRecords { .. } => ResponseError::InvalidRecord,
-            EngineError::Corrupt { .. } | EngineError::Io { .. } | EngineError::Failed { .. } => {
-                ResponseError::KafkaStorageError
-            }
+            EngineError::Corrupt { .. }
+            | EngineError::DamagedIndex { .. }
+            | EngineError::Io { .. }
+            | EngineError::Failed { .. } => ResponseError::KafkaStorageError,
         };
         let record_errors = match &error {
             EngineError::InvalidRecords { records, .. } => records.clone(),
