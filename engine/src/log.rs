@@ -75,6 +75,9 @@ pub struct LogRead {
     pub log_end_offset: i64,
     /// Last stable offset when the read was served.
     pub last_stable_offset: i64,
+    /// For a [`ReadLimit::LastStable`] read, the aborted transactions whose data lies
+    /// among the batches returned (the consumer drops their records); `None` otherwise.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
 /// A transaction marker to append ([`PartitionLog::append_marker`]).
@@ -1081,6 +1084,7 @@ impl PartitionLog {
                     log_start_offset: state.log_start_offset,
                     log_end_offset: log_end,
                     last_stable_offset: state.last_stable_offset(),
+                    aborted_transactions: (limit == ReadLimit::LastStable).then(Vec::new),
                 };
                 if offset < state.log_start_offset || offset > log_end {
                     return Err(EngineError::OffsetOutOfRange {
@@ -1094,7 +1098,8 @@ impl PartitionLog {
                     return Ok(result);
                 }
                 if let Some(batches) = state.tail.read(offset, max_offset, max_bytes) {
-                    return Ok(LogRead { batches, ..result });
+                    drop(state);
+                    return Ok(self.with_aborted(LogRead { batches, ..result }, offset));
                 }
                 let segment = state
                     .segments
@@ -1136,8 +1141,19 @@ impl PartitionLog {
                 *self.read_ahead.borrow_mut() = read.read_ahead;
             }
             result.batches = read.batches;
-            return Ok(result);
+            return Ok(self.with_aborted(result, offset));
         }
+    }
+
+    /// Fills a read_committed read's aborted transactions: those overlapping the offsets
+    /// from `from` to the end of the last batch returned.
+    fn with_aborted(&self, mut read: LogRead, from: i64) -> LogRead {
+        let (Some(aborted), Some(last)) = (read.aborted_transactions.as_mut(), read.batches.last()) else {
+            return read;
+        };
+        let upper = BatchHeader::parse(last, usize::MAX).expect("served batches are valid").last_offset() + 1;
+        *aborted = self.aborted_transactions(from, upper);
+        read
     }
 
     /// The earliest offset whose record timestamp is `>= timestamp`, with that timestamp

@@ -45,6 +45,8 @@ pub enum PartitionOp {
         offset: i64,
         /// Byte budget.
         max_bytes: usize,
+        /// read_committed: up to the last stable offset, with the aborted transactions.
+        committed: bool,
     },
     /// ListOffsets by time: the first record with a timestamp at or after this.
     OffsetForTimestamp {
@@ -98,6 +100,8 @@ pub enum PartitionReply {
         log_start: i64,
         /// Last offset consumers may read, plus one.
         high_watermark: i64,
+        /// Last offset read_committed consumers may read, plus one.
+        last_stable: i64,
         /// Next offset to be written.
         log_end: i64,
     },
@@ -224,8 +228,9 @@ impl AdmittedCall {
 /// Runs an operation that leaves the log as it is.
 async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<PartitionReply> {
     match op {
-        PartitionOp::Read { offset, max_bytes } => {
-            Ok(PartitionReply::Read(log.read(offset, max_bytes, ReadLimit::HighWatermark).await?))
+        PartitionOp::Read { offset, max_bytes, committed } => {
+            let limit = if committed { ReadLimit::LastStable } else { ReadLimit::HighWatermark };
+            Ok(PartitionReply::Read(log.read(offset, max_bytes, limit).await?))
         }
         PartitionOp::OffsetForTimestamp { timestamp } => {
             let found = log.offset_for_timestamp(timestamp).await?;
@@ -237,6 +242,7 @@ async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<Partition
         PartitionOp::Offsets => Ok(PartitionReply::Offsets {
             log_start: log.log_start_offset(),
             high_watermark: log.high_watermark(),
+            last_stable: log.last_stable_offset(),
             log_end: log.log_end_offset(),
         }),
         PartitionOp::EndOffsetForEpoch { epoch } => Ok(PartitionReply::EpochEnd(log.end_offset_for_epoch(epoch))),

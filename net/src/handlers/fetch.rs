@@ -3,13 +3,16 @@
 //! Fetch sessions (KIP-227) are not kept: every response says session 0, which tells
 //! clients to send full requests. A follower's fetch (replica id set, in a cluster) goes
 //! through the partition's replica: divergence check, follower progress, then data up to
-//! the log end.
+//! the log end. A read_committed consumer's reads stop at the last stable offset and name
+//! the aborted transactions among the batches returned.
 
 use crate::context::ShardContext;
 use crate::error::KafkaResult;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use sluice_engine::ReadLimit;
@@ -31,7 +34,12 @@ pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchR
     let response_max_bytes = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     // A follower (replica id set) reads up to the log end and waits on it.
     let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
-    let limit = if replica.is_some() { ReadLimit::LogEnd } else { ReadLimit::HighWatermark };
+    let committed = request.isolation_level == super::list_offsets::READ_COMMITTED;
+    let limit = match (replica, committed) {
+        (Some(_), _) => ReadLimit::LogEnd,
+        (None, true) => ReadLimit::LastStable,
+        (None, false) => ReadLimit::HighWatermark,
+    };
     loop {
         let calls = request
             .topics
@@ -49,7 +57,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchR
                             },
                             max_bytes,
                         },
-                        None => PartitionOp::Read { offset: p.fetch_offset, max_bytes },
+                        None => PartitionOp::Read { offset: p.fetch_offset, max_bytes, committed },
                     };
                     PartitionCall { topic: topic.topic.0.to_string(), partition: p.partition, op }
                 })
@@ -150,8 +158,22 @@ fn build_response(
                             let fits = response_bytes == 0 || response_bytes + size <= response_max_bytes;
                             let records = if fits { join_batches(read.batches) } else { Bytes::new() };
                             response_bytes += records.len();
+                            let aborted = read.aborted_transactions.map(|aborted| {
+                                aborted
+                                    .iter()
+                                    .map(|txn| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(txn.producer_id.into())
+                                            .with_first_offset(txn.first_offset)
+                                    })
+                                    .collect()
+                            });
+                            let data = match aborted {
+                                Some(aborted) if fits => data.with_aborted_transactions(Some(aborted)),
+                                _ => data,
+                            };
                             data.with_high_watermark(read.high_watermark)
-                                .with_last_stable_offset(read.high_watermark)
+                                .with_last_stable_offset(read.last_stable_offset)
                                 .with_log_start_offset(read.log_start_offset)
                                 .with_records(Some(records))
                         }

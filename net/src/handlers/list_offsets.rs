@@ -1,5 +1,5 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark) or the first offset at or
-//! after a timestamp, per partition.
+//! ListOffsets: earliest (-2), latest (-1: the high watermark, or for read_committed
+//! the last stable offset) or the first offset at or after a timestamp, per partition.
 
 use crate::context::ShardContext;
 use crate::error::KafkaError;
@@ -11,6 +11,8 @@ use std::rc::Rc;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// The request's `isolation_level` for read_committed consumers.
+pub const READ_COMMITTED: i8 = 1;
 
 /// Answers a ListOffsets request.
 pub async fn handle(context: &Rc<ShardContext>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
@@ -43,8 +45,12 @@ pub async fn handle(context: &Rc<ShardContext>, request: ListOffsetsRequest, ver
                         .with_partition_index(p.partition_index)
                         .with_leader_epoch(leader_epoch);
                     let answer = match results.next().expect("one result per partition") {
-                        Ok(PartitionReply::Offsets { log_start, high_watermark, .. }) => {
-                            Ok((if p.timestamp == EARLIEST { log_start } else { high_watermark }, -1))
+                        Ok(PartitionReply::Offsets { log_start, high_watermark, last_stable, .. }) => {
+                            Ok(match p.timestamp {
+                                EARLIEST => (log_start, -1),
+                                _ if request.isolation_level == READ_COMMITTED => (last_stable, -1),
+                                _ => (high_watermark, -1),
+                            })
                         }
                         Ok(PartitionReply::Timestamp(found)) if p.timestamp >= 0 => Ok(found.unwrap_or((-1, -1))),
                         Ok(PartitionReply::Timestamp(_)) => Err(KafkaError::new(
