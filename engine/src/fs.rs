@@ -63,15 +63,23 @@ pub fn read_txn_index(log_path: &Path) -> Result<Vec<crate::txn_index::AbortedTx
     }
 }
 
-/// Writes a closed segment's aborted-transaction index durably, or removes it when there
-/// are no entries.
+/// Writes a segment's aborted-transaction index durably, or removes it when there are no
+/// entries. Most segments have none and no file: that costs no directory fsync (rolls and
+/// closes call this for every segment).
 pub async fn write_txn_index(log_path: &Path, entries: &[crate::txn_index::AbortedTxn]) -> Result<()> {
     let path = txn_index_path(log_path);
-    if entries.is_empty() {
-        return remove_files(vec![path]).await;
-    }
     let contents = crate::txn_index::encode(entries);
-    run_blocking(move || write_durably(&path, &contents)).await
+    run_blocking(move || {
+        if !contents.is_empty() {
+            return write_durably(&path, &contents);
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir_blocking(path.parent().expect("segment files live in a directory")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(EngineError::io("remove", &path, e)),
+        }
+    })
+    .await
 }
 
 /// Reads a closed segment's index files; `None` when either is missing or unreadable.

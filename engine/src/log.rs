@@ -429,7 +429,8 @@ impl PartitionLog {
     pub fn high_watermark(&self) -> i64 {
         self.state.borrow().high_watermark()
     }
-    /// Offsets below this are fsynced: a crash loses nothing below it.
+    /// What read_committed consumers may read up to: the high watermark, held back by the
+    /// oldest open transaction.
     pub fn last_stable_offset(&self) -> i64 {
         self.state.borrow().last_stable_offset()
     }
@@ -454,7 +455,7 @@ impl PartitionLog {
         self.state.borrow().producers.open_transactions().collect()
     }
 
-    /// Offsets below this are fsynced.
+    /// Offsets below this are fsynced: a crash loses nothing below it.
     pub fn durable_end(&self) -> i64 {
         self.state.borrow().durable_end
     }
