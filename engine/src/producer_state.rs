@@ -15,6 +15,10 @@
 use crate::batch::{BatchHeader, ControlType};
 use std::collections::{BTreeMap, VecDeque};
 
+/// The base sequence of a batch that has none: a coordinator's own transactional batch
+/// (Kafka's `RecordBatch.NO_SEQUENCE`).
+pub const NO_SEQUENCE: i32 = -1;
+
 /// Batches remembered per producer (Kafka's in-flight request limit for idempotence).
 pub const BATCHES_PER_PRODUCER: usize = 5;
 
@@ -178,6 +182,11 @@ impl ProducerStates {
         if let Some(first_offset) = entry.open_transaction.filter(|_| !header.is_transactional()) {
             return Err(SequenceError::InsideTransaction { producer_id, first_offset });
         }
+        if first_sequence == NO_SEQUENCE {
+            // A coordinator's batch (transactional offset commits): fenced by epoch only,
+            // never deduplicated, as Kafka's coordinator appends.
+            return Ok(SequenceVerdict::Append);
+        }
         if epoch > entry.epoch {
             return if first_sequence == 0 {
                 Ok(SequenceVerdict::Append)
@@ -249,6 +258,9 @@ impl ProducerStates {
         if header.is_transactional() && entry.open_transaction.is_none() {
             entry.open_transaction = Some(header.base_offset());
             self.open_transactions.insert(header.base_offset(), producer_id);
+        }
+        if header.base_sequence() == NO_SEQUENCE {
+            return None; // a coordinator's batch: no sequence to remember
         }
         if entry.batches.len() == BATCHES_PER_PRODUCER {
             entry.batches.pop_front();

@@ -8,6 +8,7 @@ use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::metadata::Metadata;
 use crate::routing::MESH_CHANNEL_CAPACITY;
 use crate::server::accept_loop;
+use crate::txn::records::TRANSACTION_STATE_TOPIC;
 use glommio::net::TcpListener;
 use sluice_engine::mesh::{full_mesh, MeshEnds};
 use sluice_engine::shard::{parse_partition_dir_name, remove_deleted_partitions, run_shards, RuntimeConfig};
@@ -228,13 +229,19 @@ async fn run_shard(
     let context = ShardContext::new(shard_id, shards, broker, senders);
     context.apply_metadata(metadata.clone()).await;
     glommio::spawn_local(context.clone().serve_mesh(receivers)).detach();
-    let offsets_partitions: Vec<i32> = metadata
-        .topics
-        .get(CONSUMER_OFFSETS_TOPIC)
-        .map(|topic| (0..topic.shards.len()).filter(|p| topic.shards[*p] == shard_id).map(|p| p as i32).collect())
-        .unwrap_or_default();
-    if let Err(error) = context.groups.load(&context, &offsets_partitions).await {
+    // This shard's partitions of an internal topic, whose coordinator state it replays.
+    let owned = |topic: &str| -> Vec<i32> {
+        metadata
+            .topics
+            .get(topic)
+            .map(|t| (0..t.shards.len()).filter(|p| t.shards[*p] == shard_id).map(|p| p as i32).collect())
+            .unwrap_or_default()
+    };
+    if let Err(error) = context.groups.load(&context, &owned(CONSUMER_OFFSETS_TOPIC)).await {
         return Err(EngineError::Config(format!("cannot load consumer groups: {}", error.message)));
+    }
+    if let Err(error) = context.txns.load(&context, &owned(TRANSACTION_STATE_TOPIC)).await {
+        return Err(EngineError::Config(format!("cannot load transactions: {}", error.message)));
     }
     let listener = TcpListener::bind(listen).map_err(|e| EngineError::io("listen on", listen, e))?;
     tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
@@ -265,6 +272,7 @@ async fn run_shard(
         if last_group_tick.elapsed() >= GROUP_TICK {
             context.tick_replicas().await;
             context.groups.tick(&context).await;
+            context.txns.tick(&context).await;
             last_group_tick = Instant::now();
         }
         if last_retention.elapsed() >= RETENTION_INTERVAL {

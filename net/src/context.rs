@@ -128,6 +128,8 @@ pub struct ShardContext {
     pub(crate) last_producer_id: Cell<i64>,
     /// The consumer groups this shard coordinates.
     pub(crate) groups: GroupCoordinator,
+    /// The transactional ids this shard coordinates.
+    pub(crate) txns: crate::txn::coordinator::TxnCoordinator,
     /// The cluster state of this shard (replicas, fetchers; on shard 0 the quorum and link).
     pub(crate) cluster: crate::cluster::ShardCluster,
     /// Counters.
@@ -156,6 +158,7 @@ impl ShardContext {
             partitions_lock: glommio::sync::Semaphore::new(1),
             last_producer_id: Cell::new(0),
             groups,
+            txns: Default::default(),
             cluster: Default::default(),
             stats: ShardStats::default(),
             requests: RequestMetrics::default(),

@@ -65,6 +65,9 @@ pub enum PartitionOp {
         /// The leader epoch asked for.
         epoch: i32,
     },
+    /// WriteTxnMarkers: end a producer's transaction in this partition (in a cluster as
+    /// its leader, answered once the ISR has the marker).
+    WriteMarker(sluice_engine::TxnMarker),
 }
 
 /// An operation addressed to a partition.
@@ -107,6 +110,9 @@ pub enum PartitionReply {
     },
     /// New log start after DeleteRecords.
     LowWatermark(i64),
+    /// The marker is written (durable as the flush policy promises; in a cluster, on
+    /// every in-sync replica).
+    MarkerWritten,
     /// `(epoch, end offset)` or `None` if the log has no epoch at or below the one asked.
     EpochEnd(Option<(i32, i64)>),
     /// The answer to a follower's fetch.
@@ -205,6 +211,17 @@ impl AdmittedCall {
                     FetchReply::Error(error) => Err(replication_error(error, &replica.topic, replica.partition)),
                 }
             }
+            PartitionOp::WriteMarker(marker) => {
+                match replica {
+                    Some(replica) => {
+                        replica.append_marker_acks_all(marker, crate::coordination::COORDINATOR_WRITE_TIMEOUT).await?
+                    }
+                    None => {
+                        log.append_marker(marker, LEADER_EPOCH).await?;
+                    }
+                }
+                Ok(PartitionReply::MarkerWritten)
+            }
             PartitionOp::DeleteRecordsBefore { offset } => {
                 let ticket = ticket.expect("admitted with a ticket");
                 let high_watermark = log.high_watermark();
@@ -246,7 +263,10 @@ async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<Partition
             log_end: log.log_end_offset(),
         }),
         PartitionOp::EndOffsetForEpoch { epoch } => Ok(PartitionReply::EpochEnd(log.end_offset_for_epoch(epoch))),
-        PartitionOp::Append { .. } | PartitionOp::DeleteRecordsBefore { .. } | PartitionOp::ReplicaRead { .. } => {
+        PartitionOp::Append { .. }
+        | PartitionOp::DeleteRecordsBefore { .. }
+        | PartitionOp::ReplicaRead { .. }
+        | PartitionOp::WriteMarker(_) => {
             unreachable!("operations that change the log or its replicas run in their admitted place")
         }
     }

@@ -73,6 +73,22 @@ pub enum ShardMessage {
         /// The answer.
         reply: shard_reply::ReplySender<KafkaResult<crate::group::route::GroupReply>>,
     },
+    /// Run a transactional operation on this shard, the id's coordinator.
+    Txn {
+        /// The transactional id.
+        transactional_id: String,
+        /// Its `__transaction_state` partition (owned by the receiver).
+        partition: i32,
+        /// What to do.
+        op: crate::txn::route::TxnOp,
+        /// The answer.
+        reply: shard_reply::ReplySender<KafkaResult<crate::txn::route::TxnReply>>,
+    },
+    /// List the transactional ids this shard coordinates.
+    ListTransactions {
+        /// The ids and their states.
+        reply: shard_reply::ReplySender<Vec<crate::txn::coordinator::TxnDescription>>,
+    },
     /// List the groups this shard coordinates.
     ListGroups {
         /// The groups.
@@ -321,6 +337,13 @@ impl ShardContext {
             }
             ShardMessage::ListGroups { reply } => {
                 let _ = reply.send(self.groups.list());
+            }
+            ShardMessage::Txn { transactional_id, partition, op, reply } => {
+                ShardStats::bump(&self.stats.calls_served_for_others, 1);
+                let _ = reply.send(self.run_txn_op(&transactional_id, partition, op).await);
+            }
+            ShardMessage::ListTransactions { reply } => {
+                let _ = reply.send(self.txns.list());
             }
             ShardMessage::Admin { query, reply } => {
                 let _ = reply.send(self.answer_admin(query).await);

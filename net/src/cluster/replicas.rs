@@ -77,6 +77,19 @@ impl ReplicaHandle {
         self.wait_for_in_sync_replicas(leader_epoch, info.last_offset + 1, timeout).await
     }
 
+    /// Appends a transaction marker as the leader (a coordinator's WriteTxnMarkers) and
+    /// waits until the ISR has it: a transaction's outcome must survive the leader's death.
+    pub async fn append_marker_acks_all(
+        &self,
+        marker: sluice_engine::TxnMarker,
+        timeout: std::time::Duration,
+    ) -> Result<(), KafkaError> {
+        let leader_epoch = self.admit_produce(true)?;
+        let info = self.log.append_marker(marker, leader_epoch).await?;
+        self.on_durable();
+        self.wait_for_in_sync_replicas(leader_epoch, info.last_offset + 1, timeout).await
+    }
+
     /// acks=all: waits until the high watermark passes `end` (every in-sync replica has
     /// the records, fsynced), or the leadership is lost, or `timeout` passes.
     pub async fn wait_for_in_sync_replicas(
@@ -244,6 +257,30 @@ impl ShardContext {
         handle.log.wake_readers();
         if handle.topic == crate::group::records::CONSUMER_OFFSETS_TOPIC {
             self.move_group_coordination(handle, change);
+        } else if handle.topic == crate::txn::records::TRANSACTION_STATE_TOPIC {
+            self.move_transaction_coordination(handle, change);
+        }
+    }
+
+    /// A `__transaction_state` partition's leader coordinates its transactional ids: it
+    /// loads them (and finishes their prepared transactions) when it becomes leader and
+    /// forgets them when it stops.
+    fn move_transaction_coordination(self: &Rc<Self>, handle: &ReplicaHandle, change: RoleChange) {
+        let partition = handle.partition;
+        match change {
+            RoleChange::BecameLeader { .. } => {
+                self.txns.unload(partition);
+                self.txns.start_loading(partition);
+                let context = self.clone();
+                glommio::spawn_local(async move {
+                    if let Err(error) = context.txns.load(&context, &[partition]).await {
+                        tracing::error!(partition, error = %error.message, "cannot load transactions");
+                    }
+                })
+                .detach();
+            }
+            RoleChange::BecameFollower { .. } | RoleChange::Removed => self.txns.unload(partition),
+            RoleChange::StateChanged | RoleChange::Unchanged => {}
         }
     }
 

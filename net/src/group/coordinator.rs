@@ -16,24 +16,20 @@ use super::state::{
     Delivery, Group, GroupLimits, GroupState, JoinRequest, JoinResult, MemberDescription, Outcome, SyncResult,
 };
 use crate::context::ShardContext;
+use crate::coordination::replay;
 use crate::error::{KafkaError, KafkaResult};
-use crate::partition_ops::LEADER_EPOCH;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
-use sluice_client::records::decode_fetched;
+use sluice_engine::batch::ControlType;
 use sluice_engine::batch_builder::BatchBuilder;
 use sluice_engine::fifo_lock::{FifoLock, Ticket};
-use sluice_engine::shard::{partition_dir_name, Shard};
+use sluice_engine::shard::partition_dir_name;
 use sluice_engine::source_order::{RequestOrigin, SourceOrder};
-use sluice_engine::{PartitionLog, ReadLimit};
+use sluice_engine::TxnMarker;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-/// Bytes read per step when replaying a partition at start.
-const REPLAY_READ_BYTES: usize = 1 << 20;
 
 /// A group and what waits on it.
 struct GroupEntry {
@@ -43,6 +39,9 @@ struct GroupEntry {
     parked_joins: HashMap<String, oneshot::Sender<JoinResult>>,
     parked_syncs: HashMap<String, oneshot::Sender<SyncResult>>,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they
+    /// become `offsets` when the transaction's commit marker is written, or vanish.
+    pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
     /// The membership last written to disk (timestamp zeroed), to write only changes.
     persisted: Option<StoredGroup>,
     /// Commits update `offsets` in the order they were written, whichever fsync wakes
@@ -54,7 +53,10 @@ impl GroupEntry {
     /// Nothing about the group is worth keeping in memory: no members, no member ids
     /// handed out, no offsets, nothing stored.
     fn is_forgettable(&self) -> bool {
-        self.group.is_unused() && self.offsets.is_empty() && self.persisted.is_none()
+        self.group.is_unused()
+            && self.offsets.is_empty()
+            && self.pending_txn_offsets.is_empty()
+            && self.persisted.is_none()
     }
 
     fn new(group: Group, partition: i32) -> Self {
@@ -64,6 +66,7 @@ impl GroupEntry {
             parked_joins: HashMap::new(),
             parked_syncs: HashMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             persisted: None,
             commit_line: FifoLock::new(),
         }
@@ -79,6 +82,9 @@ pub struct FetchedOffset {
     pub partition: i32,
     /// The committed offset, or `None` if the group committed none.
     pub committed: Option<CommittedOffset>,
+    /// An open transaction holds a newer offset for it (OffsetFetch's `require_stable`
+    /// answers UNSTABLE_OFFSET_COMMIT then).
+    pub pending_in_transaction: bool,
 }
 
 /// A group as ListGroups shows it.
@@ -205,47 +211,46 @@ impl GroupCoordinator {
             };
             let mut offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>> = HashMap::new();
             let mut groups: HashMap<String, Option<StoredGroup>> = HashMap::new();
-            let mut position = log.log_start_offset();
-            // Up to the log end: in a cluster a new leader's high watermark may still be
-            // behind, but a leader never loses its own records.
-            while position < log.log_end_offset() {
-                let read = log.read(position, REPLAY_READ_BYTES, ReadLimit::LogEnd).await?;
-                if read.batches.is_empty() {
-                    break;
-                }
-                for batch in read.batches {
-                    let decoded =
-                        decode_fetched(batch, position).map_err(|e| internal_error(format!("{}: {e}", log.name())))?;
-                    for record in decoded.records {
-                        let Some(key) = record.key else { continue };
-                        let key = decode_key(&key).map_err(|e| {
-                            internal_error(format!("{} offset {}: bad key: {e}", log.name(), record.offset))
-                        })?;
-                        let bad_value = |e: String| {
-                            internal_error(format!("{} offset {}: bad value: {e}", log.name(), record.offset))
-                        };
-                        match key {
-                            OffsetsKey::Offset { group, topic, partition } => {
-                                let group_offsets = offsets.entry(group).or_default();
-                                match record.value {
-                                    Some(value) => {
-                                        group_offsets
-                                            .insert((topic, partition), decode_offset(&value).map_err(bad_value)?);
-                                    }
-                                    None => {
-                                        group_offsets.remove(&(topic, partition));
-                                    }
-                                }
-                            }
-                            OffsetsKey::Group { group } => {
-                                let stored = record.value.map(|v| decode_group(&v)).transpose().map_err(bad_value)?;
-                                groups.insert(group, stored);
-                            }
+            // Transactional offset commits wait for their transaction's marker.
+            let mut pending: HashMap<i64, Vec<(String, String, i32, CommittedOffset)>> = HashMap::new();
+            replay(&log, |header, records| {
+                let producer_id = header.producer_id();
+                if header.is_control() {
+                    let commits = header.control_type() == Some(ControlType::Commit);
+                    for (group, topic, topic_partition, committed) in pending.remove(&producer_id).unwrap_or_default() {
+                        if commits {
+                            offsets.entry(group).or_default().insert((topic, topic_partition), committed);
                         }
                     }
-                    position = decoded.next_offset.unwrap_or(position).max(position);
+                    return Ok(());
                 }
-            }
+                for record in records {
+                    let Some(key) = record.key else { continue };
+                    let key = decode_key(&key).map_err(|e| format!("bad key: {e}"))?;
+                    let bad_value = |e: String| format!("bad value: {e}");
+                    match key {
+                        OffsetsKey::Offset { group, topic, partition } => match record.value {
+                            Some(value) if header.is_transactional() => {
+                                let committed = decode_offset(&value).map_err(bad_value)?;
+                                pending.entry(producer_id).or_default().push((group, topic, partition, committed));
+                            }
+                            Some(value) => {
+                                let committed = decode_offset(&value).map_err(bad_value)?;
+                                offsets.entry(group).or_default().insert((topic, partition), committed);
+                            }
+                            None => {
+                                offsets.entry(group).or_default().remove(&(topic, partition));
+                            }
+                        },
+                        OffsetsKey::Group { group } => {
+                            let stored = record.value.map(|v| decode_group(&v)).transpose().map_err(bad_value)?;
+                            groups.insert(group, stored);
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
             let now = Instant::now();
             let mut table = self.groups.borrow_mut();
             for (id, stored) in groups {
@@ -263,6 +268,18 @@ impl GroupCoordinator {
                     .entry(id.clone())
                     .or_insert_with(|| GroupEntry::new(Group::new(id, self.limits.clone()), partition));
                 entry.offsets = group_offsets;
+            }
+            for (producer_id, commits) in pending {
+                for (group, topic, topic_partition, committed) in commits {
+                    let entry = table
+                        .entry(group.clone())
+                        .or_insert_with(|| GroupEntry::new(Group::new(group, self.limits.clone()), partition));
+                    entry
+                        .pending_txn_offsets
+                        .entry(producer_id)
+                        .or_default()
+                        .insert((topic, topic_partition), committed);
+                }
             }
             tracing::info!(partition = log.name(), groups = table.len(), "group coordinator loaded");
         }
@@ -418,7 +435,7 @@ impl GroupCoordinator {
             batch.push(Some(&key), Some(&encode_offset(committed)), &[], committed.commit_timestamp_ms);
         }
         if !batch.is_empty() {
-            append_offsets(context, partition, batch.build()).await?;
+            context.append_as_coordinator(CONSUMER_OFFSETS_TOPIC, partition, batch.build()).await?;
         }
         let _applying = applying.turn().await;
         self.with_group(group_id, partition, |entry| {
@@ -433,25 +450,93 @@ impl GroupCoordinator {
     /// for `None`).
     pub fn fetch_offsets(&self, group_id: &str, partitions: Option<Vec<(String, i32)>>) -> Vec<FetchedOffset> {
         let groups = self.groups.borrow();
-        let offsets = groups.get(group_id).map(|entry| &entry.offsets);
-        match partitions {
-            Some(wanted) => wanted
-                .into_iter()
-                .map(|(topic, partition)| {
-                    let committed = offsets.and_then(|o| o.get(&(topic.clone(), partition))).cloned();
-                    FetchedOffset { topic, partition, committed }
-                })
-                .collect(),
-            None => offsets
-                .into_iter()
-                .flatten()
-                .map(|((topic, partition), committed)| FetchedOffset {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    committed: Some(committed.clone()),
-                })
-                .collect(),
+        let entry = groups.get(group_id);
+        let pending =
+            |key: &(String, i32)| entry.is_some_and(|e| e.pending_txn_offsets.values().any(|p| p.contains_key(key)));
+        let wanted =
+            partitions.unwrap_or_else(|| entry.map(|e| e.offsets.keys().cloned().collect()).unwrap_or_default());
+        wanted
+            .into_iter()
+            .map(|key| {
+                let committed = entry.and_then(|e| e.offsets.get(&key)).cloned();
+                let pending_in_transaction = pending(&key);
+                FetchedOffset { topic: key.0, partition: key.1, committed, pending_in_transaction }
+            })
+            .collect()
+    }
+
+    /// TxnOffsetCommit: checks the committer as OffsetCommit does (when it names a
+    /// member), writes the offsets as the producer's transactional batch, and holds them
+    /// pending until the transaction's marker ([`GroupCoordinator::complete_transaction`]).
+    #[allow(clippy::too_many_arguments)] // one request's fields
+    pub async fn txn_commit(
+        &self,
+        context: &ShardContext,
+        group_id: &str,
+        partition: i32,
+        caller: Caller<'_>,
+        producer: (i64, i16),
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> KafkaResult<Result<(), ResponseError>> {
+        let Caller { member_id, instance_id, generation_id } = caller;
+        let allowed = self.with_group(group_id, partition, |entry| {
+            if generation_id < 0 && member_id.is_empty() {
+                return Ok(()); // KIP-447's fencing applies only to requests naming a member
+            }
+            entry.group.check_member(member_id, instance_id, generation_id)
+        });
+        if let Err(error) = allowed {
+            let mut groups = self.groups.borrow_mut();
+            if groups.get(group_id).is_some_and(GroupEntry::is_forgettable) {
+                groups.remove(group_id);
+            }
+            return Ok(Err(error));
         }
+        let (producer_id, producer_epoch) = producer;
+        // No sequence: a coordinator's batch, fenced by epoch only (as Kafka's).
+        let mut batch = BatchBuilder::new(now_ms()).producer(producer_id, producer_epoch, -1).transactional();
+        for (topic, topic_partition, committed) in &offsets {
+            let key = encode_key(&OffsetsKey::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *topic_partition,
+            });
+            batch.push(Some(&key), Some(&encode_offset(committed)), &[], committed.commit_timestamp_ms);
+        }
+        if batch.is_empty() {
+            return Ok(Ok(()));
+        }
+        context.append_as_coordinator(CONSUMER_OFFSETS_TOPIC, partition, batch.build()).await?;
+        self.with_group(group_id, partition, |entry| {
+            let pending = entry.pending_txn_offsets.entry(producer_id).or_default();
+            for (topic, topic_partition, committed) in offsets {
+                pending.insert((topic, topic_partition), committed);
+            }
+        });
+        Ok(Ok(()))
+    }
+
+    /// A transaction marker for a `__consumer_offsets` partition (WriteTxnMarkers):
+    /// written, then the producer's pending offsets in every group of the partition become
+    /// committed (commit) or are dropped (abort).
+    pub async fn complete_transaction(
+        &self,
+        context: &ShardContext,
+        partition: i32,
+        marker: TxnMarker,
+    ) -> KafkaResult<()> {
+        context.append_marker_as_coordinator(CONSUMER_OFFSETS_TOPIC, partition, marker).await?;
+        let commits = marker.control == ControlType::Commit;
+        let mut groups = self.groups.borrow_mut();
+        for entry in groups.values_mut().filter(|entry| entry.partition == partition) {
+            if let Some(pending) = entry.pending_txn_offsets.remove(&marker.producer_id) {
+                if commits {
+                    entry.offsets.extend(pending);
+                }
+            }
+        }
+        groups.retain(|_, entry| !entry.is_forgettable());
+        Ok(())
     }
 
     /// Every group this shard coordinates (ListGroups).
@@ -608,7 +693,7 @@ impl GroupCoordinator {
                 &[],
                 now_ms(),
             );
-            result = append_offsets(context, partition, batch.build()).await;
+            result = context.append_as_coordinator(CONSUMER_OFFSETS_TOPIC, partition, batch.build()).await;
             if result.is_ok() {
                 if let Some(entry) = self.groups.borrow_mut().get_mut(group_id) {
                     entry.persisted = Some(stored);
@@ -652,40 +737,6 @@ async fn write_tombstones(context: &ShardContext, partition: i32, keys: &[Offset
     for key in keys {
         batch.push(Some(&encode_key(key)), None, &[], now_ms());
     }
-    append_offsets(context, partition, batch.build()).await?;
+    context.append_as_coordinator(CONSUMER_OFFSETS_TOPIC, partition, batch.build()).await?;
     Ok(())
-}
-
-/// Appends a batch to a `__consumer_offsets` partition: on a single node as it always
-/// did; in a cluster as its leader, answering once the ISR has the batch (a committed
-/// offset must survive the coordinator's death).
-async fn append_offsets(context: &ShardContext, partition: i32, batch: bytes::Bytes) -> KafkaResult<()> {
-    let log = offsets_log(&context.engine, partition)?;
-    match context.replica(CONSUMER_OFFSETS_TOPIC, partition) {
-        None if context.in_cluster() => Err(not_coordinator(partition)),
-        None => log.append(batch, LEADER_EPOCH).await.map(|_| ()).map_err(KafkaError::from),
-        Some(replica) => replica.append_acks_all(batch, OFFSETS_WRITE_TIMEOUT).await.map_err(|error| {
-            if error.code == ResponseError::NotLeaderOrFollower {
-                not_coordinator(partition)
-            } else {
-                error
-            }
-        }),
-    }
-}
-
-/// How long a coordinator's write waits for the ISR (Kafka's `offsets.commit.timeout.ms`).
-const OFFSETS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn not_coordinator(partition: i32) -> KafkaError {
-    KafkaError::new(
-        ResponseError::NotCoordinator,
-        format!("this broker does not lead {CONSUMER_OFFSETS_TOPIC}-{partition}"),
-    )
-}
-
-fn offsets_log(engine: &Shard, partition: i32) -> KafkaResult<Rc<PartitionLog>> {
-    engine.partition(&partition_dir_name(CONSUMER_OFFSETS_TOPIC, partition)).ok_or_else(|| {
-        KafkaError::new(ResponseError::NotCoordinator, format!("{CONSUMER_OFFSETS_TOPIC}-{partition} is not here"))
-    })
 }

@@ -14,6 +14,7 @@
 //!   group_instance_id string?, client_id string, client_host string, rebalance_timeout i32,
 //!   session_timeout i32, subscription bytes, assignment bytes]` (v0–v2 are read too)
 
+use crate::internal_codec::{put_bytes, put_nullable_string, put_string, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Name of the internal topic.
@@ -21,14 +22,9 @@ pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Its partition count (`offsets.topic.num.partitions`).
 pub const CONSUMER_OFFSETS_PARTITIONS: i32 = 50;
 
-/// The `__consumer_offsets` partition that holds a group, as Kafka computes it: Java's
-/// `String.hashCode` of the group id, made non-negative, modulo the partition count. The
-/// same group lands on the same partition number as on a Kafka cluster.
+/// The `__consumer_offsets` partition that holds a group (Kafka's placement).
 pub fn partition_for_group(group_id: &str, partitions: i32) -> i32 {
-    assert!(partitions > 0, "the offsets topic has partitions");
-    let hash = group_id.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
-    let non_negative = if hash == i32::MIN { 0 } else { hash.abs() };
-    non_negative % partitions
+    crate::coordination::partition_for_key(group_id, partitions)
 }
 
 /// A decoded `__consumer_offsets` key.
@@ -158,25 +154,6 @@ pub fn encode_group(value: &StoredGroup) -> Bytes {
     out.freeze()
 }
 
-fn put_string(out: &mut BytesMut, text: &str) {
-    put_nullable_string(out, Some(text));
-}
-
-fn put_nullable_string(out: &mut BytesMut, text: Option<&str>) {
-    match text {
-        None => out.put_i16(-1),
-        Some(text) => {
-            out.put_i16(i16::try_from(text.len()).expect("strings in group records are under 32 KiB"));
-            out.put_slice(text.as_bytes());
-        }
-    }
-}
-
-fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
-    out.put_i32(i32::try_from(bytes.len()).expect("member metadata under 2 GiB"));
-    out.put_slice(bytes);
-}
-
 /// Decodes a key. Errors name what is wrong; stored records come from disk, where a bad
 /// one must be reported, not trusted.
 pub fn decode_key(bytes: &Bytes) -> Result<OffsetsKey, String> {
@@ -249,73 +226,6 @@ pub fn decode_group(bytes: &Bytes) -> Result<StoredGroup, String> {
     }
     reader.finish()?;
     Ok(StoredGroup { protocol_type, generation_id, protocol_name, leader_id, state_timestamp_ms, members })
-}
-
-/// A bounds-checked cursor over a stored key or value.
-struct Reader<'a> {
-    bytes: &'a Bytes,
-    position: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a Bytes) -> Self {
-        Reader { bytes, position: 0 }
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.position
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.remaining() {
-            return Err(format!("field of {n} bytes at position {} runs past the end", self.position));
-        }
-        let slice = &self.bytes[self.position..self.position + n];
-        self.position += n;
-        Ok(slice)
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-
-    fn nullable_string(&mut self) -> Result<Option<String>, String> {
-        let length = self.i16()?;
-        if length < 0 {
-            return Ok(None);
-        }
-        let at = self.position;
-        let text = self.take(length as usize)?;
-        String::from_utf8(text.to_vec()).map(Some).map_err(|_| format!("string at position {at} is not UTF-8"))
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let at = self.position;
-        self.nullable_string()?.ok_or_else(|| format!("null string at position {at}"))
-    }
-
-    fn bytes(&mut self) -> Result<Bytes, String> {
-        let length = self.i32()?;
-        if length < 0 {
-            return Ok(Bytes::new());
-        }
-        let start = self.position;
-        self.take(length as usize)?;
-        Ok(self.bytes.slice(start..start + length as usize))
-    }
-
-    fn finish(&self) -> Result<(), String> {
-        match self.remaining() {
-            0 => Ok(()),
-            extra => Err(format!("{extra} bytes left over at position {}", self.position)),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! `__consumer_offsets` partition (created with the first group request, as Kafka does).
 
 use super::coordinator::{Caller, FetchedOffset, GroupDescription, GroupListing};
-use super::records::{partition_for_group, CommittedOffset, CONSUMER_OFFSETS_PARTITIONS, CONSUMER_OFFSETS_TOPIC};
+use super::records::{CommittedOffset, CONSUMER_OFFSETS_PARTITIONS, CONSUMER_OFFSETS_TOPIC};
 use super::state::{JoinRequest, JoinResult, SyncResult};
 use crate::context::{ShardContext, ShardStats};
-use crate::control::{MetadataChange, NewTopic};
+use crate::coordination::CoordinatorPlace;
 use crate::error::{KafkaError, KafkaResult};
 use crate::ordering::Admission;
 use crate::routing::ShardMessage;
@@ -62,6 +62,22 @@ pub enum GroupOp {
     Delete,
     /// OffsetDelete: these partitions.
     DeleteOffsets(Vec<(String, i32)>),
+    /// TxnOffsetCommit.
+    TxnCommit {
+        /// Member (empty when the request names none).
+        member_id: String,
+        /// Static member's instance id.
+        instance_id: Option<String>,
+        /// Generation (-1 when the request names none).
+        generation_id: i32,
+        /// The transactional producer's id and epoch.
+        producer: (i64, i16),
+        /// `(topic, partition, offset)`.
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    },
+    /// A transaction marker for the whole `__consumer_offsets` partition (not one group):
+    /// the producer's pending transactional offsets commit or vanish.
+    CompleteTransaction(sluice_engine::TxnMarker),
 }
 
 /// The answer to a [`GroupOp`], variant by variant.
@@ -100,17 +116,32 @@ impl ShardContext {
             return Err(KafkaError::new(ResponseError::InvalidGroupId, "the group id is empty"));
         }
         self.ensure_offsets_topic().await?;
-        let metadata = self.metadata();
-        // The topic's own partition count, as Kafka (it is 50 unless created otherwise).
-        let partitions = metadata.topics.get(CONSUMER_OFFSETS_TOPIC).map_or(0, |topic| topic.shards.len() as i32);
-        let not_ready = || {
-            KafkaError::new(ResponseError::CoordinatorNotAvailable, format!("{CONSUMER_OFFSETS_TOPIC} is not ready"))
-        };
-        if partitions == 0 {
-            return Err(not_ready());
-        }
-        let partition = partition_for_group(group_id, partitions);
-        let owner = metadata.owner(CONSUMER_OFFSETS_TOPIC, partition).ok_or_else(not_ready)?;
+        let place = self.coordinator_place(CONSUMER_OFFSETS_TOPIC, group_id)?;
+        self.route_group_op(group_id, place, op, admitting, origin).await
+    }
+
+    /// Runs a transaction marker on the coordinator of a `__consumer_offsets` partition.
+    pub async fn complete_offsets_transaction(
+        self: &Rc<Self>,
+        partition: i32,
+        marker: sluice_engine::TxnMarker,
+    ) -> KafkaResult<()> {
+        let shard = self.metadata().owner(CONSUMER_OFFSETS_TOPIC, partition).ok_or_else(|| {
+            KafkaError::new(ResponseError::NotCoordinator, format!("{CONSUMER_OFFSETS_TOPIC}-{partition} is not here"))
+        })?;
+        let place = CoordinatorPlace { partition, shard };
+        self.route_group_op("", place, GroupOp::CompleteTransaction(marker), None, None).await.map(|_| ())
+    }
+
+    async fn route_group_op(
+        self: &Rc<Self>,
+        group_id: &str,
+        place: CoordinatorPlace,
+        op: GroupOp,
+        admitting: Option<crate::ordering::Admitting>,
+        origin: Option<RequestOrigin>,
+    ) -> KafkaResult<GroupReply> {
+        let CoordinatorPlace { partition, shard: owner } = place;
         if owner == self.id {
             let ticket = self.groups.ticket();
             drop(admitting);
@@ -143,22 +174,19 @@ impl ShardContext {
         if let Some(origin) = origin {
             self.groups.check_order(group_id, origin);
         }
-        if self.in_cluster() {
-            // In a cluster the coordinator is the leader of the group's partition, once
-            // it has loaded the partition's groups.
-            let leads = self.replica(CONSUMER_OFFSETS_TOPIC, partition).is_some_and(|r| r.replica.borrow().is_leader());
-            if !leads {
-                return Err(KafkaError::new(
-                    ResponseError::NotCoordinator,
-                    format!("this broker does not lead {CONSUMER_OFFSETS_TOPIC}-{partition}"),
-                ));
-            }
-            if self.groups.is_loading(partition) {
-                return Err(KafkaError::new(
-                    ResponseError::CoordinatorLoadInProgress,
-                    format!("{CONSUMER_OFFSETS_TOPIC}-{partition}'s groups are being loaded"),
-                ));
-            }
+        // In a cluster the coordinator is the leader of the group's partition, once it has
+        // loaded the partition's groups.
+        if !self.leads_internal_partition(CONSUMER_OFFSETS_TOPIC, partition) {
+            return Err(KafkaError::new(
+                ResponseError::NotCoordinator,
+                format!("this broker does not lead {CONSUMER_OFFSETS_TOPIC}-{partition}"),
+            ));
+        }
+        if self.groups.is_loading(partition) {
+            return Err(KafkaError::new(
+                ResponseError::CoordinatorLoadInProgress,
+                format!("{CONSUMER_OFFSETS_TOPIC}-{partition}'s groups are being loaded"),
+            ));
         }
         let running = self.dispatch_group_op(group_id, partition, op);
         futures::pin_mut!(running);
@@ -206,6 +234,22 @@ impl ShardContext {
             GroupOp::DeleteOffsets(partitions) => {
                 GroupReply::OffsetsDeleted(groups.delete_offsets(engine, group_id, partitions).await?)
             }
+            GroupOp::TxnCommit { member_id, instance_id, generation_id, producer, offsets } => GroupReply::Done(
+                groups
+                    .txn_commit(
+                        engine,
+                        group_id,
+                        partition,
+                        Caller { member_id: &member_id, instance_id: instance_id.as_deref(), generation_id },
+                        producer,
+                        offsets,
+                    )
+                    .await?,
+            ),
+            GroupOp::CompleteTransaction(marker) => {
+                groups.complete_transaction(engine, partition, marker).await?;
+                GroupReply::Done(Ok(()))
+            }
         })
     }
 
@@ -226,25 +270,6 @@ impl ShardContext {
 
     /// Creates `__consumer_offsets` (compacted) if it does not exist yet.
     pub async fn ensure_offsets_topic(self: &Rc<Self>) -> KafkaResult<()> {
-        if self.metadata().topics.contains_key(CONSUMER_OFFSETS_TOPIC) {
-            return Ok(());
-        }
-        let topic = NewTopic {
-            name: CONSUMER_OFFSETS_TOPIC.to_string(),
-            partitions: CONSUMER_OFFSETS_PARTITIONS as usize,
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
-            // Kafka's offsets.topic.replication.factor (3), capped at the live brokers.
-            replication_factor: self
-                .metadata()
-                .cluster
-                .as_ref()
-                .map(|view| view.image.brokers.values().filter(|b| !b.fenced).count().clamp(1, 3)),
-            assignments: None,
-        };
-        let result = self.change_metadata(MetadataChange::CreateTopics(vec![topic])).await.into_iter().next();
-        match result.expect("one result per topic") {
-            Err(error) if error.code != ResponseError::TopicAlreadyExists => Err(error),
-            _ => Ok(()),
-        }
+        self.ensure_internal_topic(CONSUMER_OFFSETS_TOPIC, CONSUMER_OFFSETS_PARTITIONS).await
     }
 }

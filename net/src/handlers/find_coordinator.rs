@@ -1,13 +1,11 @@
-//! FindCoordinator: on one node this broker coordinates every group; in a cluster a
-//! group's coordinator is the leader of its `__consumer_offsets` partition. The first request
-//! creates `__consumer_offsets`, so the coordinator is ready when the client comes to it.
-//! A transactional id is answered with this broker too: transactions do not exist yet, so
-//! its InitProducerId checks the request (as Kafka's coordinator does first) and then
-//! refuses with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report at once,
-//! rather than COORDINATOR_NOT_AVAILABLE, which they retry until their timeout.
+//! FindCoordinator: on one node this broker coordinates every group and transactional
+//! id; in a cluster the coordinator is the leader of the key's partition of
+//! `__consumer_offsets` (groups) or `__transaction_state` (transactional ids). The first
+//! request creates the topic, so the coordinator is ready when the client comes to it.
 
 use crate::context::ShardContext;
-use crate::group::records::{partition_for_group, CONSUMER_OFFSETS_TOPIC};
+use crate::group::records::CONSUMER_OFFSETS_TOPIC;
+use crate::txn::records::TRANSACTION_STATE_TOPIC;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -30,15 +28,14 @@ pub async fn handle(
 ) -> FindCoordinatorResponse {
     let ready = match request.key_type {
         KEY_TYPE_GROUP => context.ensure_offsets_topic().await.map_err(|e| (e.code, e.message)),
-        KEY_TYPE_TRANSACTION => Ok(()),
+        KEY_TYPE_TRANSACTION => context.ensure_transaction_state_topic().await.map_err(|e| (e.code, e.message)),
         other => Err((ResponseError::InvalidRequest, format!("coordinator key type {other} is not served"))),
     };
     let locate = |key: &str| -> Located {
         ready.clone()?;
-        if request.key_type == KEY_TYPE_GROUP {
-            if let Some(found) = cluster_coordinator(context, key) {
-                return found;
-            }
+        let topic = if request.key_type == KEY_TYPE_GROUP { CONSUMER_OFFSETS_TOPIC } else { TRANSACTION_STATE_TOPIC };
+        if let Some(found) = context.cluster_coordinator(topic, key) {
+            return found.map_err(|e| (e.code, e.message));
         }
         Ok((context.broker.node_id, context.broker.advertised_host.clone(), i32::from(context.broker.advertised_port)))
     };
@@ -72,22 +69,4 @@ pub async fn handle(
         .with_node_id(node)
         .with_host(host)
         .with_port(port)
-}
-
-/// In a cluster, a group's coordinator: the broker leading the group's
-/// `__consumer_offsets` partition (`None` on a single node).
-fn cluster_coordinator(context: &ShardContext, group: &str) -> Option<Located> {
-    let metadata = context.metadata();
-    let view = metadata.cluster.as_ref()?;
-    let partitions = metadata.topics.get(CONSUMER_OFFSETS_TOPIC).map_or(0, |t| t.shards.len() as i32);
-    let unavailable = |why: String| Err((ResponseError::CoordinatorNotAvailable, why));
-    if partitions == 0 {
-        return Some(unavailable(format!("{CONSUMER_OFFSETS_TOPIC} is not ready")));
-    }
-    let partition = partition_for_group(group, partitions);
-    let leader = view.partition(CONSUMER_OFFSETS_TOPIC, partition).map_or(-1, |(_, state)| state.leader);
-    Some(match view.image.brokers.get(&leader).filter(|b| !b.fenced) {
-        Some(broker) => Ok((leader, broker.host.clone(), i32::from(broker.port))),
-        None => unavailable(format!("{CONSUMER_OFFSETS_TOPIC}-{partition} has no leader")),
-    })
 }

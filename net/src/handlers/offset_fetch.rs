@@ -1,5 +1,6 @@
 //! OffsetFetch: a group's committed offsets (v0–7: one group; v8: several). A partition
-//! without a committed offset answers -1, as Kafka.
+//! without a committed offset answers -1, as Kafka. `require_stable` (v7+, sent by
+//! read_committed consumers) withholds offsets that an open transaction is committing.
 
 use crate::context::ShardContext;
 use crate::error::KafkaResult;
@@ -11,6 +12,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -34,15 +36,22 @@ fn by_topic(offsets: Vec<FetchedOffset>) -> BTreeMap<String, Vec<FetchedOffset>>
     topics
 }
 
-fn parts(offset: &FetchedOffset) -> (i64, i32, Option<StrBytes>) {
+/// A partition's answer: offset, leader epoch, metadata and error code. With
+/// `require_stable`, an offset an open transaction is about to replace is withheld with
+/// UNSTABLE_OFFSET_COMMIT (the client asks again), as Kafka does.
+fn parts(offset: &FetchedOffset, require_stable: bool) -> (i64, i32, Option<StrBytes>, i16) {
+    if require_stable && offset.pending_in_transaction {
+        return (-1, -1, Some(StrBytes::default()), ResponseError::UnstableOffsetCommit.code());
+    }
     match &offset.committed {
-        Some(c) => (c.offset, c.leader_epoch, Some(StrBytes::from_string(c.metadata.clone()))),
-        None => (-1, -1, Some(StrBytes::default())),
+        Some(c) => (c.offset, c.leader_epoch, Some(StrBytes::from_string(c.metadata.clone())), 0),
+        None => (-1, -1, Some(StrBytes::default()), 0),
     }
 }
 
 /// Answers an OffsetFetch request.
 pub async fn handle(context: &Rc<ShardContext>, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let require_stable = request.require_stable;
     if version < 8 {
         let wanted = request.topics.map(|topics| {
             topics.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.to_string(), *p))).collect()
@@ -55,8 +64,9 @@ pub async fn handle(context: &Rc<ShardContext>, request: OffsetFetchRequest, ver
                         let partitions = offsets
                             .iter()
                             .map(|o| {
-                                let (offset, epoch, metadata) = parts(o);
+                                let (offset, epoch, metadata, code) = parts(o, require_stable);
                                 OffsetFetchResponsePartition::default()
+                                    .with_error_code(code)
                                     .with_partition_index(o.partition)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
@@ -86,8 +96,9 @@ pub async fn handle(context: &Rc<ShardContext>, request: OffsetFetchRequest, ver
                         let partitions = offsets
                             .iter()
                             .map(|o| {
-                                let (offset, epoch, metadata) = parts(o);
+                                let (offset, epoch, metadata, code) = parts(o, require_stable);
                                 OffsetFetchResponsePartitions::default()
+                                    .with_error_code(code)
                                     .with_partition_index(o.partition)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)

@@ -30,8 +30,6 @@ pub async fn handle(
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let refusal = if !matches!(acks, -1..=1) {
         Some(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks = {acks}: must be -1, 0 or 1")))
-    } else if request.transactional_id.is_some() {
-        Some(KafkaError::new(ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet"))
     } else {
         None
     };

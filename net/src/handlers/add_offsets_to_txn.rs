@@ -1,0 +1,35 @@
+//! AddOffsetsToTxn: adds the group's `__consumer_offsets` partition to the producer's
+//! transaction, so that its TxnOffsetCommit offsets are committed or dropped with it.
+
+use crate::context::ShardContext;
+use crate::group::records::CONSUMER_OFFSETS_TOPIC;
+use crate::txn::route::{TxnOp, TxnReply};
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use std::rc::Rc;
+
+/// Answers an AddOffsetsToTxn request.
+pub async fn handle(context: &Rc<ShardContext>, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    let code = match add(context, &request).await {
+        Ok(()) => 0,
+        Err(code) => code.code(),
+    };
+    AddOffsetsToTxnResponse::default().with_error_code(code)
+}
+
+async fn add(
+    context: &Rc<ShardContext>,
+    request: &AddOffsetsToTxnRequest,
+) -> Result<(), kafka_protocol::ResponseError> {
+    context.ensure_offsets_topic().await.map_err(|e| e.code)?;
+    let place = context.coordinator_place(CONSUMER_OFFSETS_TOPIC, &request.group_id.0).map_err(|e| e.code)?;
+    let op = TxnOp::AddPartitions {
+        producer: (request.producer_id.0, request.producer_epoch),
+        partitions: vec![(CONSUMER_OFFSETS_TOPIC.to_string(), place.partition)],
+        verify_only: false,
+    };
+    match context.call_txn(request.transactional_id.as_str(), op).await {
+        Ok(TxnReply::Done(outcome)) => outcome,
+        Ok(other) => unreachable!("AddOffsetsToTxn answered with {other:?}"),
+        Err(error) => Err(error.code),
+    }
+}
