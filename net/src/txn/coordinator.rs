@@ -124,6 +124,10 @@ impl TxnCoordinator {
         let mut prepared = Vec::new();
         {
             let mut txns = self.txns.borrow_mut();
+            let ids = found.values().filter(|state| state.is_some()).count();
+            if ids > 0 {
+                tracing::info!(partition = log.name(), transactional_ids = ids, "transaction coordinator loaded");
+            }
             for (id, state) in found {
                 let Some(state) = state else { continue };
                 if state.status.is_preparing() {
@@ -131,7 +135,6 @@ impl TxnCoordinator {
                 }
                 txns.insert(id, TxnEntry { state, partition });
             }
-            tracing::info!(partition = log.name(), transactional_ids = txns.len(), "transaction coordinator loaded");
         }
         for id in prepared {
             glommio::spawn_local(complete_transaction(context.clone(), id)).detach();

@@ -41,7 +41,7 @@ class Broker:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [*self.wrapper, str(SLUICE), "serve", "--listen", self.address, "--data-dir", str(self.data_dir), *self.flags],
-            stdout=log, stderr=log, cwd=self.data_dir.parent, env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
+            stdout=log, stderr=log, cwd=self.data_dir.parent, env={**os.environ, "RUST_LOG": os.environ.get("SLUICE_TEST_LOG", "info"), "NO_COLOR": "1"})
         deadline = time.time() + 30
         while time.time() < deadline:
             assert self.process.poll() is None, f"broker exited: {self.log()}"
