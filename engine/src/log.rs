@@ -450,6 +450,12 @@ impl PartitionLog {
         found
     }
 
+    /// When the oldest open transaction began (its first batch's timestamp), if any: the
+    /// age operators chase when the last stable offset stalls.
+    pub fn oldest_open_transaction_since_ms(&self) -> Option<i64> {
+        self.state.borrow().producers.oldest_open_since_ms()
+    }
+
     /// Open transactions, oldest first: `(first offset, producer id)`.
     pub fn open_transactions(&self) -> Vec<(i64, i64)> {
         self.state.borrow().producers.open_transactions().collect()

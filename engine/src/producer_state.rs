@@ -110,13 +110,21 @@ struct ProducerEntry {
     batches: VecDeque<BatchSequence>,
     /// Where the producer's open transaction began.
     open_transaction: Option<i64>,
+    /// When it began: the max timestamp of its first batch here (-1 when none is open).
+    open_since_ms: i64,
     /// The newest coordinator epoch among its markers (-1 before any).
     coordinator_epoch: i32,
 }
 
 impl ProducerEntry {
     fn new(epoch: i16) -> Self {
-        ProducerEntry { epoch, batches: VecDeque::new(), open_transaction: None, coordinator_epoch: -1 }
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            open_transaction: None,
+            open_since_ms: -1,
+            coordinator_epoch: -1,
+        }
     }
 
     /// A newer epoch starts a fresh sequence.
@@ -252,11 +260,13 @@ impl ProducerStates {
             }
             // A marker for a transaction that wrote nothing here completes nothing here.
             let first_offset = entry.open_transaction.take()?;
+            entry.open_since_ms = -1;
             self.open_transactions.remove(&first_offset);
             return Some(CompletedTxn { producer_id, first_offset, last_offset: header.base_offset(), aborted });
         }
         if header.is_transactional() && entry.open_transaction.is_none() {
             entry.open_transaction = Some(header.base_offset());
+            entry.open_since_ms = header.max_timestamp();
             self.open_transactions.insert(header.base_offset(), producer_id);
         }
         if header.base_sequence() == NO_SEQUENCE {
@@ -280,19 +290,31 @@ impl ProducerStates {
         self.open_transactions.keys().next().copied()
     }
 
+    /// When the oldest open transaction began (its first batch's timestamp), if any.
+    pub fn oldest_open_since_ms(&self) -> Option<i64> {
+        let (_, producer_id) = self.open_transactions.iter().next()?;
+        self.producers.get(producer_id).map(|entry| entry.open_since_ms)
+    }
+
     /// Open transactions, oldest first: `(first offset, producer id)`.
     pub fn open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         self.open_transactions.iter().map(|(first, producer)| (*first, *producer))
     }
 
-    /// Encodes the state: per producer `id epoch count open_transaction coordinator_epoch`
-    /// (-1: no open transaction) then `first last first_offset last_offset` per batch, one
+    /// Encodes the state: per producer `id epoch count open_transaction coordinator_epoch
+    /// open_since_ms` (-1: no open transaction) then `first last first_offset last_offset` per batch, one
     /// line each, text for inspection with a pager.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = String::new();
         for (id, entry) in &self.producers {
             let open = entry.open_transaction.unwrap_or(-1);
-            out.push_str(&format!("{id} {} {} {open} {}\n", entry.epoch, entry.batches.len(), entry.coordinator_epoch));
+            out.push_str(&format!(
+                "{id} {} {} {open} {} {}\n",
+                entry.epoch,
+                entry.batches.len(),
+                entry.coordinator_epoch,
+                entry.open_since_ms
+            ));
             for b in &entry.batches {
                 out.push_str(&format!(
                     "{} {} {} {}\n",
@@ -311,10 +333,14 @@ impl ProducerStates {
         let mut states = ProducerStates::default();
         while let Some(line) = lines.next() {
             let fields: Vec<i64> = line.split(' ').map(|f| f.parse().ok()).collect::<Option<_>>()?;
-            // Snapshots from before transactions have the first three fields only.
-            let (id, epoch, count, open, coordinator_epoch) = match fields[..] {
-                [id, epoch, count] => (id, epoch, count, -1, -1),
-                [id, epoch, count, open, coordinator_epoch] => (id, epoch, count, open, coordinator_epoch),
+            // Snapshots from before transactions have the first three fields only, from before
+            // the transaction age the first five.
+            let (id, epoch, count, open, coordinator_epoch, open_since_ms) = match fields[..] {
+                [id, epoch, count] => (id, epoch, count, -1, -1, -1),
+                [id, epoch, count, open, coordinator_epoch] => (id, epoch, count, open, coordinator_epoch, -1),
+                [id, epoch, count, open, coordinator_epoch, since] => {
+                    (id, epoch, count, open, coordinator_epoch, since)
+                }
                 _ => return None,
             };
             let count = usize::try_from(count).ok().filter(|c| *c <= BATCHES_PER_PRODUCER)?;
@@ -335,7 +361,9 @@ impl ProducerStates {
             }
             let coordinator_epoch = i32::try_from(coordinator_epoch).ok()?;
             let epoch = i16::try_from(epoch).ok()?;
-            states.producers.insert(id, ProducerEntry { epoch, batches, open_transaction, coordinator_epoch });
+            states
+                .producers
+                .insert(id, ProducerEntry { epoch, batches, open_transaction, open_since_ms, coordinator_epoch });
         }
         Some(states)
     }

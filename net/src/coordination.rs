@@ -15,6 +15,12 @@ use sluice_engine::shard::partition_dir_name;
 use sluice_engine::{PartitionLog, ReadLimit, TxnMarker};
 use std::rc::Rc;
 
+/// Wall-clock milliseconds since the Unix epoch: what coordinators store (commit times,
+/// transaction start times), which must mean the same after a restart.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// How long a coordinator's write waits for the ISR (Kafka's `offsets.commit.timeout.ms`).
 pub const COORDINATOR_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 

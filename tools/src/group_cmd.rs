@@ -11,8 +11,8 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{
-    ApiKey, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ApiKey, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+    OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
@@ -20,8 +20,6 @@ use sluice_client::ops::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use sluice_client::{ClientError, KafkaConnection};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// FindCoordinator's key type for consumer groups.
-const KEY_TYPE_GROUP: i8 = 0;
 /// OffsetFetch v10 names topics by id only; this tool names them.
 const OFFSET_FETCH_VERSION_MAX: i16 = 9;
 /// The consumer protocol's assignment schema versions this crate decodes.
@@ -118,29 +116,7 @@ pub fn run(brokers: BrokerArgs, command: GroupCommand) -> Result<(), String> {
 /// A connection to the group's coordinator when it is not the broker connected to
 /// (`None`: that broker coordinates the group).
 async fn coordinator(connection: &mut KafkaConnection, group: &str) -> Result<Option<KafkaConnection>, ClientError> {
-    let version = connection.version_for(ApiKey::FindCoordinator, 4)?;
-    let request = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
-    let request = if version >= 4 {
-        request.with_coordinator_keys(vec![str_bytes(group)])
-    } else {
-        request.with_key(str_bytes(group))
-    };
-    let response = connection.send_at(&request, version).await?;
-    let (code, message, host, port) = if version >= 4 {
-        let found = response
-            .coordinators
-            .first()
-            .ok_or_else(|| protocol_error(connection, "FindCoordinator answered no coordinator".into()))?;
-        (found.error_code, found.error_message.clone(), found.host.to_string(), found.port)
-    } else {
-        (response.error_code, response.error_message.clone(), response.host.to_string(), response.port)
-    };
-    ClientError::check(|| format!("find the coordinator of group {group}"), code, message.as_ref())?;
-    let address = format!("{host}:{port}");
-    if address == connection.address() {
-        return Ok(None);
-    }
-    KafkaConnection::connect(&address, "sluice-cli").await.map(Some)
+    crate::coordinator::connect_to_coordinator(connection, crate::coordinator::KEY_TYPE_GROUP, group).await
 }
 
 async fn list(connection: &mut KafkaConnection) -> Result<(), ClientError> {

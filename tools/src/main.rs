@@ -6,6 +6,7 @@ mod client_args;
 mod cluster_cmd;
 mod cluster_reassign;
 mod consume_cmd;
+mod coordinator;
 mod data_dir_lock;
 mod group_cmd;
 mod log_level;
@@ -13,6 +14,7 @@ mod produce_cmd;
 mod serve;
 mod table;
 mod topic_cmd;
+mod transactions_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +48,14 @@ enum Command {
         brokers: client_args::BrokerArgs,
         #[command(subcommand)]
         command: group_cmd::GroupCommand,
+    },
+    /// List and describe transactional ids and their open transactions (over the Kafka
+    /// protocol).
+    Transactions {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(subcommand)]
+        command: transactions_cmd::TransactionsCommand,
     },
     /// The cluster's brokers, controller and under-replicated or offline partitions (over
     /// the Kafka protocol).
@@ -91,6 +101,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin_cmd::run(args),
         Command::Topic { brokers, command } => topic_cmd::run(brokers, command),
         Command::Group { brokers, command } => group_cmd::run(brokers, command),
+        Command::Transactions { brokers, command } => transactions_cmd::run(brokers, command),
         Command::Cluster { brokers, command } => cluster_cmd::run(brokers, command),
         Command::Produce { brokers, args } => produce_cmd::run(brokers, args),
         Command::Consume { brokers, args } => consume_cmd::run(brokers, args),

@@ -70,7 +70,7 @@ pub fn render(version: &str, uptime_ms: u64, reports: &[ShardReport]) -> String 
     out.family("sluice_fsync_latency_seconds", "summary", "fdatasync latency of segment files, all shards.");
     out.summary("sluice_fsync_latency_seconds", &[], &merge(reports.iter().map(|r| &r.fsync_latencies)));
 
-    let per_partition: [Family<PartitionReport>; 5] = [
+    let per_partition: [Family<PartitionReport>; 7] = [
         ("sluice_partition_size_bytes", "gauge", "Bytes over all segments.", |p| p.size_bytes as f64),
         ("sluice_partition_segments", "gauge", "Segment files.", |p| p.segments as f64),
         ("sluice_partition_log_start_offset", "gauge", "First offset held.", |p| p.log_start_offset as f64),
@@ -78,11 +78,27 @@ pub fn render(version: &str, uptime_ms: u64, reports: &[ShardReport]) -> String 
         ("sluice_partition_high_watermark", "gauge", "Offsets below it are visible to consumers.", |p| {
             p.high_watermark as f64
         }),
+        (
+            "sluice_partition_last_stable_offset",
+            "gauge",
+            "Offsets below it are visible to read_committed consumers.",
+            |p| p.last_stable_offset as f64,
+        ),
+        ("sluice_partition_open_transactions", "gauge", "Transactions open in the partition.", |p| {
+            p.open_transactions as f64
+        }),
     ];
     for (name, kind, help, value) in per_partition {
         out.family(name, kind, help);
         for partition in reports.iter().flat_map(|r| &r.partitions) {
             out.partition_sample(name, partition, value(partition));
+        }
+    }
+    let age = "sluice_partition_oldest_open_transaction_age_seconds";
+    out.family(age, "gauge", "How long the oldest open transaction has held the last stable offset back.");
+    for partition in reports.iter().flat_map(|r| &r.partitions) {
+        if let Some(ms) = partition.oldest_open_transaction_age_ms {
+            out.partition_sample(age, partition, ms as f64 / 1000.0);
         }
     }
     if let Some(cluster) = reports.iter().find_map(|r| r.cluster.as_ref()) {
@@ -221,6 +237,9 @@ mod tests {
                 log_start_offset: 0,
                 log_end_offset: 100,
                 high_watermark: 100,
+                last_stable_offset: 90,
+                open_transactions: shard,
+                oldest_open_transaction_age_ms: (shard > 0).then_some(2_500),
                 replica: None,
             }],
             requests_by_api: vec![("Produce".into(), produce)],
@@ -277,6 +296,14 @@ mod tests {
             100.0,
             "a quote in a label value is escaped"
         );
+        assert_eq!(
+            value("sluice_partition_last_stable_offset{topic=\"orders\\\"0\",partition=\"0\",shard=\"0\"}"),
+            90.0
+        );
+        assert_eq!(value("sluice_partition_open_transactions{topic=\"orders\\\"1\",partition=\"0\",shard=\"1\"}"), 1.0);
+        let ages: Vec<_> = samples.iter().filter(|(s, _)| s.starts_with("sluice_partition_oldest_open")).collect();
+        assert_eq!(ages.len(), 1, "only a partition with an open transaction has an age");
+        assert_eq!(ages[0].1, 2.5);
     }
 
     #[test]

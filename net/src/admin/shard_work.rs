@@ -57,6 +57,14 @@ pub struct PartitionReport {
     pub log_end_offset: i64,
     /// What consumers may read up to.
     pub high_watermark: i64,
+    /// What read_committed consumers may read up to (the first open transaction's start).
+    pub last_stable_offset: i64,
+    /// Transactions open in the partition.
+    pub open_transactions: usize,
+    /// How long the oldest open transaction has been open, ms (from its first batch's
+    /// timestamp); `None` when none is open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_open_transaction_age_ms: Option<i64>,
     /// In a cluster, the replica's state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaReport>,
@@ -178,6 +186,11 @@ impl ShardContext {
                     log_start_offset: log.log_start_offset(),
                     log_end_offset: log.log_end_offset(),
                     high_watermark: log.high_watermark(),
+                    last_stable_offset: log.last_stable_offset(),
+                    open_transactions: log.open_transactions().len(),
+                    oldest_open_transaction_age_ms: log
+                        .oldest_open_transaction_since_ms()
+                        .map(|since| (crate::coordination::wall_clock_ms() - since).max(0)),
                     replica: self.replica_named(log.name()).map(|handle| {
                         let replica = handle.replica.borrow();
                         let state = replica.state();

@@ -16,7 +16,7 @@ use super::state::{
     Delivery, Group, GroupLimits, GroupState, JoinRequest, JoinResult, MemberDescription, Outcome, SyncResult,
 };
 use crate::context::ShardContext;
-use crate::coordination::replay;
+use crate::coordination::{replay, wall_clock_ms as now_ms};
 use crate::error::{KafkaError, KafkaResult};
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -29,7 +29,7 @@ use sluice_engine::source_order::{RequestOrigin, SourceOrder};
 use sluice_engine::TxnMarker;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// A group and what waits on it.
 struct GroupEntry {
@@ -150,10 +150,6 @@ pub struct GroupCoordinator {
     sources: RefCell<SourceOrder>,
     /// `__consumer_offsets` partitions being loaded (in a cluster, after becoming leader).
     loading: RefCell<std::collections::BTreeSet<i32>>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn internal_error(message: String) -> KafkaError {

@@ -3,15 +3,23 @@
 
 use crate::context::ShardContext;
 use crate::group::records::CONSUMER_OFFSETS_TOPIC;
+use crate::txn::fencing_error_for;
 use crate::txn::route::{TxnOp, TxnReply};
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 use std::rc::Rc;
 
+/// The AddOffsetsToTxn version that knows PRODUCER_FENCED.
+const PRODUCER_FENCED_SINCE: i16 = 2;
+
 /// Answers an AddOffsetsToTxn request.
-pub async fn handle(context: &Rc<ShardContext>, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
     let code = match add(context, &request).await {
         Ok(()) => 0,
-        Err(code) => code.code(),
+        Err(code) => fencing_error_for(code, version, PRODUCER_FENCED_SINCE).code(),
     };
     AddOffsetsToTxnResponse::default().with_error_code(code)
 }

@@ -5,6 +5,7 @@
 //! answer UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED.
 
 use crate::context::ShardContext;
+use crate::txn::fencing_error_for;
 use crate::txn::route::{TxnOp, TxnReply};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -13,6 +14,9 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, TransactionalId};
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
+
+/// The AddPartitionsToTxn version that knows PRODUCER_FENCED.
+const PRODUCER_FENCED_SINCE: i16 = 2;
 
 /// Answers an AddPartitionsToTxn request.
 pub async fn handle(
@@ -27,6 +31,7 @@ pub async fn handle(
             (request.v3_and_below_producer_id.0, request.v3_and_below_producer_epoch),
             &request.v3_and_below_topics,
             false,
+            version,
         )
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
@@ -34,8 +39,8 @@ pub async fn handle(
     let mut by_transaction = Vec::with_capacity(request.transactions.len());
     for transaction in &request.transactions {
         let producer = (transaction.producer_id.0, transaction.producer_epoch);
-        let results =
-            add(context, &transaction.transactional_id, producer, &transaction.topics, transaction.verify_only).await;
+        let (id, topics) = (&transaction.transactional_id, &transaction.topics);
+        let results = add(context, id, producer, topics, transaction.verify_only, version).await;
         by_transaction.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(transaction.transactional_id.clone())
@@ -51,6 +56,7 @@ async fn add(
     producer: (i64, i16),
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
+    version: i16,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let metadata = context.metadata();
     let exists = |topic: &str, partition: i32| metadata.owner(topic, partition).is_some();
@@ -58,7 +64,7 @@ async fn add(
     let code_of = |topic: &str, partition: i32, outcome: Result<(), ResponseError>| match outcome {
         Ok(()) => 0,
         Err(_) if !all_exist && exists(topic, partition) => ResponseError::OperationNotAttempted.code(),
-        Err(code) => code.code(),
+        Err(code) => fencing_error_for(code, version, PRODUCER_FENCED_SINCE).code(),
     };
     let outcome = if all_exist {
         let partitions = topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p))).collect();

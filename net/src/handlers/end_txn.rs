@@ -2,17 +2,21 @@
 //! durable in `__transaction_state`; the coordinator then writes the markers.
 
 use crate::context::ShardContext;
+use crate::txn::fencing_error_for;
 use crate::txn::route::{TxnOp, TxnReply};
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 use std::rc::Rc;
 
+/// The EndTxn version that knows PRODUCER_FENCED.
+const PRODUCER_FENCED_SINCE: i16 = 2;
+
 /// Answers an EndTxn request.
-pub async fn handle(context: &Rc<ShardContext>, request: EndTxnRequest) -> EndTxnResponse {
+pub async fn handle(context: &Rc<ShardContext>, request: EndTxnRequest, version: i16) -> EndTxnResponse {
     let producer = (request.producer_id.0, request.producer_epoch);
     let op = TxnOp::End { producer, commit: request.committed };
     let code = match context.call_txn(request.transactional_id.as_str(), op).await {
         Ok(TxnReply::Done(Ok(()))) => 0,
-        Ok(TxnReply::Done(Err(code))) => code.code(),
+        Ok(TxnReply::Done(Err(code))) => fencing_error_for(code, version, PRODUCER_FENCED_SINCE).code(),
         Ok(other) => unreachable!("EndTxn answered with {other:?}"),
         Err(error) => error.code.code(),
     };

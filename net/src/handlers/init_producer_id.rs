@@ -3,6 +3,7 @@
 //! of the id's producer (fencing the previous instance) and aborts its open transaction.
 
 use crate::context::ShardContext;
+use crate::txn::fencing_error_for;
 use crate::txn::route::{TxnOp, TxnReply};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
@@ -12,8 +13,15 @@ use std::rc::Rc;
 /// ask for.
 pub const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
 
+/// The InitProducerId version that knows PRODUCER_FENCED.
+const PRODUCER_FENCED_SINCE: i16 = 4;
+
 /// Answers an InitProducerId request.
-pub async fn handle(context: &Rc<ShardContext>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     let expected = (request.producer_id.0, request.producer_epoch);
     if let Some(transactional_id) = &request.transactional_id {
         // Kafka's coordinator checks, in this order, before it looks at the id's state.
@@ -28,7 +36,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: InitProducerIdRequest) 
             Ok(TxnReply::ProducerId(Ok((id, epoch)))) => {
                 InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
             }
-            Ok(TxnReply::ProducerId(Err(code))) => refusal(code),
+            Ok(TxnReply::ProducerId(Err(code))) => refusal(fencing_error_for(code, version, PRODUCER_FENCED_SINCE)),
             Ok(other) => unreachable!("InitProducerId answered with {other:?}"),
             Err(error) => refusal(error.code),
         };

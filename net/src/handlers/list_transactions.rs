@@ -32,7 +32,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: ListTransactionsRequest
         Ok(listed) => listed,
         Err(error) => return ListTransactionsResponse::default().with_error_code(error.code.code()),
     };
-    let now_ms = crate::cluster::now_ms() as i64;
+    let now_ms = crate::coordination::wall_clock_ms();
     let states = listed
         .into_iter()
         .filter(|t| {

@@ -11,7 +11,6 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Answers an OffsetCommit request.
 pub async fn handle(
@@ -19,7 +18,7 @@ pub async fn handle(
     request: OffsetCommitRequest,
     admission: Option<Admission>,
 ) -> OffsetCommitResponse {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = crate::coordination::wall_clock_ms();
     let metadata = context.metadata();
     let exists = |topic: &str, partition: i32| metadata.owner(topic, partition).is_some();
     let offsets: Vec<_> = request

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 /// Answers a TxnOffsetCommit request.
 pub async fn handle(context: &Rc<ShardContext>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let now_ms = crate::cluster::now_ms() as i64;
+    let now_ms = crate::coordination::wall_clock_ms();
     let metadata = context.metadata();
     let exists = |topic: &str, partition: i32| metadata.owner(topic, partition).is_some();
     let offsets: Vec<_> = request

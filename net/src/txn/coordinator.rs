@@ -14,7 +14,7 @@ use super::records::{
 };
 use super::state::{self, EndDecision, InitDecision};
 use crate::context::ShardContext;
-use crate::coordination::replay;
+use crate::coordination::{replay, wall_clock_ms as now_ms};
 use crate::error::{KafkaError, KafkaResult};
 use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
@@ -60,10 +60,6 @@ pub struct TxnCoordinator {
     writing: RefCell<HashSet<String>>,
     /// `__transaction_state` partitions being loaded (in a cluster, after becoming leader).
     loading: RefCell<BTreeSet<i32>>,
-}
-
-fn now_ms() -> i64 {
-    crate::cluster::now_ms() as i64
 }
 
 /// Holds an id's "change in flight" mark; released when dropped, whatever happened.

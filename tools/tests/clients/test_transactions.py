@@ -14,7 +14,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Broker
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import SLUICE, Broker, free_port
+from test_admin import Admin, partitions_of
 from test_bad_input import UNKNOWN_TOPIC_OR_PARTITION, connect, frame, kafka_string, read_response
 
 HERE = Path(__file__).resolve().parent
@@ -174,6 +177,58 @@ def test_offsets_sent_to_a_transaction_are_visible_only_once_it_commits(broker):
     observer.close()
 
 
+def test_open_transactions_and_their_age_are_reported_per_partition(start_broker):
+    """What operators chase when the last stable offset stalls: the admin socket's
+    partitions, /metrics and `sluice transactions` name the open transaction and its age."""
+    broker = start_broker("--cores", "2", "--metrics-listen", f"127.0.0.1:{free_port()}")
+    metrics_address = broker.flags[broker.flags.index("--metrics-listen") + 1]
+    create(broker.address, ("watched", 2))
+    producer = Producer({"bootstrap.servers": broker.address, "transactional.id": "watched-writer"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce("watched", value="held open", partition=1)
+    producer.flush(30)
+    time.sleep(1.2)
+
+    def watched():
+        return partitions_of(Admin(broker)(command="partitions"), topic="watched")
+
+    def samples():
+        text = scrape_metrics(metrics_address)
+        return {(s.name, s.labels.get("topic"), s.labels.get("partition")): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    open_now = watched()
+    assert (open_now[1]["open_transactions"], open_now[1]["last_stable_offset"]) == (1, 0)
+    assert open_now[1]["oldest_open_transaction_age_ms"] >= 1000
+    assert open_now[0]["open_transactions"] == 0 and "oldest_open_transaction_age_ms" not in open_now[0]
+    scraped = samples()
+    assert scraped[("sluice_partition_open_transactions", "watched", "1")] == 1
+    assert scraped[("sluice_partition_oldest_open_transaction_age_seconds", "watched", "1")] >= 1.0
+    assert ("sluice_partition_oldest_open_transaction_age_seconds", "watched", "0") not in scraped
+    listed = subprocess.run([str(SLUICE), "transactions", "--brokers", broker.address, "describe", "watched-writer"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    row = listed.stdout.splitlines()[1].split()
+    assert (row[0], row[3], row[-1]) == ("watched-writer", "Ongoing", "watched-1")
+    producer.commit_transaction(30)
+    deadline = time.time() + 10
+    while watched()[1]["open_transactions"] != 0:  # the marker follows EndTxn's answer
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert watched()[1]["last_stable_offset"] == 2, "the record and its commit marker"
+    assert samples()[("sluice_partition_open_transactions", "watched", "1")] == 0
+    listed = subprocess.run([str(SLUICE), "transactions", "--brokers", broker.address, "list"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0::3] for line in listed.stdout.splitlines()[1:]] == [["watched-writer", "CompleteCommit"]]
+
+
+def scrape_metrics(address):
+    return subprocess.run(["curl", "-s", f"http://{address}/metrics"], capture_output=True, text=True,
+                          timeout=30).stdout
+
+
 def call(sock, api_key, version, body, correlation_id=[0]):
     """One raw request; the response body after its correlation id."""
     correlation_id[0] += 1
@@ -185,7 +240,7 @@ def call(sock, api_key, version, body, correlation_id=[0]):
 
 INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, END_TXN = 22, 24, 26
 INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING, INVALID_TRANSACTION_TIMEOUT = 48, 49, 50
-CONCURRENT_TRANSACTIONS, PRODUCER_FENCED = 51, 90
+CONCURRENT_TRANSACTIONS, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED = 51, 47, 90
 
 
 def init_producer_id(sock, transactional_id, timeout_ms):
@@ -194,9 +249,10 @@ def init_producer_id(sock, transactional_id, timeout_ms):
     return error, producer_id, epoch
 
 
-def end_txn(sock, transactional_id, producer_id, epoch, commit):
+def end_txn(sock, transactional_id, producer_id, epoch, commit, version=0):
+    """EndTxn v0-2 (the same non-flexible layout)."""
     body = kafka_string(transactional_id) + struct.pack(">qh?", producer_id, epoch, commit)
-    return struct.unpack(">ih", call(sock, END_TXN, 0, body))[1]
+    return struct.unpack(">ih", call(sock, END_TXN, version, body))[1]
 
 
 def add_partitions(sock, transactional_id, producer_id, epoch, topic, partition):
@@ -219,11 +275,13 @@ def test_bad_transactional_requests_get_kafkas_errors_and_change_nothing(broker)
             assert end_txn(sock, "strict", producer_id, epoch, commit) == INVALID_TXN_STATE
         assert add_partitions(sock, "strict", producer_id, epoch, "no-such-topic", 0) == UNKNOWN_TOPIC_OR_PARTITION
         assert add_partitions(sock, "strict", producer_id + 1, epoch, "strict", 0) == INVALID_PRODUCER_ID_MAPPING
-        assert add_partitions(sock, "strict", producer_id, epoch + 1, "strict", 0) == PRODUCER_FENCED
+        # v0 clients know fencing as INVALID_PRODUCER_EPOCH (PRODUCER_FENCED came in v2).
+        assert add_partitions(sock, "strict", producer_id, epoch + 1, "strict", 0) == INVALID_PRODUCER_EPOCH
         # None of that opened a transaction.
         assert end_txn(sock, "strict", producer_id, epoch, True) == INVALID_TXN_STATE
         assert add_partitions(sock, "strict", producer_id, epoch, "strict", 0) == 0
-        assert end_txn(sock, "strict", producer_id, epoch - 1, False) == PRODUCER_FENCED
+        assert end_txn(sock, "strict", producer_id, epoch - 1, False) == INVALID_PRODUCER_EPOCH
+        assert end_txn(sock, "strict", producer_id, epoch - 1, False, version=2) == PRODUCER_FENCED
         assert end_txn(sock, "strict", producer_id, epoch, False) == 0
         # A retry meets CONCURRENT_TRANSACTIONS while the markers are written, then succeeds.
         deadline = time.time() + 10
