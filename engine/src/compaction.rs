@@ -9,6 +9,7 @@
 //! written back uncompressed (one that keeps every record stays as it was).
 
 use crate::batch::{BatchError, BatchHeader, Compression, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::txn_index::AbortedTxn;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
 use std::collections::HashMap;
@@ -34,16 +35,41 @@ pub struct CompactionReport {
 
 /// Where the newest record of each key lies: key → its offset. Keys are kept whole (no
 /// hashing, so no collision can drop a live record); memory grows with distinct keys.
+///
+/// It also knows the aborted transactions of the compacted range (Kafka's cleaner rule):
+/// their records are dropped, and never count as the newest of their keys, so an aborted
+/// write can never make a committed value disappear.
 #[derive(Debug, Default)]
 pub struct OffsetMap {
     latest: HashMap<Box<[u8]>, i64>,
+    /// Producer id → `(first offset, marker offset)` of each of its aborted transactions.
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
 }
 
 impl OffsetMap {
-    /// Records the keys of every record of `batch` (control batches carry no keys).
+    /// An empty map for a range holding these aborted transactions.
+    pub fn with_aborted(aborted: impl IntoIterator<Item = AbortedTxn>) -> Self {
+        let mut map = OffsetMap::default();
+        for txn in aborted {
+            map.aborted.entry(txn.producer_id).or_default().push((txn.first_offset, txn.last_offset));
+        }
+        map
+    }
+
+    /// Whether the batch is data of an aborted transaction.
+    pub fn is_aborted(&self, header: &BatchHeader<'_>) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.get(&header.producer_id()).is_some_and(|ranges| {
+                ranges.iter().any(|(first, last)| (*first..=*last).contains(&header.base_offset()))
+            })
+    }
+
+    /// Records the keys of every record of `batch` (control batches carry no keys; aborted
+    /// data does not count).
     pub fn observe(&mut self, batch: &[u8]) -> Result<(), BatchError> {
         let header = BatchHeader::parse(batch, usize::MAX)?;
-        if header.is_control() {
+        if header.is_control() || self.is_aborted(&header) {
             return Ok(());
         }
         let plain = plain_batch(&header)?;
@@ -104,7 +130,7 @@ pub struct FilterCounts {
 /// Filters `batch` for compaction: a keyed record survives when it is the newest of its
 /// key in `map` (or newer than anything the map saw), and, if it is a tombstone, while
 /// `now_ms < batch max timestamp + delete_retention_ms`. Records with a null key and
-/// control batches always survive.
+/// control batches always survive; data of aborted transactions never does.
 pub fn filter_batch(
     batch: &[u8],
     map: &OffsetMap,
@@ -115,6 +141,10 @@ pub fn filter_batch(
     let mut counts = FilterCounts::default();
     if header.is_control() {
         return Ok((Filtered::Keep, counts));
+    }
+    if map.is_aborted(&header) {
+        counts.removed = header.record_count().max(0) as u64;
+        return Ok((Filtered::Drop, counts));
     }
     let plain = plain_batch(&header)?;
     let plain_header = BatchHeader::parse(&plain, usize::MAX)?;

@@ -1417,9 +1417,10 @@ impl PartitionLog {
         }
     }
 
-    /// Compacts the log (Kafka's `cleanup.policy=compact`): every closed segment is
-    /// rewritten keeping, for each key, only the record with the highest offset in the
-    /// log; records with a null key always stay, and a tombstone (null value) that is the
+    /// Compacts the log (Kafka's `cleanup.policy=compact`): every closed segment below the
+    /// last stable offset is rewritten keeping, for each key, only the record with the
+    /// highest offset in the log outside aborted transactions (whose records go); markers
+    /// and records with a null key always stay, and a tombstone (null value) that is the
     /// newest of its key stays until `now_ms` reaches its batch's max timestamp plus
     /// `delete.retention.ms`. The active segment is never rewritten, but its fsynced
     /// records count when deciding what is newest. Survivors keep their offsets; batches
@@ -1434,7 +1435,7 @@ impl PartitionLog {
     /// written without an append turn; only the swap of each segment takes it.
     pub async fn compact(&self, now_ms: i64) -> Result<CompactionReport> {
         let skipped = CompactionReport { skipped: true, ..CompactionReport::default() };
-        let (truncations, active_base, durable_end) = {
+        let (truncations, active_base, upper) = {
             let mut state = self.state.borrow_mut();
             state.check_failed()?;
             let active_base = *state.segments.keys().next_back().expect("a log always has an active segment");
@@ -1445,7 +1446,10 @@ impl PartitionLog {
                 return Ok(skipped);
             }
             state.compacting = true;
-            (state.truncations, active_base, state.durable_end.min(state.log_end()))
+            // Not past the first open transaction (Kafka's cleaner bound): it may still
+            // abort, so its records must neither shadow older ones nor be judged yet.
+            let upper = state.durable_end.min(state.log_end()).min(state.last_stable_offset());
+            (state.truncations, active_base, upper)
         };
         struct Compacting<'a>(&'a RefCell<LogState>);
         impl Drop for Compacting<'_> {
@@ -1455,14 +1459,18 @@ impl PartitionLog {
         }
         let _compacting = Compacting(&self.state);
 
-        let map = self.build_offset_map(durable_end).await?;
+        let map = self.build_offset_map(upper).await?;
         let (targets, delete_retention_ms) = {
             let state = self.state.borrow();
+            let ends: Vec<i64> = state.segments.keys().skip(1).copied().collect();
             let targets: Vec<(i64, Rc<DmaFile>, PathBuf, u64)> = state
                 .segments
                 .range(..active_base)
-                .filter(|(_, segment)| !segment.is_active() && segment.corruption().is_none())
-                .map(|(base, segment)| (*base, segment.file().clone(), segment.path().to_path_buf(), segment.size()))
+                .zip(ends)
+                .filter(|((_, segment), end)| !segment.is_active() && segment.corruption().is_none() && *end <= upper)
+                .map(|((base, segment), _)| {
+                    (*base, segment.file().clone(), segment.path().to_path_buf(), segment.size())
+                })
                 .collect();
             (targets, state.config.delete_retention.as_millis().min(i64::MAX as u128) as i64)
         };
@@ -1502,9 +1510,10 @@ impl PartitionLog {
     }
 
     /// The newest offset of every key in the log below `end` (fsynced data only: a
-    /// record a crash could take back must not make an older one disappear).
+    /// record a crash could take back must not make an older one disappear), leaving out
+    /// aborted transactions.
     async fn build_offset_map(&self, end: i64) -> Result<OffsetMap> {
-        let mut map = OffsetMap::default();
+        let mut map = OffsetMap::with_aborted(self.aborted_transactions(self.log_start_offset(), end));
         let mut offset = self.log_start_offset();
         while offset < end {
             offset = offset.max(self.log_start_offset());

@@ -418,3 +418,61 @@ fn shard_compacts_only_its_compacted_logs_and_skips_unchanged_ones() {
         shard.close_all().await.unwrap();
     });
 }
+
+/// One keyed record as producer `id`'s transactional batch (sequence `sequence`).
+fn transactional(id: i64, sequence: i32, key: &[u8], value: &[u8]) -> Bytes {
+    let mut builder = BatchBuilder::new(T0).producer(id, 0, sequence).transactional();
+    builder.push(Some(key), Some(value), &[], T0);
+    builder.build()
+}
+
+fn keyed(key: &[u8], value: &[u8]) -> Bytes {
+    let mut builder = BatchBuilder::new(T0);
+    builder.push(Some(key), Some(value), &[], T0);
+    builder.build()
+}
+
+#[test]
+fn aborted_writes_never_shadow_committed_values_and_open_transactions_are_not_compacted() {
+    use sluice_engine::batch::ControlType;
+    use sluice_engine::TxnMarker;
+    let marker = |producer_id, control| TxnMarker { producer_id, producer_epoch: 0, coordinator_epoch: 0, control };
+    let dir = temp_dir();
+    run(async {
+        let (log, _) = PartitionLog::open(&dir.path().join("txn-0"), compact_config()).await.unwrap();
+        log.append(keyed(b"k", b"committed"), 0).await.unwrap(); // 0
+        log.append(transactional(7, 0, b"k", b"aborted"), 0).await.unwrap(); // 1
+        log.append_marker(marker(7, ControlType::Abort), 0).await.unwrap(); // 2
+        log.append(transactional(8, 0, b"j", b"committed in a transaction"), 0).await.unwrap(); // 3
+        log.append(transactional(8, 1, b"j", b"newer, same transaction"), 0).await.unwrap(); // 4
+        log.append_marker(marker(8, ControlType::Commit), 0).await.unwrap(); // 5
+        log.roll().await.unwrap();
+        log.append(transactional(9, 0, b"j", b"still open"), 0).await.unwrap(); // 6
+        log.roll().await.unwrap();
+        log.append(keyed(b"other", b"x"), 0).await.unwrap(); // 7
+        log.roll().await.unwrap();
+        log.flush().await.unwrap();
+        assert_eq!(log.last_stable_offset(), 6);
+
+        let report = log.compact(T0).await.unwrap();
+        assert_eq!(report.records_removed, 2, "the aborted record and the older value of j: {report:?}");
+        let records = records_of(&read_all(&log, 0).await);
+        let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+        // 0 stays (the aborted write at 1 does not count as newer), 3 goes (4 is newer and
+        // committed), the markers (2, 5) stay, and the open transaction (6) is not judged:
+        // j's committed value at 4 stays although 6 is newer.
+        assert_eq!(offsets, vec![0, 2, 4, 5, 6, 7], "{records:?}");
+        assert_eq!(records[0].2.as_deref(), Some(&b"committed"[..]));
+        assert_eq!(log.aborted_transactions(0, 8).len(), 1, "the aborted-transaction index still names it");
+
+        // Once the open transaction commits, its record is the newest of j.
+        log.append_marker(marker(9, ControlType::Commit), 0).await.unwrap(); // 8
+        log.roll().await.unwrap();
+        log.append(keyed(b"other", b"y"), 0).await.unwrap(); // 9
+        log.roll().await.unwrap();
+        log.flush().await.unwrap();
+        log.compact(T0).await.unwrap();
+        let offsets: Vec<i64> = records_of(&read_all(&log, 0).await).iter().map(|r| r.0).collect();
+        assert_eq!(offsets, vec![0, 2, 5, 6, 8, 9]);
+    });
+}
