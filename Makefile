@@ -53,7 +53,8 @@ soak: build client-deps
 ## bench/stability.py: broker CPU-s per GB at max, e2e at 10% and 50% of max with and without
 ## retention deletes, catch-up consume vs raw O_DIRECT read, idle CPU with 10 000 partitions.
 ## Then bench/cluster.py: 3 brokers RF 3 acks=all against one (ingest, CPU per GB, e2e p99 at
-## half of max, failover time over 10 leader kills).
+## half of max, failover time over 10 leader kills). Then bench/transactions.py: a
+## transactional producer (100 ms transactions) against an idempotent one on the same load.
 ## Writes target/bench/ and the suite and stability sections of docs/BENCHMARKS.md.
 SUITE_SECONDS ?= 20
 bench: build client-deps
@@ -61,6 +62,7 @@ bench: build client-deps
 	bench/suite.py --seconds $(SUITE_SECONDS)
 	bench/stability.py --seconds $(SUITE_SECONDS)
 	$(VENV)/bin/python bench/cluster.py --seconds $(SUITE_SECONDS)
+	$(VENV)/bin/python bench/transactions.py --seconds $(SUITE_SECONDS)
 
 ## Storage benchmark (engine vs the raw O_DIRECT bandwidth of the same disk).
 ## Results are printed and written to target/bench/storage.md.
