@@ -421,15 +421,7 @@ impl GroupCoordinator {
                 return Ok(Err(error));
             }
         };
-        let mut batch = BatchBuilder::new(now_ms());
-        for (topic, topic_partition, committed) in &offsets {
-            let key = encode_key(&OffsetsKey::Offset {
-                group: group_id.to_string(),
-                topic: topic.clone(),
-                partition: *topic_partition,
-            });
-            batch.push(Some(&key), Some(&encode_offset(committed)), &[], committed.commit_timestamp_ms);
-        }
+        let batch = push_offsets(BatchBuilder::new(now_ms()), group_id, &offsets);
         if !batch.is_empty() {
             context.append_as_coordinator(CONSUMER_OFFSETS_TOPIC, partition, batch.build()).await?;
         }
@@ -490,15 +482,8 @@ impl GroupCoordinator {
         }
         let (producer_id, producer_epoch) = producer;
         // No sequence: a coordinator's batch, fenced by epoch only (as Kafka's).
-        let mut batch = BatchBuilder::new(now_ms()).producer(producer_id, producer_epoch, -1).transactional();
-        for (topic, topic_partition, committed) in &offsets {
-            let key = encode_key(&OffsetsKey::Offset {
-                group: group_id.to_string(),
-                topic: topic.clone(),
-                partition: *topic_partition,
-            });
-            batch.push(Some(&key), Some(&encode_offset(committed)), &[], committed.commit_timestamp_ms);
-        }
+        let transactional = BatchBuilder::new(now_ms()).producer(producer_id, producer_epoch, -1).transactional();
+        let batch = push_offsets(transactional, group_id, &offsets);
         if batch.is_empty() {
             return Ok(Ok(()));
         }
@@ -722,6 +707,19 @@ impl GroupCoordinator {
         }
         result
     }
+}
+
+/// Adds one committed-offset record per partition to `batch`.
+fn push_offsets(mut batch: BatchBuilder, group_id: &str, offsets: &[(String, i32, CommittedOffset)]) -> BatchBuilder {
+    for (topic, partition, committed) in offsets {
+        let key = encode_key(&OffsetsKey::Offset {
+            group: group_id.to_string(),
+            topic: topic.clone(),
+            partition: *partition,
+        });
+        batch.push(Some(&key), Some(&encode_offset(committed)), &[], committed.commit_timestamp_ms);
+    }
+    batch
 }
 
 /// Appends one tombstone (a record with a null value) per key.

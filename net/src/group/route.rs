@@ -99,6 +99,17 @@ pub enum GroupReply {
     OffsetsDeleted(Result<Vec<Result<(), ResponseError>>, ResponseError>),
 }
 
+impl GroupReply {
+    /// The error code of an operation answered with [`GroupReply::Done`] (0: it succeeded).
+    pub fn done_code(reply: KafkaResult<GroupReply>) -> i16 {
+        match reply {
+            Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
+            Ok(other) => unreachable!("an operation answered with Done got {other:?}"),
+            Err(error) => error.code.code(),
+        }
+    }
+}
+
 impl ShardContext {
     /// Runs a group operation on the group's coordinator shard. With an admission (a
     /// request with ordered effects, see [`crate::ordering`]), the operation takes its place

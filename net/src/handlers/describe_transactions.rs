@@ -3,6 +3,7 @@
 
 use crate::context::ShardContext;
 use crate::txn::coordinator::TxnDescription;
+use crate::txn::records::by_topic;
 use crate::txn::route::{TxnOp, TxnReply};
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName};
@@ -27,17 +28,14 @@ pub async fn handle(context: &Rc<ShardContext>, request: DescribeTransactionsReq
 
 fn describe(answer: TransactionState, description: TxnDescription) -> TransactionState {
     let state = description.state;
-    let mut topics: Vec<TopicData> = Vec::new();
-    for (topic, partition) in &state.partitions {
-        match topics.last_mut() {
-            Some(last) if last.topic.as_str() == topic => last.partitions.push(*partition),
-            _ => topics.push(
-                TopicData::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
-                    .with_partitions(vec![*partition]),
-            ),
-        }
-    }
+    let topics = by_topic(&state.partitions)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            TopicData::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(partitions)
+        })
+        .collect();
     answer
         .with_transaction_state(StrBytes::from_static_str(state.status.name()))
         .with_transaction_timeout_ms(state.timeout_ms)

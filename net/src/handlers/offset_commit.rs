@@ -6,9 +6,11 @@
 use crate::context::ShardContext;
 use crate::group::records::CommittedOffset;
 use crate::group::route::{GroupOp, GroupReply};
+use crate::metadata::Metadata;
 use crate::ordering::Admission;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
@@ -18,24 +20,16 @@ pub async fn handle(
     request: OffsetCommitRequest,
     admission: Option<Admission>,
 ) -> OffsetCommitResponse {
-    let now_ms = crate::coordination::wall_clock_ms();
     let metadata = context.metadata();
-    let exists = |topic: &str, partition: i32| metadata.owner(topic, partition).is_some();
-    let offsets: Vec<_> = request
-        .topics
-        .iter()
-        .flat_map(|topic| {
-            topic.partitions.iter().filter(|p| exists(&topic.name.0, p.partition_index)).map(|p| {
-                let committed = CommittedOffset {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
-                    commit_timestamp_ms: now_ms,
-                };
-                (topic.name.0.to_string(), p.partition_index, committed)
+    let offsets = existing_offsets(
+        &metadata,
+        request.topics.iter().flat_map(|topic| {
+            topic.partitions.iter().map(|p| {
+                let metadata = p.committed_metadata.as_ref();
+                (topic.name.0.as_str(), p.partition_index, p.committed_offset, p.committed_leader_epoch, metadata)
             })
-        })
-        .collect();
+        }),
+    );
     let offsets_empty = offsets.is_empty();
     let op = GroupOp::Commit {
         member_id: request.member_id.to_string(),
@@ -46,32 +40,65 @@ pub async fn handle(
     let code = if offsets_empty {
         0
     } else {
-        match context.call_group(&request.group_id.0, op, admission).await {
-            Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
-            Ok(other) => unreachable!("commit answered with {other:?}"),
-            Err(error) => error.code.code(),
-        }
+        GroupReply::done_code(context.call_group(&request.group_id.0, op, admission).await)
     };
-    let topics = request
-        .topics
+    let by_topic =
+        request.topics.into_iter().map(|t| (t.name, t.partitions.iter().map(|p| p.partition_index).collect()));
+    let topics = codes_by_topic(&metadata, by_topic, |name| name.0.as_str(), code)
         .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let code = if exists(&topic.name.0, p.partition_index) {
-                        code
-                    } else {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    };
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
+        .map(|(name, codes)| {
+            let partitions = codes
+                .into_iter()
+                .map(|(p, code)| OffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code))
                 .collect();
-            OffsetCommitResponseTopic::default().with_name(topic.name).with_partitions(partitions)
+            OffsetCommitResponseTopic::default().with_name(name).with_partitions(partitions)
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// One partition of a commit request: topic, partition, offset, leader epoch, metadata.
+pub(super) type CommitItem<'a> = (&'a str, i32, i64, i32, Option<&'a StrBytes>);
+
+/// The partitions of a commit request (OffsetCommit, TxnOffsetCommit) that exist, as the
+/// group coordinator stores them, stamped now; the others are answered
+/// UNKNOWN_TOPIC_OR_PARTITION without reaching it.
+pub(super) fn existing_offsets<'a>(
+    metadata: &Metadata,
+    items: impl Iterator<Item = CommitItem<'a>>,
+) -> Vec<(String, i32, CommittedOffset)> {
+    let now_ms = crate::coordination::wall_clock_ms();
+    items
+        .filter(|(topic, partition, ..)| metadata.owner(topic, *partition).is_some())
+        .map(|(topic, partition, offset, leader_epoch, metadata)| {
+            let metadata = metadata.map(|m| m.to_string()).unwrap_or_default();
+            (
+                topic.to_string(),
+                partition,
+                CommittedOffset { offset, leader_epoch, metadata, commit_timestamp_ms: now_ms },
+            )
+        })
+        .collect()
+}
+
+/// Each partition's code, by topic: `code` where the partition exists,
+/// UNKNOWN_TOPIC_OR_PARTITION where it does not.
+pub(super) fn codes_by_topic<T>(
+    metadata: &Metadata,
+    topics: impl Iterator<Item = (T, Vec<i32>)>,
+    name: impl Fn(&T) -> &str,
+    code: i16,
+) -> Vec<(T, Vec<(i32, i16)>)> {
+    topics
+        .map(|(topic, partitions)| {
+            let codes = partitions
+                .into_iter()
+                .map(|p| {
+                    let exists = metadata.owner(name(&topic), p).is_some();
+                    (p, if exists { code } else { ResponseError::UnknownTopicOrPartition.code() })
+                })
+                .collect();
+            (topic, codes)
+        })
+        .collect()
 }

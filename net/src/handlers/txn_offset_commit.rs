@@ -3,36 +3,27 @@
 //! transactional batch and holds them pending: they become visible when the transaction's
 //! commit marker reaches the group's `__consumer_offsets` partition, and vanish on abort.
 
+use super::offset_commit::{codes_by_topic, existing_offsets};
 use crate::context::ShardContext;
-use crate::group::records::CommittedOffset;
 use crate::group::route::{GroupOp, GroupReply};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
-use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 /// Answers a TxnOffsetCommit request.
 pub async fn handle(context: &Rc<ShardContext>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let now_ms = crate::coordination::wall_clock_ms();
     let metadata = context.metadata();
-    let exists = |topic: &str, partition: i32| metadata.owner(topic, partition).is_some();
-    let offsets: Vec<_> = request
-        .topics
-        .iter()
-        .flat_map(|topic| {
-            topic.partitions.iter().filter(|p| exists(&topic.name.0, p.partition_index)).map(|p| {
-                let committed = CommittedOffset {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
-                    commit_timestamp_ms: now_ms,
-                };
-                (topic.name.0.to_string(), p.partition_index, committed)
+    let offsets = existing_offsets(
+        &metadata,
+        request.topics.iter().flat_map(|topic| {
+            topic.partitions.iter().map(|p| {
+                let metadata = p.committed_metadata.as_ref();
+                (topic.name.0.as_str(), p.partition_index, p.committed_offset, p.committed_leader_epoch, metadata)
             })
-        })
-        .collect();
+        }),
+    );
     let code = if offsets.is_empty() {
         0
     } else {
@@ -43,31 +34,20 @@ pub async fn handle(context: &Rc<ShardContext>, request: TxnOffsetCommitRequest)
             producer: (request.producer_id.0, request.producer_epoch),
             offsets,
         };
-        match context.call_group(&request.group_id.0, op, None).await {
-            Ok(GroupReply::Done(result)) => result.err().map_or(0, |e| e.code()),
-            Ok(other) => unreachable!("TxnOffsetCommit answered with {other:?}"),
-            Err(error) => error.code.code(),
-        }
+        GroupReply::done_code(context.call_group(&request.group_id.0, op, None).await)
     };
-    let topics = request
-        .topics
+    let by_topic =
+        request.topics.into_iter().map(|t| (t.name, t.partitions.iter().map(|p| p.partition_index).collect()));
+    let topics = codes_by_topic(&metadata, by_topic, |name| name.0.as_str(), code)
         .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let code = if exists(&topic.name.0, p.partition_index) {
-                        code
-                    } else {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    };
-                    TxnOffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+        .map(|(name, codes)| {
+            let partitions = codes
+                .into_iter()
+                .map(|(p, code)| {
+                    TxnOffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code)
                 })
                 .collect();
-            TxnOffsetCommitResponseTopic::default().with_name(topic.name).with_partitions(partitions)
+            TxnOffsetCommitResponseTopic::default().with_name(name).with_partitions(partitions)
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)

@@ -460,17 +460,14 @@ async fn send_markers(
     marker: TxnMarker,
     partitions: &[(String, i32)],
 ) -> Vec<Result<(), ResponseError>> {
-    let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
-    for (topic, partition) in partitions {
-        match topics.last_mut() {
-            Some(last) if last.name.as_str() == topic => last.partition_indexes.push(*partition),
-            _ => topics.push(
-                WritableTxnMarkerTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                    .with_partition_indexes(vec![*partition]),
-            ),
-        }
-    }
+    let topics = super::records::by_topic(partitions)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_indexes(partitions)
+        })
+        .collect();
     let request = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
         .with_producer_id(ProducerId(marker.producer_id))
         .with_producer_epoch(marker.producer_epoch)

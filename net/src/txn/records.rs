@@ -111,6 +111,18 @@ pub struct StoredTxn {
     pub start_ms: i64,
 }
 
+/// Partitions grouped by topic, in order (`partitions` sorted by topic, as a set is).
+pub fn by_topic<'a>(partitions: impl IntoIterator<Item = &'a (String, i32)>) -> Vec<(&'a str, Vec<i32>)> {
+    let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
+    for (topic, partition) in partitions {
+        match topics.last_mut() {
+            Some((last, partitions)) if *last == topic => partitions.push(*partition),
+            _ => topics.push((topic, vec![*partition])),
+        }
+    }
+    topics
+}
+
 /// Encodes a key.
 pub fn encode_key(transactional_id: &str) -> Bytes {
     let mut out = BytesMut::new();
@@ -130,13 +142,7 @@ pub fn encode_value(value: &StoredTxn) -> Bytes {
     if value.status == TxnStatus::Empty {
         out.put_i32(-1);
     } else {
-        let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
-        for (topic, partition) in &value.partitions {
-            match topics.last_mut() {
-                Some((last, partitions)) if *last == topic => partitions.push(*partition),
-                _ => topics.push((topic, vec![*partition])),
-            }
-        }
+        let topics = by_topic(&value.partitions);
         out.put_i32(topics.len() as i32);
         for (topic, partitions) in topics {
             put_string(&mut out, topic);

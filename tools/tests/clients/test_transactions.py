@@ -16,6 +16,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from kafka.record.default_records import DefaultRecordBatchBuilder
+
 from conftest import SLUICE, Broker, free_port
 from test_admin import Admin, partitions_of
 from test_bad_input import UNKNOWN_TOPIC_OR_PARTITION, connect, frame, kafka_string, read_response
@@ -241,6 +243,7 @@ def call(sock, api_key, version, body, correlation_id=[0]):
 INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, END_TXN = 22, 24, 26
 INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING, INVALID_TRANSACTION_TIMEOUT = 48, 49, 50
 CONCURRENT_TRANSACTIONS, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED = 51, 47, 90
+OUT_OF_ORDER_SEQUENCE = 45
 
 
 def init_producer_id(sock, transactional_id, timeout_ms):
@@ -297,6 +300,32 @@ def test_bad_transactional_requests_get_kafkas_errors_and_change_nothing(broker)
     producer.produce("strict", value="fine")
     producer.commit_transaction(30)
     assert [v for _, v in read_all(broker.address, "strict", "read_committed", 1)] == ["fine"]
+
+
+def produce_transactional(sock, transactional_id, topic, producer_id, epoch, sequence):
+    """Produce v3 of one transactional record; returns (error code, base offset)."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=producer_id,
+                                        producer_epoch=epoch, base_sequence=sequence, batch_size=1 << 20)
+    builder.append(0, int(time.time() * 1000), b"k", b"v", [])
+    records = bytes(builder.build())
+    body = kafka_string(transactional_id) + struct.pack(">hi", -1, 5000) + struct.pack(">i", 1) + kafka_string(topic)
+    body += struct.pack(">iii", 1, 0, len(records)) + records
+    response = call(sock, 0, 3, body)
+    at = 4 + 2 + len(topic.encode()) + 4
+    _index, error, base_offset = struct.unpack(">ihq", response[at:at + 14])
+    return error, base_offset
+
+
+def test_out_of_order_transactional_sequences_are_refused_and_write_nothing(broker):
+    create(broker.address, ("sequenced", 1))
+    with connect(broker) as sock:
+        _, producer_id, epoch = init_producer_id(sock, "sequenced", 60_000)
+        assert add_partitions(sock, "sequenced", producer_id, epoch, "sequenced", 0) == 0
+        assert produce_transactional(sock, "sequenced", "sequenced", producer_id, epoch, 0) == (0, 0)
+        assert produce_transactional(sock, "sequenced", "sequenced", producer_id, epoch, 5)[0] == OUT_OF_ORDER_SEQUENCE
+        assert produce_transactional(sock, "sequenced", "sequenced", producer_id, epoch, 1) == (0, 1), "nothing written"
+        assert end_txn(sock, "sequenced", producer_id, epoch, True) == 0
+    assert [v for _, v in read_all(broker.address, "sequenced", "read_committed", 2)] == ["v", "v"]
 
 
 def wait_until_open(log_path, seconds):
