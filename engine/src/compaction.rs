@@ -8,7 +8,7 @@
 //! `batchLength` and the CRC are recomputed. A compressed batch that loses records is
 //! written back uncompressed (one that keeps every record stays as it was).
 
-use crate::batch::{BatchError, BatchHeader, Compression, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::batch::{BatchError, BatchHeader, Compression, ControlType, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use crate::txn_index::AbortedTxn;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
@@ -29,6 +29,9 @@ pub struct CompactionReport {
     pub records_removed: u64,
     /// Tombstones removed because `delete.retention.ms` had passed.
     pub tombstones_removed: u64,
+    /// Transaction markers removed: their transaction had no data left and
+    /// `delete.retention.ms` had passed.
+    pub markers_removed: u64,
     /// The pass was skipped: nothing changed since the last one.
     pub skipped: bool,
 }
@@ -39,11 +42,20 @@ pub struct CompactionReport {
 /// It also knows the aborted transactions of the compacted range (Kafka's cleaner rule):
 /// their records are dropped, and never count as the newest of their keys, so an aborted
 /// write can never make a committed value disappear.
+///
+/// And, when the pass covers the log from its start ([`OffsetMap::track_markers`]), which
+/// transaction markers are left with no data: filtering in offset order, a producer's
+/// transactional data comes before its marker, so a marker whose transaction kept no
+/// record goes once `delete.retention.ms` has passed since it was written (Kafka's rule:
+/// consumers that read the data before it was removed still meet the marker).
 #[derive(Debug, Default)]
 pub struct OffsetMap {
     latest: HashMap<Box<[u8]>, i64>,
     /// Producer id → `(first offset, marker offset)` of each of its aborted transactions.
     aborted: HashMap<i64, Vec<(i64, i64)>>,
+    /// Producer id → whether data of its current transaction was kept so far in the pass;
+    /// `None` when markers are not judged.
+    transaction_kept_data: Option<HashMap<i64, bool>>,
 }
 
 impl OffsetMap {
@@ -54,6 +66,45 @@ impl OffsetMap {
             map.aborted.entry(txn.producer_id).or_default().push((txn.first_offset, txn.last_offset));
         }
         map
+    }
+
+    /// Judges markers in this pass: it filters every batch from the log start, in order.
+    pub fn track_markers(&mut self) {
+        self.transaction_kept_data = Some(HashMap::new());
+    }
+
+    /// A transactional batch of which records were kept (or that could not be read, so
+    /// is kept whole): its transaction's marker stays.
+    pub fn kept_transactional_data(&mut self, batch: &[u8]) {
+        let Ok(header) = BatchHeader::parse(batch, usize::MAX) else { return };
+        if let Some(kept) = self.transaction_kept_data.as_mut().filter(|_| header.is_transactional()) {
+            kept.insert(header.producer_id(), true);
+        }
+    }
+
+    /// A marker's fate: kept while its transaction has data left or `delete.retention.ms`
+    /// has not passed since it was written; it ends the producer's transaction here.
+    fn filter_marker(
+        &mut self,
+        header: &BatchHeader<'_>,
+        now_ms: i64,
+        delete_retention_ms: i64,
+    ) -> (Filtered, FilterCounts) {
+        let mut counts = FilterCounts::default();
+        let Some(kept) = self.transaction_kept_data.as_mut() else { return (Filtered::Keep, counts) };
+        let had_data = kept.remove(&header.producer_id()).unwrap_or(false);
+        let is_marker = matches!(header.control_type(), Some(ControlType::Commit | ControlType::Abort));
+        if had_data || !is_marker {
+            return (Filtered::Keep, counts);
+        }
+        let expiry = header.max_timestamp().saturating_add(delete_retention_ms);
+        if now_ms < expiry {
+            counts.next_tombstone_expiry = Some(expiry);
+            return (Filtered::Keep, counts);
+        }
+        counts.removed = 1;
+        counts.markers_removed = 1;
+        (Filtered::Drop, counts)
     }
 
     /// Whether the batch is data of an aborted transaction.
@@ -123,24 +174,27 @@ pub struct FilterCounts {
     pub removed: u64,
     /// Of them, expired tombstones.
     pub tombstones_removed: u64,
-    /// The earliest time (ms) at which a kept tombstone expires, if any was kept.
+    /// Of them, transaction markers whose transaction left no data.
+    pub markers_removed: u64,
+    /// The earliest time (ms) at which a kept tombstone or marker expires, if any was kept.
     pub next_tombstone_expiry: Option<i64>,
 }
 
 /// Filters `batch` for compaction: a keyed record survives when it is the newest of its
 /// key in `map` (or newer than anything the map saw), and, if it is a tombstone, while
-/// `now_ms < batch max timestamp + delete_retention_ms`. Records with a null key and
-/// control batches always survive; data of aborted transactions never does.
+/// `now_ms < batch max timestamp + delete_retention_ms`. Records with a null key always
+/// survive; data of aborted transactions never does; markers as
+/// [`OffsetMap::track_markers`] says. Batches must come in offset order.
 pub fn filter_batch(
     batch: &[u8],
-    map: &OffsetMap,
+    map: &mut OffsetMap,
     now_ms: i64,
     delete_retention_ms: i64,
 ) -> Result<(Filtered, FilterCounts), BatchError> {
     let header = BatchHeader::parse(batch, usize::MAX)?;
     let mut counts = FilterCounts::default();
     if header.is_control() {
-        return Ok((Filtered::Keep, counts));
+        return Ok(map.filter_marker(&header, now_ms, delete_retention_ms));
     }
     if map.is_aborted(&header) {
         counts.removed = header.record_count().max(0) as u64;
@@ -177,6 +231,9 @@ pub fn filter_batch(
         } else {
             counts.removed += 1;
         }
+    }
+    if !kept.is_empty() {
+        map.kept_transactional_data(batch);
     }
     if counts.removed == 0 {
         return Ok((Filtered::Keep, counts));
@@ -263,7 +320,7 @@ mod tests {
         map.observe(&first).unwrap();
         map.observe(&second).unwrap();
         assert_eq!(map.latest(b"a"), Some(13));
-        let (filtered, counts) = filter_batch(&first, &map, 0, 1_000).unwrap();
+        let (filtered, counts) = filter_batch(&first, &mut map, 0, 1_000).unwrap();
         assert_eq!(counts.removed, 1);
         let Filtered::Rewrite(out) = filtered else { panic!("expected a rewrite") };
         let header = BatchHeader::parse_verified(&out, usize::MAX).unwrap();
@@ -271,7 +328,7 @@ mod tests {
         assert_eq!((header.producer_id(), header.base_sequence(), header.partition_leader_epoch()), (7, 40, 3));
         let offsets: Vec<i32> = header.records().unwrap().map(|r| r.unwrap().offset_delta).collect();
         assert_eq!(offsets, vec![1, 2]);
-        assert!(matches!(filter_batch(&second, &map, 0, 1_000).unwrap().0, Filtered::Keep));
+        assert!(matches!(filter_batch(&second, &mut map, 0, 1_000).unwrap().0, Filtered::Keep));
     }
 
     #[test]
@@ -279,10 +336,10 @@ mod tests {
         let tomb = batch(0, &[(Some(b"k"), None)]);
         let mut map = OffsetMap::default();
         map.observe(&tomb).unwrap();
-        let (kept, counts) = filter_batch(&tomb, &map, 1_999, 1_000).unwrap();
+        let (kept, counts) = filter_batch(&tomb, &mut map, 1_999, 1_000).unwrap();
         assert!(matches!(kept, Filtered::Keep));
         assert_eq!(counts.next_tombstone_expiry, Some(2_000));
-        let (gone, counts) = filter_batch(&tomb, &map, 2_000, 1_000).unwrap();
+        let (gone, counts) = filter_batch(&tomb, &mut map, 2_000, 1_000).unwrap();
         assert!(matches!(gone, Filtered::Drop));
         assert_eq!(counts.tombstones_removed, 1);
     }

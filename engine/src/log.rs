@@ -1459,9 +1459,14 @@ impl PartitionLog {
         }
         let _compacting = Compacting(&self.state);
 
-        let map = self.build_offset_map(upper).await?;
+        let mut map = self.build_offset_map(upper).await?;
         let (targets, delete_retention_ms) = {
             let state = self.state.borrow();
+            if state.segments.range(..active_base).all(|(_, segment)| segment.corruption().is_none()) {
+                // Every batch from the log start passes the filter in order: markers can
+                // be judged.
+                map.track_markers();
+            }
             let ends: Vec<i64> = state.segments.keys().skip(1).copied().collect();
             let targets: Vec<(i64, Rc<DmaFile>, PathBuf, u64)> = state
                 .segments
@@ -1477,7 +1482,7 @@ impl PartitionLog {
         let mut report = CompactionReport::default();
         let mut tombstone_expiry: Option<i64> = None;
         for (base, file, path, size) in targets {
-            let cleaned = self.clean_segment(&file, &path, size, &map, now_ms, delete_retention_ms).await?;
+            let cleaned = self.clean_segment(&file, &path, size, &mut map, now_ms, delete_retention_ms).await?;
             if let Some(expiry) = cleaned.counts.next_tombstone_expiry {
                 tombstone_expiry = Some(tombstone_expiry.map_or(expiry, |t| t.min(expiry)));
             }
@@ -1493,6 +1498,7 @@ impl PartitionLog {
                 report.bytes_after += cleaned.size;
                 report.records_removed += cleaned.counts.removed;
                 report.tombstones_removed += cleaned.counts.tombstones_removed;
+                report.markers_removed += cleaned.counts.markers_removed;
             }
         }
         let mut state = self.state.borrow_mut();
@@ -1545,7 +1551,7 @@ impl PartitionLog {
         file: &DmaFile,
         path: &Path,
         size: u64,
-        map: &OffsetMap,
+        map: &mut OffsetMap,
         now_ms: i64,
         delete_retention_ms: i64,
     ) -> Result<CleanedSegment> {
@@ -1589,6 +1595,7 @@ impl PartitionLog {
                     Ok((filtered, batch_counts)) => {
                         counts.removed += batch_counts.removed;
                         counts.tombstones_removed += batch_counts.tombstones_removed;
+                        counts.markers_removed += batch_counts.markers_removed;
                         if let Some(expiry) = batch_counts.next_tombstone_expiry {
                             counts.next_tombstone_expiry =
                                 Some(counts.next_tombstone_expiry.map_or(expiry, |t| t.min(expiry)));
@@ -1602,6 +1609,7 @@ impl PartitionLog {
                     Err(reason) => {
                         tracing::warn!(file = %path.display(), position = at, %reason,
                             "compaction cannot read the records of a batch; it is kept as it is");
+                        map.kept_transactional_data(&batch);
                         Some(batch)
                     }
                 };

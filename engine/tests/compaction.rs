@@ -474,5 +474,30 @@ fn aborted_writes_never_shadow_committed_values_and_open_transactions_are_not_co
         log.compact(T0).await.unwrap();
         let offsets: Vec<i64> = records_of(&read_all(&log, 0).await).iter().map(|r| r.0).collect();
         assert_eq!(offsets, vec![0, 2, 5, 6, 8, 9]);
+        assert_eq!(control_offsets(&read_all(&log, 0).await), vec![2, 5, 8]);
+
+        // Markers go once their transaction has no data left and delete.retention.ms (1 s
+        // here) has passed since they were written: producer 7's abort (its data was
+        // aborted) and producer 8's commit (its data was superseded by producer 9's);
+        // producer 9's commit stays with its record.
+        let wall_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let report = log.compact(wall_now + 60_000).await.unwrap();
+        assert_eq!(report.markers_removed, 2, "{report:?}");
+        assert_eq!(control_offsets(&read_all(&log, 0).await), vec![8]);
+        let offsets: Vec<i64> = records_of(&read_all(&log, 0).await).iter().map(|r| r.0).collect();
+        assert_eq!(offsets, vec![0, 6, 8, 9]);
+        // The segment that held both markers emptied and went, with its aborted index: no
+        // entry is left to name data that is gone.
+        assert!(log.aborted_transactions(0, 10).is_empty());
     });
+}
+
+/// Offsets of the control batches (markers) among `batches`.
+fn control_offsets(batches: &[Bytes]) -> Vec<i64> {
+    batches
+        .iter()
+        .map(|b| BatchHeader::parse(b, usize::MAX).unwrap())
+        .filter(|h| h.is_control())
+        .map(|h| h.base_offset())
+        .collect()
 }
