@@ -20,7 +20,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from conftest import SLUICE, Broker, free_port
 from test_admin import Admin, partitions_of
-from test_bad_input import UNKNOWN_TOPIC_OR_PARTITION, connect, frame, kafka_string, read_response
+from test_bad_input import UNKNOWN_TOPIC_OR_PARTITION, closed_by_broker, connect, frame, kafka_string, read_response
 
 HERE = Path(__file__).resolve().parent
 
@@ -293,6 +293,14 @@ def test_bad_transactional_requests_get_kafkas_errors_and_change_nothing(broker)
             time.sleep(0.05)
         assert retried == 0
         assert end_txn(sock, "strict", producer_id, epoch, True) == INVALID_TXN_STATE, "aborted, not committed"
+    # Malformed bodies close only their connection (an absurd array count: the decoder
+    # abort DESIGN.md §5 guards against; a body cut short).
+    for api_key, body in [(ADD_PARTITIONS_TO_TXN, kafka_string("strict") + struct.pack(">qh", 1, 0) + b"\x7f\xff\xff\xff"),
+                          (END_TXN, kafka_string("strict") + b"\x00\x00"),
+                          (INIT_PRODUCER_ID, b"\x00")]:
+        with connect(broker) as sock:
+            sock.sendall(frame(api_key, 0, 99, body))
+            assert closed_by_broker(sock), api_key
     # The broker serves clients as before.
     producer = Producer({"bootstrap.servers": broker.address, "transactional.id": "after-bad-input"})
     producer.init_transactions(30)
