@@ -38,6 +38,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Bounds on consumer group membership (Kafka's `group.*` broker settings).
     pub group_limits: GroupLimits,
+    /// Transaction settings (Kafka's `transaction.*` broker settings).
+    pub txn_limits: crate::txn::TxnLimits,
     /// `min.insync.replicas` of topics that do not set it.
     pub min_insync_replicas: usize,
     /// The cluster this broker belongs to; `None`: a single node.
@@ -56,6 +58,7 @@ impl Default for BrokerConfig {
             max_request_bytes: 100 << 20,
             data_dir: PathBuf::from("./data"),
             group_limits: GroupLimits::default(),
+            txn_limits: Default::default(),
             min_insync_replicas: 1,
             cluster: None,
         }

@@ -79,6 +79,14 @@ struct ServeSettings {
     /// (`group.initial.rebalance.delay.ms`) [default: 3000].
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
+    /// The longest `transaction.timeout.ms` a transactional producer may ask for
+    /// (`transaction.max.timeout.ms`) [default: 900000].
+    #[arg(long, env = "SLUICE_TRANSACTION_MAX_TIMEOUT_MS")]
+    transaction_max_timeout_ms: Option<i32>,
+    /// A transactional id unused for this long, with no transaction open, is forgotten
+    /// (`transactional.id.expiration.ms`) [default: 604800000, 7 days].
+    #[arg(long, env = "SLUICE_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    transactional_id_expiration_ms: Option<u64>,
     /// Spin this many microseconds before an idle shard parks; 0 parks at once
     /// [default: 0: spinning cost 20% more CPU per GB ingested here and gained no latency
     /// beyond run-to-run spread, docs/BENCHMARKS.md].
@@ -168,6 +176,10 @@ impl ServeSettings {
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(fallback.group_initial_rebalance_delay_ms),
+            transaction_max_timeout_ms: self.transaction_max_timeout_ms.or(fallback.transaction_max_timeout_ms),
+            transactional_id_expiration_ms: self
+                .transactional_id_expiration_ms
+                .or(fallback.transactional_id_expiration_ms),
         }
     }
 }
@@ -344,7 +356,16 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
                 .map_or(defaults.group_limits.initial_rebalance_delay, Duration::from_millis),
             ..defaults.group_limits.clone()
         },
+        txn_limits: sluice_net::txn::TxnLimits {
+            max_timeout_ms: settings.transaction_max_timeout_ms.unwrap_or(defaults.txn_limits.max_timeout_ms),
+            id_expiration: settings
+                .transactional_id_expiration_ms
+                .map_or(defaults.txn_limits.id_expiration, Duration::from_millis),
+        },
     };
+    if broker.txn_limits.max_timeout_ms < 1 {
+        return Err("--transaction-max-timeout-ms must be at least 1".into());
+    }
     if broker.num_partitions < 1 {
         return Err("--num-partitions must be at least 1".into());
     }

@@ -1,6 +1,5 @@
 //! DescribeConfigs: a topic's configs (set ones and broker defaults) or the broker's.
 
-use super::init_producer_id::TRANSACTION_MAX_TIMEOUT_MS;
 use crate::context::ShardContext;
 use crate::topic_config::{default_value, ConfigType, TOPIC_CONFIGS};
 use kafka_protocol::messages::describe_configs_response::{
@@ -111,7 +110,12 @@ pub fn handle(context: &Rc<ShardContext>, request: DescribeConfigsRequest) -> De
                         ("log.retention.bytes", ConfigType::Long, default_value(defaults, "retention.bytes")),
                         ("message.max.bytes", ConfigType::Int, defaults.max_message_bytes.to_string()),
                         ("socket.request.max.bytes", ConfigType::Int, broker.max_request_bytes.to_string()),
-                        ("transaction.max.timeout.ms", ConfigType::Int, TRANSACTION_MAX_TIMEOUT_MS.to_string()),
+                        ("transaction.max.timeout.ms", ConfigType::Int, broker.txn_limits.max_timeout_ms.to_string()),
+                        (
+                            "transactional.id.expiration.ms",
+                            ConfigType::Int,
+                            broker.txn_limits.id_expiration.as_millis().to_string(),
+                        ),
                         ("unclean.leader.election.enable", ConfigType::Boolean, "false".to_string()),
                     ];
                     if let Some(cluster) = &broker.cluster {

@@ -9,10 +9,6 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
-/// Kafka's `transaction.max.timeout.ms` default: the longest transaction a producer may
-/// ask for.
-pub const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
-
 /// The InitProducerId version that knows PRODUCER_FENCED.
 const PRODUCER_FENCED_SINCE: i16 = 4;
 
@@ -28,7 +24,7 @@ pub async fn handle(
         if transactional_id.is_empty() {
             return refusal(ResponseError::InvalidRequest);
         }
-        if !(1..=TRANSACTION_MAX_TIMEOUT_MS).contains(&request.transaction_timeout_ms) {
+        if !(1..=context.broker.txn_limits.max_timeout_ms).contains(&request.transaction_timeout_ms) {
             return refusal(ResponseError::InvalidTransactionTimeout);
         }
         let op = TxnOp::InitProducerId { timeout_ms: request.transaction_timeout_ms, expected };

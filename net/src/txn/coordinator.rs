@@ -269,8 +269,49 @@ impl TxnCoordinator {
     }
 
     /// Aborts the open transactions that outlived their timeout, bumping the epoch so the
-    /// producer that vanished (or stalled) is fenced.
+    /// producer that vanished (or stalled) is fenced; forgets ids unused for longer than
+    /// `transactional.id.expiration.ms`.
     pub async fn tick(&self, context: &Rc<ShardContext>) {
+        self.abort_expired_transactions(context).await;
+        self.forget_idle_ids(context).await;
+    }
+
+    /// Writes a tombstone for each id with no transaction open and no change for longer
+    /// than `transactional.id.expiration.ms`, then forgets it (as Kafka's coordinator).
+    async fn forget_idle_ids(&self, context: &ShardContext) {
+        let expiration = context.broker.txn_limits.id_expiration.as_millis().min(i64::MAX as u128) as i64;
+        let now = now_ms();
+        let idle: Vec<(String, i32)> = self
+            .txns
+            .borrow()
+            .iter()
+            .filter(|(id, entry)| {
+                let settled = matches!(
+                    entry.state.status,
+                    TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+                );
+                settled && now - entry.state.last_update_ms > expiration && !self.writing.borrow().contains(*id)
+            })
+            .map(|(id, entry)| (id.clone(), entry.partition))
+            .collect();
+        for (id, partition) in idle {
+            if !context.leads_internal_partition(TRANSACTION_STATE_TOPIC, partition) {
+                continue;
+            }
+            let Ok(_writing) = self.begin_write(&id) else { continue };
+            let mut batch = BatchBuilder::new(now);
+            batch.push(Some(&encode_key(&id)), None, &[], now);
+            match context.append_as_coordinator(TRANSACTION_STATE_TOPIC, partition, batch.build()).await {
+                Ok(()) => {
+                    self.txns.borrow_mut().remove(&id);
+                    tracing::info!(transactional_id = id, "transactional id expired");
+                }
+                Err(error) => tracing::warn!(transactional_id = id, error = %error.message, "cannot expire"),
+            }
+        }
+    }
+
+    async fn abort_expired_transactions(&self, context: &Rc<ShardContext>) {
         let now = now_ms();
         let expired: Vec<(String, i32, StoredTxn)> = self
             .txns

@@ -10,6 +10,26 @@ pub mod route;
 pub mod state;
 
 use kafka_protocol::ResponseError;
+use std::time::Duration;
+
+/// Broker settings of transactions (Kafka's `transaction.*` broker configs).
+#[derive(Debug, Clone)]
+pub struct TxnLimits {
+    /// The longest `transaction.timeout.ms` a producer may ask for
+    /// (`transaction.max.timeout.ms`).
+    pub max_timeout_ms: i32,
+    /// A transactional id with no transaction open that has not been used for this long is
+    /// forgotten (`transactional.id.expiration.ms`): a producer starting with it later
+    /// gets a new producer id.
+    pub id_expiration: Duration,
+}
+
+impl Default for TxnLimits {
+    fn default() -> Self {
+        // Kafka's defaults: 15 minutes, 7 days.
+        TxnLimits { max_timeout_ms: 900_000, id_expiration: Duration::from_secs(7 * 24 * 3600) }
+    }
+}
 
 /// PRODUCER_FENCED (90) as a client of this request version knows it: versions before
 /// `since` (the one that added it, per Kafka's schemas) get INVALID_PRODUCER_EPOCH (47),

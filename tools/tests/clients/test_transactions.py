@@ -310,6 +310,40 @@ def test_bad_transactional_requests_get_kafkas_errors_and_change_nothing(broker)
     assert [v for _, v in read_all(broker.address, "strict", "read_committed", 1)] == ["fine"]
 
 
+def test_idle_transactional_ids_expire_and_the_timeout_bound_is_a_setting(start_broker):
+    broker = start_broker("--cores", "2", "--transactional-id-expiration-ms", "1500",
+                          "--transaction-max-timeout-ms", "5000")
+    create(broker.address, ("expiring", 1))
+
+    def describe(transactional_id):
+        return subprocess.run([str(SLUICE), "transactions", "--brokers", broker.address, "describe", transactional_id],
+                              capture_output=True, text=True, timeout=60)
+
+    with connect(broker) as sock:
+        assert init_producer_id(sock, "idle", 5001)[0] == INVALID_TRANSACTION_TIMEOUT
+        error, first_id, epoch = init_producer_id(sock, "idle", 5000)
+        assert error == 0
+        assert add_partitions(sock, "idle", first_id, epoch, "expiring", 0) == 0
+        assert end_txn(sock, "idle", first_id, epoch, True) == 0
+        # An id with a transaction open does not expire (its 5 s timeout has not passed).
+        error, open_id, open_epoch = init_producer_id(sock, "kept-open", 5000)
+        assert add_partitions(sock, "kept-open", open_id, open_epoch, "expiring", 0) == 0
+    deadline = time.time() + 20
+    while describe("idle").returncode == 0:
+        assert time.time() < deadline, "the idle transactional id never expired"
+        time.sleep(0.2)
+    assert "TransactionalIdNotFound" in describe("idle").stderr
+    kept = describe("kept-open")
+    assert kept.returncode == 0 and "Ongoing" in kept.stdout, kept.stdout + kept.stderr
+    # Its tombstone keeps it forgotten across a restart.
+    broker.stop()
+    broker.start()
+    assert "TransactionalIdNotFound" in describe("idle").stderr
+    with connect(broker) as sock:
+        error, second_id, second_epoch = init_producer_id(sock, "idle", 5000)
+    assert (error, second_epoch) == (0, 0) and second_id != first_id, "a forgotten id starts afresh"
+
+
 def produce_transactional(sock, transactional_id, topic, producer_id, epoch, sequence):
     """Produce v3 of one transactional record; returns (error code, base offset)."""
     builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=producer_id,
