@@ -121,9 +121,10 @@ fn build_response(
                 .partitions
                 .iter()
                 .map(|p| {
+                    // `aborted_transactions` is null unless read_committed asked, as Kafka's.
                     let data = PartitionData::default()
                         .with_partition_index(p.partition)
-                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_aborted_transactions(None)
                         .with_preferred_read_replica((-1).into());
                     match results.next().expect("one result per partition") {
                         Ok(PartitionReply::ReplicaRead { read, high_watermark, diverging }) => {
@@ -170,7 +171,8 @@ fn build_response(
                             });
                             let data = match aborted {
                                 Some(aborted) if fits => data.with_aborted_transactions(Some(aborted)),
-                                _ => data,
+                                Some(_) => data.with_aborted_transactions(Some(Vec::new())),
+                                None => data,
                             };
                             data.with_high_watermark(read.high_watermark)
                                 .with_last_stable_offset(read.last_stable_offset)

@@ -344,6 +344,34 @@ def test_idle_transactional_ids_expire_and_the_timeout_bound_is_a_setting(start_
     assert (error, second_epoch) == (0, 0) and second_id != first_id, "a forgotten id starts afresh"
 
 
+def fetch_v4_aborted(sock, topic, isolation_level):
+    """Fetch v4 of partition 0 from offset 0: the `aborted_transactions` field, None when null."""
+    body = struct.pack(">iiiib", -1, 0, 1, 1 << 20, isolation_level) + struct.pack(">i", 1) + kafka_string(topic)
+    body += struct.pack(">iiqi", 1, 0, 0, 1 << 20)
+    response = call(sock, 1, 4, body)
+    at = 4 + 4 + 2 + len(topic.encode()) + 4  # throttle, topic count, name, partition count
+    _partition, error, _hw, _lso, count = struct.unpack(">ihqqi", response[at:at + 26])
+    assert error == 0
+    if count < 0:
+        return None
+    return [struct.unpack(">qq", response[at + 26 + 16 * i:at + 42 + 16 * i]) for i in range(count)]
+
+
+def test_aborted_transactions_are_listed_for_read_committed_fetches_only(broker):
+    create(broker.address, ("listed", 1))
+    with connect(broker) as sock:
+        _, producer_id, epoch = init_producer_id(sock, "lister", 60_000)
+        assert add_partitions(sock, "lister", producer_id, epoch, "listed", 0) == 0
+        assert produce_transactional(sock, "lister", "listed", producer_id, epoch, 0) == (0, 0)
+        assert end_txn(sock, "lister", producer_id, epoch, False) == 0
+        deadline = time.time() + 10
+        while not fetch_v4_aborted(sock, "listed", 1):  # the abort marker follows EndTxn's answer
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert fetch_v4_aborted(sock, "listed", 1) == [(producer_id, 0)]
+        assert fetch_v4_aborted(sock, "listed", 0) is None, "null for read_uncommitted, as Kafka"
+
+
 def produce_transactional(sock, transactional_id, topic, producer_id, epoch, sequence):
     """Produce v3 of one transactional record; returns (error code, base offset)."""
     builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=producer_id,
