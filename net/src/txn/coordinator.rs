@@ -22,6 +22,7 @@ use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, Wri
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_client::KafkaConnection;
 use sluice_engine::batch::ControlType;
 use sluice_engine::batch_builder::BatchBuilder;
 use sluice_engine::shard::partition_dir_name;
@@ -35,6 +36,9 @@ use std::time::Duration;
 /// to [`MARKER_RETRY_MAX`].
 const MARKER_RETRY_FIRST: Duration = Duration::from_millis(50);
 const MARKER_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Idle WriteTxnMarkers connections kept per broker.
+const MARKER_CONNECTIONS_PER_BROKER: usize = 4;
 
 /// A transactional id's state and where it lives.
 struct TxnEntry {
@@ -60,6 +64,9 @@ pub struct TxnCoordinator {
     writing: RefCell<HashSet<String>>,
     /// `__transaction_state` partitions being loaded (in a cluster, after becoming leader).
     loading: RefCell<BTreeSet<i32>>,
+    /// Idle connections to other brokers for WriteTxnMarkers, by address: taken for a
+    /// request, put back after a good answer, dropped after a failure.
+    marker_connections: RefCell<HashMap<String, Vec<KafkaConnection>>>,
 }
 
 /// Holds an id's "change in flight" mark; released when dropped, whatever happened.
@@ -432,7 +439,7 @@ async fn write_markers(
         }
     }
     for (address, partitions) in remote {
-        let results = send_markers(&address, marker, &partitions).await;
+        let results = send_markers(&context.txns, &address, marker, &partitions).await;
         for ((topic, partition), result) in partitions.into_iter().zip(results) {
             if needs_retry(&topic, partition, result) {
                 failed.insert((topic, partition));
@@ -497,6 +504,7 @@ pub async fn write_markers_here(
 /// WriteTxnMarkers to another broker, for the partitions it leads. One result each; a
 /// connection failure fails them all (to be retried).
 async fn send_markers(
+    coordinator: &TxnCoordinator,
     address: &str,
     marker: TxnMarker,
     partitions: &[(String, i32)],
@@ -515,13 +523,24 @@ async fn send_markers(
         .with_transaction_result(marker.control == ControlType::Commit)
         .with_coordinator_epoch(marker.coordinator_epoch)
         .with_topics(topics)]);
+    let idle = coordinator.marker_connections.borrow_mut().get_mut(address).and_then(Vec::pop);
     let sent = async {
-        let mut connection =
-            sluice_client::connection::KafkaConnection::connect(address, "sluice-transaction-coordinator").await?;
-        connection.send(&request).await
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => KafkaConnection::connect(address, "sluice-transaction-coordinator").await?,
+        };
+        let response = connection.send(&request).await?;
+        Ok::<_, sluice_client::ClientError>((response, connection))
     };
     let response = match sent.await {
-        Ok(response) => response,
+        Ok((response, connection)) => {
+            let mut pool = coordinator.marker_connections.borrow_mut();
+            let idle = pool.entry(address.to_string()).or_default();
+            if idle.len() < MARKER_CONNECTIONS_PER_BROKER {
+                idle.push(connection);
+            }
+            response
+        }
         Err(error) => {
             tracing::debug!(address, %error, "WriteTxnMarkers failed");
             return vec![Err(ResponseError::NetworkException); partitions.len()];
