@@ -198,3 +198,22 @@ pub async fn replay(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_land_on_kafkas_partition() {
+        // Java: "".hashCode() == 0, "a".hashCode() == 97, "hello".hashCode() == 99162322.
+        assert_eq!(partition_for_key("", 50), 0);
+        assert_eq!(partition_for_key("a", 50), 97 % 50);
+        assert_eq!(partition_for_key("hello", 50), 99_162_322 % 50);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Kafka maps to 0.
+        assert_eq!(partition_for_key("polygenelubricants", 50), 0);
+        // A negative hash is made positive: "ck-check".hashCode() is negative.
+        let hash = "ck-check".encode_utf16().fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+        assert!(hash < 0);
+        assert_eq!(partition_for_key("ck-check", 50), hash.abs() % 50);
+    }
+}

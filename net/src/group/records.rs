@@ -22,11 +22,6 @@ pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Its partition count (`offsets.topic.num.partitions`).
 pub const CONSUMER_OFFSETS_PARTITIONS: i32 = 50;
 
-/// The `__consumer_offsets` partition that holds a group (Kafka's placement).
-pub fn partition_for_group(group_id: &str, partitions: i32) -> i32 {
-    crate::coordination::partition_for_key(group_id, partitions)
-}
-
 /// A decoded `__consumer_offsets` key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffsetsKey {
@@ -231,20 +226,6 @@ pub fn decode_group(bytes: &Bytes) -> Result<StoredGroup, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_land_on_kafkas_partition() {
-        // Java: "".hashCode() == 0, "a".hashCode() == 97, "hello".hashCode() == 99162322.
-        assert_eq!(partition_for_group("", 50), 0);
-        assert_eq!(partition_for_group("a", 50), 97 % 50);
-        assert_eq!(partition_for_group("hello", 50), 99_162_322 % 50);
-        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Kafka maps to 0.
-        assert_eq!(partition_for_group("polygenelubricants", 50), 0);
-        // A negative hash is made positive: "ck-check".hashCode() is negative.
-        let hash = "ck-check".encode_utf16().fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
-        assert!(hash < 0);
-        assert_eq!(partition_for_group("ck-check", 50), hash.abs() % 50);
-    }
 
     #[test]
     fn keys_and_values_round_trip() {
