@@ -94,8 +94,10 @@ pub struct BrokerOptions {
     /// Set (by a signal handler or the admin `shutdown` command) to stop: shards stop
     /// accepting, finish the requests in progress, flush and close their logs.
     pub stop: Arc<AtomicBool>,
-    /// The admin socket and metrics endpoint (shard 0).
+    /// The admin socket (shard 0).
     pub admin: AdminOptions,
+    /// The HTTP endpoints (metrics, schema registry), on their own thread.
+    pub http: crate::http::HttpOptions,
 }
 
 /// Loads the metadata and adds partitions found on disk that it does not list (data from
@@ -131,7 +133,7 @@ fn load_metadata(data_dir: &Path, shards: usize) -> Result<Metadata, String> {
 
 /// Runs the broker until `options.stop` is set.
 pub fn run(options: BrokerOptions) -> Result<(), String> {
-    let BrokerOptions { listen, broker, runtime, stop, admin } = options;
+    let BrokerOptions { listen, broker, runtime, stop, admin, http } = options;
     // Why the broker stopped by itself (the cluster refused it), if it did: then `run`
     // fails, so the process exits with an error after its clean shutdown.
     let refusal: Arc<std::sync::OnceLock<String>> = Arc::default();
@@ -161,13 +163,22 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
         .map(|(messages, doorbells)| Some(ShardEnds { messages, doorbells }))
         .collect();
     let ends = Arc::new(Mutex::new(ends));
+    let (http, http_ends) = match crate::http::start(&http)? {
+        Some((running, ends)) => (Some(running), Some(ends)),
+        None => (None, None),
+    };
+    let http_ends = Arc::new(Mutex::new(http_ends));
     let shards_refusal = refusal.clone();
     let stats = run_shards(&runtime, &data_dir, move |shard_id| {
         let taken = ends.lock().expect("no shard panics holding the mesh")[shard_id].take();
         let mesh = taken.expect("each shard takes its mesh ends once");
         let (broker, metadata, stop, listen) = (broker.clone(), metadata.clone(), stop.clone(), listen.clone());
         let refusal = shards_refusal.clone();
-        let admin = (shard_id == 0).then(|| (admin.clone(), started));
+        let admin = (shard_id == 0).then(|| ShardZero {
+            admin: admin.clone(),
+            started,
+            http: http_ends.lock().expect("no shard panics holding the HTTP ends").take(),
+        });
         async move {
             let stopping = Stopping { stop: stop.clone(), refusal };
             let result = run_shard(shard_id, shards, broker, metadata, mesh, stopping, &listen, admin).await;
@@ -178,7 +189,11 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
             result
         }
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string());
+    if let Some(http) = http {
+        http.stop();
+    }
+    let stats = stats?;
     let routed: u64 = stats.iter().map(|s| s.calls_routed_out).sum();
     write_clean_shutdown_marker(&data_dir)?;
     tracing::info!(partition_calls_routed_between_shards = routed, "clean shutdown");
@@ -196,6 +211,13 @@ pub(crate) struct Stopping {
     pub(crate) stop: Arc<AtomicBool>,
     /// Why the cluster refused this broker, if it did.
     pub(crate) refusal: Arc<std::sync::OnceLock<String>>,
+}
+
+/// What only shard 0 runs: the admin socket, and the shard side of the HTTP endpoints.
+struct ShardZero {
+    admin: AdminOptions,
+    started: Instant,
+    http: Option<crate::http::ShardEnds>,
 }
 
 /// One shard's ends of the two shard meshes.
@@ -220,7 +242,7 @@ async fn run_shard(
     mesh: ShardEnds,
     stopping: Stopping,
     listen: &str,
-    admin: Option<(AdminOptions, Instant)>,
+    zero: Option<ShardZero>,
 ) -> Result<ShardSummary, EngineError> {
     let stop = stopping.stop.clone();
     let ((senders, receivers), (ring, rung)) =
@@ -249,11 +271,16 @@ async fn run_shard(
     if shard_id == 0 {
         context.start_cluster(stopping.clone()).await.map_err(EngineError::Config)?;
     }
-    let admin = match admin {
-        Some((options, started)) => {
-            Some(crate::admin::start(context.clone(), options, stop.clone(), started).map_err(EngineError::Config)?)
+    let (admin, registry_store) = match zero {
+        Some(ShardZero { admin, started, http }) => {
+            let (scrapes, store) = http.map_or((None, None), |ends| (ends.metrics, ends.store));
+            let (scrapes, store) = (scrapes.map(|end| end.into_receiver()), store.map(|end| end.into_receiver()));
+            let admin = crate::admin::start(context.clone(), admin, stop.clone(), started, scrapes)
+                .map_err(EngineError::Config)?;
+            let store = store.map(|store| glommio::spawn_local(crate::schema_store::serve(context.clone(), store)));
+            (Some(admin), store)
         }
-        None => None,
+        None => (None, None),
     };
     let mut last_retention = Instant::now();
     let mut last_compaction = Instant::now();
@@ -296,6 +323,7 @@ async fn run_shard(
         context.controlled_shutdown().await;
     }
     drop(accepting);
+    drop(registry_store);
     if let Some(admin) = admin {
         admin.close();
     }

@@ -48,6 +48,17 @@ pub enum PartitionOp {
         /// read_committed: up to the last stable offset, with the aborted transactions.
         committed: bool,
     },
+    /// This broker's replica read up to its high watermark, whether it leads or follows:
+    /// internal readers (the Schema Registry) that every broker with a replica serves.
+    LocalRead {
+        /// First offset wanted.
+        offset: i64,
+        /// Byte budget.
+        max_bytes: usize,
+    },
+    /// This broker's replica's offsets (as [`PartitionOp::Offsets`]), leader or follower:
+    /// for the same internal readers.
+    LocalOffsets,
     /// ListOffsets by time: the first record with a timestamp at or after this.
     OffsetForTimestamp {
         /// Milliseconds since the epoch.
@@ -166,7 +177,8 @@ impl AdmittedCall {
         let AdmittedCall { log, op, ticket, origin, replica } = self;
         if let Some(replica) = &replica {
             let leads = replica.replica.borrow().is_leader();
-            if !leads && !matches!(op, PartitionOp::ReplicaRead { .. }) {
+            let local = matches!(op, PartitionOp::LocalRead { .. } | PartitionOp::LocalOffsets);
+            if !leads && !local && !matches!(op, PartitionOp::ReplicaRead { .. }) {
                 return Err(replication_error(
                     ReplicationError::NotLeaderOrFollower,
                     &replica.topic,
@@ -249,6 +261,9 @@ async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<Partition
             let limit = if committed { ReadLimit::LastStable } else { ReadLimit::HighWatermark };
             Ok(PartitionReply::Read(log.read(offset, max_bytes, limit).await?))
         }
+        PartitionOp::LocalRead { offset, max_bytes } => {
+            Ok(PartitionReply::Read(log.read(offset, max_bytes, ReadLimit::HighWatermark).await?))
+        }
         PartitionOp::OffsetForTimestamp { timestamp } => {
             let found = log.offset_for_timestamp(timestamp).await?;
             Ok(PartitionReply::Timestamp(match found {
@@ -256,7 +271,7 @@ async fn read_only(log: &PartitionLog, op: PartitionOp) -> KafkaResult<Partition
                 None => None,
             }))
         }
-        PartitionOp::Offsets => Ok(PartitionReply::Offsets {
+        PartitionOp::Offsets | PartitionOp::LocalOffsets => Ok(PartitionReply::Offsets {
             log_start: log.log_start_offset(),
             high_watermark: log.high_watermark(),
             last_stable: log.last_stable_offset(),

@@ -1,16 +1,16 @@
-//! The admin socket and the Prometheus endpoint, both served by shard 0 (control plane,
-//! apart from the Kafka request path):
+//! The admin socket and the Prometheus exposition, both served by shard 0 (control plane,
+//! apart from the Kafka request path; the HTTP endpoint itself is on the HTTP thread,
+//! [`crate::http`], which asks shard 0 for each scrape):
 //!
 //! - [`protocol`]: the line-delimited JSON requests and replies;
 //! - [`socket`]: the Unix socket (mode 0600) and its connections;
 //! - [`commands`]: what each command does and replies;
 //! - [`shard_work`]: the part every shard does, asked over the mesh;
-//! - [`prometheus`] and [`http`]: `GET /metrics` in the text exposition format.
+//! - [`prometheus`]: the text exposition format of `GET /metrics`.
 //!
 //! docs/OPERATIONS.md documents the protocol and the metric names.
 
 pub mod commands;
-pub mod http;
 pub mod prometheus;
 pub mod protocol;
 pub mod shard_work;
@@ -37,13 +37,11 @@ pub trait LogLevelControl: Send + Sync {
     fn set(&self, filter: &str) -> Result<(), String>;
 }
 
-/// Where the admin socket and the metrics endpoint listen.
+/// Where the admin socket listens, and what it may change.
 #[derive(Clone, Default)]
 pub struct AdminOptions {
     /// The admin socket's path (`sluice serve` defaults it to `<data-dir>/admin.sock`).
     pub socket: Option<PathBuf>,
-    /// `host:port` to serve `GET /metrics` on; off when `None`.
-    pub metrics_listen: Option<String>,
     /// Runtime control of the log filter, for `config get|set log-level`.
     pub log_level: Option<Arc<dyn LogLevelControl>>,
 }
@@ -68,12 +66,13 @@ impl Running {
     }
 }
 
-/// Starts the admin socket and the metrics endpoint on shard 0.
+/// Starts the admin socket and the answers to metrics scrapes on shard 0.
 pub fn start(
     context: Rc<ShardContext>,
     options: AdminOptions,
     stop: Arc<AtomicBool>,
     started: Instant,
+    scrapes: Option<crate::http::inbox::InboxReceiver<crate::http::metrics::Scrape>>,
 ) -> Result<Running, String> {
     assert_eq!(context.id, 0, "the admin endpoints live on shard 0");
     let state = Rc::new(AdminState { context, stop, log_level: options.log_level, started });
@@ -85,16 +84,19 @@ pub fn start(
         }
         None => None,
     };
-    let metrics = match options.metrics_listen {
-        Some(address) => {
-            let listener = glommio::net::TcpListener::bind(address.as_str())
-                .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?;
-            tracing::info!(%address, "metrics endpoint ready: GET /metrics");
-            Some(glommio::spawn_local(http::serve(state, listener)))
-        }
-        None => None,
-    };
+    let metrics = scrapes.map(|scrapes| glommio::spawn_local(answer_scrapes(state, scrapes)));
     Ok(Running { socket, metrics })
+}
+
+/// Renders the exposition for each scrape the HTTP thread forwards.
+async fn answer_scrapes(
+    state: Rc<AdminState>,
+    mut scrapes: crate::http::inbox::InboxReceiver<crate::http::metrics::Scrape>,
+) {
+    while let Some(scrape) = scrapes.next().await {
+        let reports = state.reports().await;
+        let _ = scrape.send(prometheus::render(VERSION, state.uptime_ms(), &reports));
+    }
 }
 
 /// `Some(output)`, or `None` if `future` took longer than `limit`.
