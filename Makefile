@@ -10,7 +10,7 @@ BENCH_SECONDS ?= 3
 
 ## Build and start a single-node sluice on ./data.
 run: build
-	./target/release/sluice serve --data-dir $(DATA_DIR)
+	./target/release/sluice serve --data-dir $(DATA_DIR) --schema-registry-listen 127.0.0.1:8081
 
 build:
 	$(CARGO) build --release --bin sluice
@@ -63,6 +63,7 @@ bench: build client-deps
 	bench/stability.py --seconds $(SUITE_SECONDS)
 	$(VENV)/bin/python bench/cluster.py --seconds $(SUITE_SECONDS)
 	$(VENV)/bin/python bench/transactions.py --seconds $(SUITE_SECONDS)
+	$(VENV)/bin/python bench/schema_registry.py --seconds 10
 
 ## Storage benchmark (engine vs the raw O_DIRECT bandwidth of the same disk).
 ## Results are printed and written to target/bench/storage.md.
@@ -78,7 +79,7 @@ bench-clients: build client-deps
 
 ## Fuzz the decoders (needs `cargo install cargo-fuzz`); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= batch_decode segment_recovery request_decode admin_input
+FUZZ_TARGETS ?= batch_decode segment_recovery request_decode admin_input registry_schema
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \

@@ -7,6 +7,7 @@
 //!   partition leaders), [`producer`] and [`consumer`] (the tasks), [`stats`] (what they
 //!   count), [`kafka_run`] (a whole run across worker threads) and [`kafka_report`]
 //!   (tables, JSON and the latency chart).
+//! - [`registry_load`]: load on a Schema Registry's REST API.
 
 pub mod consumer;
 pub mod kafka_report;
@@ -14,6 +15,7 @@ pub mod kafka_run;
 pub mod open_loop;
 pub mod producer;
 pub mod raw_disk;
+pub mod registry_load;
 pub mod report;
 pub mod route;
 pub mod stats;

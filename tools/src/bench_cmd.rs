@@ -26,6 +26,30 @@ pub enum BenchCommand {
     Storage(StorageArgs),
     /// Draw the latency curves of runs saved with --json into one HTML chart.
     Plot(PlotArgs),
+    /// Load on a Schema Registry's REST API: lookups by id, or registrations; prints the
+    /// rate and latencies as one JSON object.
+    Registry(RegistryArgs),
+}
+
+/// Flags of the registry load.
+#[derive(clap::Args, Debug)]
+pub struct RegistryArgs {
+    /// The registry's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    registry: String,
+    /// Clients, each on its own thread and keep-alive connection.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Seconds of load.
+    #[arg(short = 'd', long, default_value_t = 10.0)]
+    seconds: f64,
+    /// `GET /schemas/ids/{id}` over these ids (comma-separated); without it, registrations
+    /// of new schemas under `bench-registry-N` subjects.
+    #[arg(long, value_delimiter = ',')]
+    lookup_ids: Vec<i32>,
+    /// Requests a second, all clients together [default: as fast as answered].
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 /// Flags of the Kafka load generator.
@@ -147,7 +171,27 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::E2e(args) => kafka(BenchMode::E2e, args),
         BenchCommand::Storage(args) => storage(args),
         BenchCommand::Plot(args) => plot(args),
+        BenchCommand::Registry(args) => registry(args),
     }
+}
+
+fn registry(args: RegistryArgs) -> Result<(), String> {
+    use sluice_bench::registry_load::{run, RegistryLoad, RegistryLoadSpec};
+    let load = if args.lookup_ids.is_empty() {
+        RegistryLoad::Registrations { subject_prefix: "bench-registry".into() }
+    } else {
+        RegistryLoad::Lookups { ids: args.lookup_ids }
+    };
+    let spec = RegistryLoadSpec {
+        url: args.registry,
+        clients: args.clients,
+        duration: Duration::from_secs_f64(args.seconds),
+        load,
+        rate: args.rate,
+    };
+    let report = run(&spec)?;
+    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 fn parse_acks(text: &str) -> Result<i16, String> {

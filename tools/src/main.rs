@@ -11,6 +11,7 @@ mod data_dir_lock;
 mod group_cmd;
 mod log_level;
 mod produce_cmd;
+mod schema_cmd;
 mod serve;
 mod table;
 mod topic_cmd;
@@ -65,6 +66,14 @@ enum Command {
         #[command(subcommand)]
         command: cluster_cmd::ClusterCommand,
     },
+    /// List, show, register and delete schemas, and check compatibility (on the Schema
+    /// Registry's REST API).
+    Schema {
+        #[command(flatten)]
+        registry: schema_cmd::RegistryArgs,
+        #[command(subcommand)]
+        command: schema_cmd::SchemaCommand,
+    },
     /// Produce records read from standard input, one per line.
     Produce {
         #[command(flatten)]
@@ -103,6 +112,7 @@ fn main() -> ExitCode {
         Command::Group { brokers, command } => group_cmd::run(brokers, command),
         Command::Transactions { brokers, command } => transactions_cmd::run(brokers, command),
         Command::Cluster { brokers, command } => cluster_cmd::run(brokers, command),
+        Command::Schema { registry, command } => schema_cmd::run(registry, command),
         Command::Produce { brokers, args } => produce_cmd::run(brokers, args),
         Command::Consume { brokers, args } => consume_cmd::run(brokers, args),
         Command::Bench(command) => bench_cmd::run(command),

@@ -9,7 +9,7 @@ use sluice_engine::{FlushPolicy, LogConfig};
 use sluice_net::cluster::ClusterConfig;
 use sluice_net::group::state::GroupLimits;
 use sluice_net::topic_config;
-use sluice_net::{AdminOptions, BrokerConfig, BrokerOptions, LogLevelControl};
+use sluice_net::{AdminOptions, BrokerConfig, BrokerOptions, HttpOptions, LogLevelControl};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -99,6 +99,10 @@ struct ServeSettings {
     /// Serve Prometheus metrics at `http://HOST:PORT/metrics` [default: off].
     #[arg(long, env = "SLUICE_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// Serve the Schema Registry's REST API (Confluent's) at `http://HOST:PORT`, schemas
+    /// kept in the `_schemas` topic [default: off; `make run` uses 127.0.0.1:8081].
+    #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_LISTEN")]
+    schema_registry_listen: Option<String>,
     /// This broker's node id (Kafka's `node.id`) [default: 0].
     #[arg(long, env = "SLUICE_NODE_ID")]
     node_id: Option<i32>,
@@ -162,6 +166,7 @@ impl ServeSettings {
             spin_before_park_us: self.spin_before_park_us.or(fallback.spin_before_park_us),
             admin_socket: self.admin_socket.or(fallback.admin_socket),
             metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
+            schema_registry_listen: self.schema_registry_listen.or(fallback.schema_registry_listen),
             node_id: self.node_id.or(fallback.node_id),
             controller_quorum_voters: self.controller_quorum_voters.or(fallback.controller_quorum_voters),
             controller_listen: self.controller_listen.or(fallback.controller_listen),
@@ -372,10 +377,13 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     let stop = Arc::new(AtomicBool::new(false));
     let admin = AdminOptions {
         socket: Some(settings.admin_socket.unwrap_or_else(|| data_dir.join(ADMIN_SOCKET_FILE))),
-        metrics_listen: settings.metrics_listen,
         log_level: None,
     };
-    Ok((BrokerOptions { listen, broker, runtime, stop, admin }, data_dir))
+    let http = HttpOptions {
+        metrics_listen: settings.metrics_listen,
+        schema_registry_listen: settings.schema_registry_listen,
+    };
+    Ok((BrokerOptions { listen, broker, runtime, stop, admin, http }, data_dir))
 }
 
 #[cfg(test)]
@@ -413,17 +421,22 @@ mod tests {
         assert_eq!(options.broker.log_defaults.retention_ms, Some(Duration::from_secs(3600)));
         assert_eq!(options.broker.advertised_port, 19092, "advertised defaults to the listen address");
         assert_eq!(options.admin.socket, Some(PathBuf::from("/var/lib/sluice/admin.sock")), "in the data directory");
-        assert_eq!(options.admin.metrics_listen, None, "metrics are off unless asked for");
+        assert_eq!(options.http.metrics_listen, None, "metrics are off unless asked for");
+        assert_eq!(options.http.schema_registry_listen, None, "so is the schema registry");
     }
 
     #[test]
     fn admin_endpoints_come_from_the_file_unless_a_flag_names_them() {
-        let file: ServeSettings =
-            toml::from_str("admin-socket = \"/run/sluice/admin.sock\"\nmetrics-listen = \"127.0.0.1:9100\"").unwrap();
+        let file: ServeSettings = toml::from_str(
+            "admin-socket = \"/run/sluice/admin.sock\"\nmetrics-listen = \"127.0.0.1:9100\"\n\
+             schema-registry-listen = \"127.0.0.1:8081\"",
+        )
+        .unwrap();
         let flags = ServeSettings { metrics_listen: Some("0.0.0.0:9200".into()), ..ServeSettings::default() };
         let (options, _) = broker_options(flags.or(file)).unwrap();
         assert_eq!(options.admin.socket, Some(PathBuf::from("/run/sluice/admin.sock")));
-        assert_eq!(options.admin.metrics_listen.as_deref(), Some("0.0.0.0:9200"));
+        assert_eq!(options.http.metrics_listen.as_deref(), Some("0.0.0.0:9200"));
+        assert_eq!(options.http.schema_registry_listen.as_deref(), Some("127.0.0.1:8081"));
     }
 
     #[test]
