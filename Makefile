@@ -55,7 +55,9 @@ soak: build client-deps
 ## Then bench/cluster.py: 3 brokers RF 3 acks=all against one (ingest, CPU per GB, e2e p99 at
 ## half of max, failover time over 10 leader kills). Then bench/transactions.py: a
 ## transactional producer (100 ms transactions) against an idempotent one on the same load.
-## Writes target/bench/ and the suite and stability sections of docs/BENCHMARKS.md.
+## Then bench/schema_registry.py (lookups and registrations per second), and bench/security.py:
+## max ingest over SASL_SSL (TLS + SCRAM) against PLAINTEXT on the same load.
+## Writes target/bench/ and the matching sections of docs/BENCHMARKS.md.
 SUITE_SECONDS ?= 20
 bench: build client-deps
 	bench/librdkafka/build.sh || echo "librdkafka's benchmark could not be built; the comparison is skipped"
@@ -64,6 +66,7 @@ bench: build client-deps
 	$(VENV)/bin/python bench/cluster.py --seconds $(SUITE_SECONDS)
 	$(VENV)/bin/python bench/transactions.py --seconds $(SUITE_SECONDS)
 	$(VENV)/bin/python bench/schema_registry.py --seconds 10
+	$(VENV)/bin/python bench/security.py --seconds $(SUITE_SECONDS)
 
 ## Storage benchmark (engine vs the raw O_DIRECT bandwidth of the same disk).
 ## Results are printed and written to target/bench/storage.md.
@@ -79,7 +82,7 @@ bench-clients: build client-deps
 
 ## Fuzz the decoders (needs `cargo install cargo-fuzz`); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= batch_decode segment_recovery request_decode admin_input registry_schema
+FUZZ_TARGETS ?= batch_decode segment_recovery request_decode admin_input registry_schema sasl_messages
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \

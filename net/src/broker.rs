@@ -85,8 +85,6 @@ fn sync_directory(dir: &Path) -> Result<(), String> {
 
 /// Everything `run` needs.
 pub struct BrokerOptions {
-    /// Address every shard listens on (`host:port`).
-    pub listen: String,
     /// Broker settings.
     pub broker: BrokerConfig,
     /// Shard executors.
@@ -133,7 +131,15 @@ fn load_metadata(data_dir: &Path, shards: usize) -> Result<Metadata, String> {
 
 /// Runs the broker until `options.stop` is set.
 pub fn run(options: BrokerOptions) -> Result<(), String> {
-    let BrokerOptions { listen, broker, runtime, stop, admin, http } = options;
+    let BrokerOptions { broker, runtime, stop, admin, http } = options;
+    if broker.listeners.iter().any(|l| l.protocol.uses_tls()) && broker.security.tls.is_none() {
+        return Err("an SSL or SASL_SSL listener needs --tls-cert and --tls-key".into());
+    }
+    if broker.listeners.iter().any(|l| l.protocol.uses_sasl()) && broker.security.sasl_mechanisms.is_empty() {
+        return Err("a SASL listener needs at least one of --sasl-mechanisms".into());
+    }
+    let listen: Vec<String> = broker.listeners.iter().map(|l| format!("{}://{}", l.protocol.name(), l.bind)).collect();
+    let listen = listen.join(",");
     // Why the broker stopped by itself (the cluster refused it), if it did: then `run`
     // fails, so the process exits with an error after its clean shutdown.
     let refusal: Arc<std::sync::OnceLock<String>> = Arc::default();
@@ -172,7 +178,7 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     let stats = run_shards(&runtime, &data_dir, move |shard_id| {
         let taken = ends.lock().expect("no shard panics holding the mesh")[shard_id].take();
         let mesh = taken.expect("each shard takes its mesh ends once");
-        let (broker, metadata, stop, listen) = (broker.clone(), metadata.clone(), stop.clone(), listen.clone());
+        let (broker, metadata, stop) = (broker.clone(), metadata.clone(), stop.clone());
         let refusal = shards_refusal.clone();
         let admin = (shard_id == 0).then(|| ShardZero {
             admin: admin.clone(),
@@ -181,7 +187,7 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
         });
         async move {
             let stopping = Stopping { stop: stop.clone(), refusal };
-            let result = run_shard(shard_id, shards, broker, metadata, mesh, stopping, &listen, admin).await;
+            let result = run_shard(shard_id, shards, broker, metadata, mesh, stopping, admin).await;
             if result.is_err() {
                 // One shard failing takes the broker down rather than leaving it half up.
                 stop.store(true, Ordering::Relaxed);
@@ -241,7 +247,6 @@ async fn run_shard(
     metadata: Arc<Metadata>,
     mesh: ShardEnds,
     stopping: Stopping,
-    listen: &str,
     zero: Option<ShardZero>,
 ) -> Result<ShardSummary, EngineError> {
     let stop = stopping.stop.clone();
@@ -265,9 +270,12 @@ async fn run_shard(
     if let Err(error) = context.txns.load(&context, &owned(TRANSACTION_STATE_TOPIC)).await {
         return Err(EngineError::Config(format!("cannot load transactions: {}", error.message)));
     }
-    let listener = TcpListener::bind(listen).map_err(|e| EngineError::io("listen on", listen, e))?;
-    tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), %listen, "shard ready");
-    let accepting = glommio::spawn_local(accept_loop(context.clone(), listener));
+    let mut accepting = Vec::new();
+    for (index, listener) in context.broker.listeners.iter().enumerate() {
+        let bound = TcpListener::bind(&listener.bind).map_err(|e| EngineError::io("listen on", &listener.bind, e))?;
+        accepting.push(glommio::spawn_local(accept_loop(context.clone(), bound, index)));
+    }
+    tracing::info!(shard = shard_id, partitions = context.engine.partitions().len(), "shard ready");
     if shard_id == 0 {
         context.start_cluster(stopping.clone()).await.map_err(EngineError::Config)?;
     }

@@ -20,10 +20,11 @@ use std::time::Duration;
 pub struct BrokerConfig {
     /// This broker's node id (Kafka's `node.id`).
     pub node_id: i32,
-    /// Host clients are told to connect to (Metadata).
-    pub advertised_host: String,
-    /// Port clients are told to connect to.
-    pub advertised_port: u16,
+    /// Where clients connect (Kafka's `listeners`), the first one also where the other
+    /// brokers of a cluster reach this one; never empty.
+    pub listeners: Vec<crate::security::config::ListenerConfig>,
+    /// TLS, SASL and authorization settings.
+    pub security: crate::security::config::SecurityConfig,
     /// Create a topic when a client asks for its metadata (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics and of CreateTopics without a count
@@ -46,12 +47,20 @@ pub struct BrokerConfig {
     pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
+impl BrokerConfig {
+    /// The host and port clients of `listener` are told to connect to.
+    pub fn advertised(&self, listener: usize) -> (&str, u16) {
+        let listener = &self.listeners[listener];
+        (&listener.advertised_host, listener.advertised_port)
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             node_id: 0,
-            advertised_host: "127.0.0.1".into(),
-            advertised_port: 9092,
+            listeners: vec![crate::security::config::ListenerConfig::plaintext("127.0.0.1", 9092)],
+            security: Default::default(),
             auto_create_topics: true,
             num_partitions: 1,
             log_defaults: LogConfig::default(),
@@ -139,6 +148,9 @@ pub struct ShardContext {
     pub stats: ShardStats,
     /// Per-API request counts and latencies.
     pub requests: RequestMetrics,
+    /// The ACL decisions of this shard: built from the metadata's bindings with the
+    /// broker's super users (rebuilt when the bindings change).
+    pub(crate) authorizer: RefCell<Rc<sluice_security::acl::Authorizer>>,
     /// The default flush policy set at runtime (admin `config set flush`), in place of
     /// `broker.log_defaults.flush`; every shard holds the same value.
     pub(crate) flush_override: Cell<Option<FlushPolicy>>,
@@ -166,6 +178,7 @@ impl ShardContext {
             stats: ShardStats::default(),
             requests: RequestMetrics::default(),
             flush_override: Cell::new(None),
+            authorizer: Default::default(),
         })
     }
 

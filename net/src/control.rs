@@ -7,10 +7,13 @@ use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::{check_topic_name, Metadata, TopicMeta};
 use crate::routing::ShardMessage;
+use crate::security::store::SecurityState;
 use crate::topic_config::{log_config, TopicConfigs};
 use kafka_protocol::ResponseError;
 use sluice_engine::shard::{parse_partition_dir_name, partition_dir_name};
 use sluice_engine::shard_reply;
+use sluice_security::acl::AclBinding;
+use sluice_security::sasl::{ScramCredential, ScramMechanism};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -54,6 +57,33 @@ pub enum MetadataChange {
     CreatePartitions(Vec<PartitionGrowth>),
     /// Replace the configs set on topics.
     SetTopicConfigs(Vec<(String, TopicConfigs)>),
+    /// Change users' credentials or the ACLs.
+    Security(Vec<SecurityChange>),
+}
+
+/// A change to users' SCRAM credentials or to the ACLs (checked already).
+#[derive(Debug, Clone)]
+pub enum SecurityChange {
+    /// Create or replace a credential.
+    SetCredential {
+        /// The user.
+        user: String,
+        /// Its mechanism.
+        mechanism: ScramMechanism,
+        /// The credential (never the password).
+        credential: ScramCredential,
+    },
+    /// Remove a credential: RESOURCE_NOT_FOUND if there is none.
+    RemoveCredential {
+        /// The user.
+        user: String,
+        /// Its mechanism.
+        mechanism: ScramMechanism,
+    },
+    /// Add an ACL binding (one that exists already is a success, as in Kafka).
+    AddAcl(AclBinding),
+    /// Remove an ACL binding (one already gone is a success).
+    RemoveAcl(AclBinding),
 }
 
 impl MetadataChange {
@@ -63,6 +93,7 @@ impl MetadataChange {
             MetadataChange::DeleteTopics(items) => items.len(),
             MetadataChange::CreatePartitions(items) => items.len(),
             MetadataChange::SetTopicConfigs(items) => items.len(),
+            MetadataChange::Security(items) => items.len(),
         }
     }
 }
@@ -82,6 +113,33 @@ pub fn validate_new_topic(context: &ShardContext, topic: &NewTopic) -> KafkaResu
     }
     log_config(&context.log_defaults(), &topic.configs)
         .map_err(|e| KafkaError::new(ResponseError::InvalidConfig, e))?;
+    Ok(())
+}
+
+fn apply_security_change(security: &mut SecurityState, change: SecurityChange) -> KafkaResult<()> {
+    match change {
+        SecurityChange::SetCredential { user, mechanism, credential } => {
+            security.set_credential(&user, mechanism, credential);
+            tracing::info!(user, mechanism = mechanism.name(), "SCRAM credential set");
+        }
+        SecurityChange::RemoveCredential { user, mechanism } => {
+            if !security.remove_credential(&user, mechanism) {
+                return Err(KafkaError::new(
+                    ResponseError::ResourceNotFound,
+                    "Attempt to delete a user credential that does not exist",
+                ));
+            }
+            tracing::info!(user, mechanism = mechanism.name(), "SCRAM credential removed");
+        }
+        SecurityChange::AddAcl(binding) => {
+            tracing::info!(acl = ?binding, "ACL added");
+            security.acls_mut().insert(binding);
+        }
+        SecurityChange::RemoveAcl(binding) => {
+            tracing::info!(acl = ?binding, "ACL removed");
+            security.acls_mut().remove(&binding);
+        }
+    }
     Ok(())
 }
 
@@ -157,6 +215,10 @@ impl ShardContext {
                     Ok(())
                 })
                 .collect(),
+            MetadataChange::Security(changes) => {
+                let security = Arc::make_mut(&mut metadata.security);
+                changes.into_iter().map(|change| apply_security_change(security, change)).collect()
+            }
             MetadataChange::SetTopicConfigs(changes) => changes
                 .into_iter()
                 .map(|(name, configs)| {
@@ -191,6 +253,14 @@ impl ShardContext {
                     Ok(TopicChange::Grow { name: growth.name, count, assignments: growth.assignments })
                 })
                 .collect(),
+            MetadataChange::Security(changes) => {
+                // Not yet replicated through the controller quorum.
+                let refusal = KafkaError::new(
+                    ResponseError::UnsupportedVersion,
+                    "credentials and ACLs are not kept in a cluster's metadata yet",
+                );
+                return changes.iter().map(|_| Err(refusal.clone())).collect();
+            }
             MetadataChange::SetTopicConfigs(changes) => changes
                 .into_iter()
                 .map(|(name, configs)| {
@@ -249,7 +319,10 @@ impl ShardContext {
     /// topic is gone, and gives every open log its topic's current configs.
     pub async fn apply_metadata(self: &Rc<Self>, metadata: Arc<Metadata>) {
         let _partitions = self.partitions_lock.acquire_permit(1).await.expect("never closed");
-        *self.metadata.borrow_mut() = metadata.clone();
+        let previous = self.metadata.replace(metadata.clone());
+        if !Arc::ptr_eq(&previous.security, &metadata.security) {
+            self.rebuild_authorizer(&metadata.security);
+        }
         // In a cluster a shard holds only the partitions this broker is a replica of.
         let me = self.broker.node_id;
         let held = |topic: &str, partition: i32| {

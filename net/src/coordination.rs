@@ -86,8 +86,14 @@ impl ShardContext {
     }
 
     /// In a cluster, the broker leading the partition of `topic` that holds `key`:
-    /// `(node id, host, port)` (`None` on a single node, where this broker coordinates all).
-    pub fn cluster_coordinator(&self, topic: &str, key: &str) -> Option<KafkaResult<(i32, String, i32)>> {
+    /// `(node id, host, port)` of its listener of `protocol` (`None` on a single node,
+    /// where this broker coordinates all).
+    pub fn cluster_coordinator(
+        &self,
+        topic: &str,
+        key: &str,
+        protocol: sluice_security::listeners::SecurityProtocol,
+    ) -> Option<KafkaResult<(i32, String, i32)>> {
         let metadata = self.metadata();
         let view = metadata.cluster.as_ref()?;
         let partitions = metadata.topics.get(topic).map_or(0, |t| t.shards.len() as i32);
@@ -98,7 +104,10 @@ impl ShardContext {
         let partition = partition_for_key(key, partitions);
         let leader = view.partition(topic, partition).map_or(-1, |(_, state)| state.leader);
         Some(match view.image.brokers.get(&leader).filter(|b| !b.fenced) {
-            Some(broker) => Ok((leader, broker.host.clone(), i32::from(broker.port))),
+            Some(broker) => {
+                let (host, port) = crate::cluster::broker_address(broker, protocol);
+                Ok((leader, host.to_string(), i32::from(port)))
+            }
             None => unavailable(format!("{topic}-{partition} has no leader")),
         })
     }

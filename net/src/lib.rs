@@ -30,6 +30,7 @@ pub mod producer_ids;
 pub mod response_encoding;
 pub mod routing;
 pub mod schema_store;
+pub mod security;
 pub mod server;
 pub mod topic_config;
 pub mod txn;

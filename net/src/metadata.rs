@@ -10,6 +10,7 @@ use crate::topic_config::TopicConfigs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Longest topic name Kafka allows.
@@ -36,6 +37,10 @@ pub struct Metadata {
     pub cluster_id: String,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
+    /// SCRAM credentials and ACLs (shared between snapshots until they change: a shard
+    /// rebuilds its authorizer only when this is another one).
+    #[serde(default)]
+    pub security: std::sync::Arc<crate::security::store::SecurityState>,
     /// In a cluster, the controller's metadata this snapshot was made from (not stored:
     /// the controller quorum keeps it).
     #[serde(skip)]
@@ -81,7 +86,9 @@ impl Metadata {
         let dir = path.parent().expect("the path has a parent");
         std::fs::create_dir_all(dir)?;
         let temporary = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&temporary)?;
+        // Owner-only: the table holds SCRAM credentials.
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
         file.write_all(&serde_json::to_vec_pretty(self).expect("metadata serializes"))?;
         file.sync_all()?;
         std::fs::rename(&temporary, &path)?;

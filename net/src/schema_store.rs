@@ -132,7 +132,8 @@ async fn append_once(context: &Rc<ShardContext>, batch: &Bytes, records: usize) 
 /// In a cluster, the address of `_schemas-0`'s leader when it is another broker.
 fn elsewhere_leader(context: &ShardContext) -> Result<Option<String>, KafkaError> {
     // `_schemas` has one partition, so any key names its leader.
-    match context.cluster_coordinator(TOPIC, "") {
+    // Brokers reach each other on their first listener.
+    match context.cluster_coordinator(TOPIC, "", context.broker.listeners[0].protocol) {
         None => Ok(None),
         Some(Ok((leader, _, _))) if leader == context.broker.node_id => Ok(None),
         Some(Ok((_, host, port))) => Ok(Some(format!("{host}:{port}"))),

@@ -12,8 +12,11 @@ use crate::context::{ShardContext, ShardStats};
 use crate::handlers::{self, RequestSource};
 use crate::ordering::ConnectionOrder;
 use crate::response_encoding::{shareable_records, ChunkedBuf, EncodedResponse};
+use crate::security::connection_auth::{ConnectionAuth, FrameAction};
+use crate::security::session::Session;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncWriteExt, BufReader, BufWriter};
+use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
@@ -21,6 +24,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use sluice_client::frame::read_frame;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -32,13 +36,18 @@ const READ_BUFFER_BYTES: usize = 64 << 10;
 /// that lie between the record sets sent as their own buffers; larger writes bypass it.
 const WRITE_BUFFER_BYTES: usize = 8 << 10;
 
-/// Accepts connections until the task is dropped.
-pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener) {
+/// How long a TLS handshake may take before the connection is dropped (a silent client
+/// must not hold a task forever).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on listener `listener` (an index into `BrokerConfig::listeners`)
+/// until the task is dropped.
+pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener, index: usize) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 ShardStats::bump(&context.stats.connections, 1);
-                glommio::spawn_local(serve_connection(context.clone(), stream)).detach();
+                glommio::spawn_local(serve_accepted(context.clone(), stream, index)).detach();
             }
             Err(error) => {
                 // Out of file descriptors, most likely: back off instead of spinning.
@@ -47,6 +56,52 @@ pub async fn accept_loop(context: Rc<ShardContext>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Runs a new connection: the TLS handshake first where the listener asks for it.
+async fn serve_accepted(context: Rc<ShardContext>, stream: TcpStream, listener: usize) {
+    let _open = OpenConnection::new(context.clone());
+    let _ = stream.set_nodelay(true);
+    let peer_address = stream.peer_addr().ok();
+    let client_ip: Rc<str> = peer_address.map_or_else(|| "".into(), |a| a.ip().to_string().into());
+    let protocol = context.broker.listeners[listener].protocol;
+    let session = Session::anonymous(client_ip, listener);
+    if !protocol.uses_tls() {
+        return serve_connection(context, stream, session, peer_address).await;
+    }
+    let tls = context.broker.security.tls.as_ref().expect("TLS listeners start only with a certificate");
+    let acceptor = futures_rustls::TlsAcceptor::from(tls.for_protocol(protocol).current());
+    let handshake = async { acceptor.accept(stream).await.map_err(glommio::GlommioError::from) };
+    let stream = match glommio::timer::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::info!(shard = context.id, peer = ?peer_address, %error, "TLS handshake failed");
+            return;
+        }
+    };
+    let session = match tls_principal(&context, stream.get_ref().1) {
+        Ok(Some(principal)) => session.as_principal(&principal),
+        Ok(None) => session,
+        Err(reason) => {
+            tracing::info!(shard = context.id, peer = ?peer_address, %reason, "client certificate refused");
+            return;
+        }
+    };
+    serve_connection(context, stream, session, peer_address).await
+}
+
+/// The principal of a TLS client's certificate (Kafka's `ssl.principal.mapping.rules` on
+/// its subject), or `None` when it sent none.
+fn tls_principal(context: &ShardContext, connection: &rustls::ServerConnection) -> Result<Option<String>, String> {
+    let Some(leaf) = connection.peer_certificates().and_then(|chain| chain.first()) else {
+        return Ok(None);
+    };
+    let subject = sluice_security::tls::subject_rfc2253(leaf).map_err(|e| e.to_string())?;
+    let name = match &context.broker.security.principal_mapping {
+        Some(mapper) => mapper.map(&subject).map_err(|e| format!("{subject}: {e}"))?,
+        None => subject,
+    };
+    Ok(Some(format!("User:{name}")))
 }
 
 type PendingResponse = JoinHandle<Option<EncodedResponse>>;
@@ -67,22 +122,27 @@ impl Drop for OpenConnection {
     }
 }
 
-async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
-    let _open = OpenConnection::new(context.clone());
-    let _ = stream.set_nodelay(true);
-    let peer_address = stream.peer_addr().ok();
+async fn serve_connection<S>(context: Rc<ShardContext>, stream: S, session: Session, peer_address: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let peer = peer_address.map(|a| a.to_string()).unwrap_or_default();
-    tracing::debug!(shard = context.id, %peer, "connection");
+    tracing::debug!(shard = context.id, %peer, principal = %session.principal, "connection");
     // Kafka shows the peer as "/address" (without the port) in DescribeGroups; made once
     // per connection, shared by its requests.
     let client_host: Rc<str> = peer_address.map_or_else(|| "/".into(), |a| format!("/{}", a.ip()).into());
+    let sasl = context.broker.listeners[session.listener].protocol.uses_sasl();
+    let mut auth = ConnectionAuth::new(session, sasl);
     let (reader, writer) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let order = ConnectionOrder::new(context.id);
     let (queue, pending) = local_channel::new_bounded::<PendingResponse>(IN_FLIGHT_PER_CONNECTION);
     let writing = glommio::spawn_local(write_responses(pending, BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer)));
+    let ready =
+        |bytes: EncodedResponse| -> PendingResponse { glommio::spawn_local(async move { Some(bytes) }).detach() };
     loop {
-        let frame = match read_frame(&mut reader, context.broker.max_request_bytes).await.map_err(|e| e.to_string()) {
+        let limit = auth.frame_limit(context.broker.max_request_bytes);
+        let frame = match read_frame(&mut reader, limit).await.map_err(|e| e.to_string()) {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(reason) => {
@@ -90,7 +150,16 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream) {
                 break;
             }
         };
-        match start_request(&context, frame, &client_host, &order) {
+        let response = match auth.on_frame(&context, &frame) {
+            FrameAction::Handle(session) => start_request(&context, frame, &client_host, session, &order),
+            FrameAction::Answer(bytes) => Ok(ready(bytes)),
+            FrameAction::AnswerAndClose(bytes) => {
+                let _ = queue.send(ready(bytes)).await;
+                break;
+            }
+            FrameAction::Close(reason) => Err(reason),
+        };
+        match response {
             Ok(response) => {
                 if queue.send(response).await.is_err() {
                     break;
@@ -179,6 +248,7 @@ fn start_request(
     context: &Rc<ShardContext>,
     frame: Bytes,
     client_host: &Rc<str>,
+    session: Rc<Session>,
     order: &ConnectionOrder,
 ) -> Result<PendingResponse, String> {
     let (key, version, correlation_id, client_id, request) = match decode_request(frame.clone())? {
@@ -192,7 +262,7 @@ fn start_request(
         }
     };
     let context = context.clone();
-    let source = RequestSource { client_id, client_host: client_host.clone() };
+    let source = RequestSource { client_id, client_host: client_host.clone(), session };
     // Taken here, in arrival order: the place of this request's effects.
     let admission = handlers::has_ordered_effects(key).then(|| order.admission());
     ShardStats::bump(&context.stats.requests_in_flight, 1);

@@ -66,6 +66,7 @@ fn three_voters_elect_register_brokers_and_survive_the_active_controllers_stop()
                         host: "127.0.0.1".into(),
                         port: 9000 + broker as u16,
                         rack: None,
+                        listeners: Vec::new(),
                         cluster_id: None,
                         voters: Default::default(),
                     },

@@ -56,6 +56,42 @@ enum AdminCommand {
     },
     /// Stop the broker gracefully, as SIGTERM does.
     Shutdown,
+    /// SCRAM users (SASL logins), over the local socket: how the first user is made
+    /// before any network client may change users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum UserAction {
+    /// Create a user's credential for a mechanism (or replace it); the password is read
+    /// from standard input.
+    Create {
+        /// The user name (principal `User:NAME`).
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        #[arg(long)]
+        mechanism: String,
+        /// Read the password from standard input (its first line); required, so that it
+        /// never shows up in the process list or shell history.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Iterations (4096–16384) [default: 4096].
+        #[arg(long)]
+        iterations: Option<u32>,
+    },
+    /// Delete a user's credential for a mechanism.
+    Delete {
+        /// The user name.
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        #[arg(long)]
+        mechanism: String,
+    },
+    /// Every user with its mechanisms.
+    List,
 }
 
 #[derive(clap::Subcommand)]
@@ -103,14 +139,41 @@ impl AdminCommand {
                 request
             }
             AdminCommand::Shutdown => json!({ "command": "shutdown" }),
+            AdminCommand::User { action: UserAction::Create { name, mechanism, iterations, .. } } => {
+                let mut request =
+                    json!({ "command": "user", "action": "create", "name": name, "mechanism": mechanism });
+                if let Some(iterations) = iterations {
+                    request["iterations"] = json!(iterations);
+                }
+                request
+            }
+            AdminCommand::User { action: UserAction::Delete { name, mechanism } } => {
+                json!({ "command": "user", "action": "delete", "name": name, "mechanism": mechanism })
+            }
+            AdminCommand::User { action: UserAction::List } => json!({ "command": "user", "action": "list" }),
         }
     }
+}
+
+/// The first line of standard input, without its line end.
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err("no password on standard input".into());
+    }
+    Ok(password)
 }
 
 /// Sends the request, prints the reply; an `ok:false` reply is an error.
 pub fn run(args: AdminArgs) -> Result<(), String> {
     let socket = args.socket.unwrap_or_else(|| args.data_dir.join(crate::serve::ADMIN_SOCKET_FILE));
-    let reply_line = exchange(&socket, &args.command.request())?;
+    let mut request = args.command.request();
+    if let AdminCommand::User { action: UserAction::Create { .. } } = &args.command {
+        request["password"] = json!(read_password()?);
+    }
+    let reply_line = exchange(&socket, &request)?;
     let reply: Value =
         serde_json::from_str(&reply_line).map_err(|e| format!("the broker's reply is not JSON ({e}): {reply_line}"))?;
     if args.json {
@@ -186,6 +249,24 @@ fn print_reply(command: &AdminCommand, reply: &Value) {
             cell(&reply["skipped_empty"])
         ),
         AdminCommand::Shutdown => println!("the broker is shutting down"),
+        AdminCommand::User { action: UserAction::List } => {
+            let rows: Vec<Vec<String>> = list(&reply["users"])
+                .iter()
+                .flat_map(|user| {
+                    list(&user["credentials"])
+                        .iter()
+                        .map(|c| vec![cell(&user["name"]), cell(&c["mechanism"]), cell(&c["iterations"])])
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            print_table(&["USER", "MECHANISM", "ITERATIONS"], &rows);
+        }
+        AdminCommand::User { action: UserAction::Create { .. } } => {
+            println!("user {} has a {} credential", cell(&reply["user"]), cell(&reply["mechanism"]))
+        }
+        AdminCommand::User { action: UserAction::Delete { .. } } => {
+            println!("user {}: {} credential deleted", cell(&reply["user"]), cell(&reply["mechanism"]))
+        }
     }
 }
 

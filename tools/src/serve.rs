@@ -8,8 +8,13 @@ use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
 use sluice_net::cluster::ClusterConfig;
 use sluice_net::group::state::GroupLimits;
+use sluice_net::security::config::{join_host_port, ListenerConfig, SecurityConfig, TlsConfigs};
 use sluice_net::topic_config;
 use sluice_net::{AdminOptions, BrokerConfig, BrokerOptions, HttpOptions, LogLevelControl};
+use sluice_security::listeners::{parse_listeners, parse_super_users};
+use sluice_security::principal_mapping::SslPrincipalMapper;
+use sluice_security::sasl::Mechanism;
+use sluice_security::tls::{ReloadableServerConfig, TlsFiles};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -42,6 +47,50 @@ struct ServeSettings {
     /// Address clients are told to connect to (Metadata) [default: the listen address].
     #[arg(long, env = "SLUICE_ADVERTISE")]
     advertise: Option<String>,
+    /// Listeners, Kafka style: `PROTOCOL://HOST:PORT,...` with PROTOCOL one of PLAINTEXT,
+    /// SSL, SASL_PLAINTEXT, SASL_SSL (in place of --listen; the first is where the other
+    /// brokers of a cluster reach this one).
+    #[arg(long, env = "SLUICE_LISTENERS", conflicts_with = "listen")]
+    listeners: Option<String>,
+    /// Addresses clients of each listener are told to connect to, the same shape as
+    /// --listeners, by protocol [default: each listener's own address].
+    #[arg(long, env = "SLUICE_ADVERTISED_LISTENERS", conflicts_with = "advertise")]
+    advertised_listeners: Option<String>,
+    /// PEM certificate chain of SSL and SASL_SSL listeners; reloaded on SIGHUP.
+    #[arg(long, env = "SLUICE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(long, env = "SLUICE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients of SSL listeners must present a certificate signed by
+    /// one (mutual TLS); their principal is the certificate's subject (SASL_SSL listeners
+    /// do not ask: SASL says who the client is) [default: no client certificates].
+    #[arg(long, env = "SLUICE_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Kafka's `ssl.principal.mapping.rules`: `RULE:pattern/replacement/[LU],...,DEFAULT`
+    /// [default: DEFAULT, the subject as is].
+    #[arg(long, env = "SLUICE_SSL_PRINCIPAL_MAPPING_RULES")]
+    ssl_principal_mapping_rules: Option<String>,
+    /// SASL mechanisms SASL listeners offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    /// [default: SCRAM-SHA-256,SCRAM-SHA-512].
+    #[arg(long, env = "SLUICE_SASL_MECHANISMS")]
+    sasl_mechanisms: Option<String>,
+    /// SASL sessions last this long; clients re-authenticate on the same connection
+    /// (`connections.max.reauth.ms`, KIP-368) [default: 0, never expire].
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX_REAUTH_MS")]
+    connections_max_reauth_ms: Option<u64>,
+    /// `acl` turns on ACL authorization; it is on anyway with an SSL or SASL listener
+    /// [default: none on a PLAINTEXT-only broker: everything is allowed].
+    #[arg(long, env = "SLUICE_AUTHORIZER")]
+    authorizer: Option<String>,
+    /// Principals every ACL check allows (`super.users`): `User:a,User:b` or Kafka's
+    /// `User:a;User:b` (use `;` where names contain commas).
+    #[arg(long, env = "SLUICE_SUPER_USERS")]
+    super_users: Option<String>,
+    /// Allow an operation on a resource that has no ACL at all
+    /// (`allow.everyone.if.no.acl.found`) [default: false].
+    #[arg(long, env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", action = clap::ArgAction::Set)]
+    allow_everyone_if_no_acl_found: Option<bool>,
     /// Directory holding the partition logs and the metadata [default: ./data].
     #[arg(long, env = "SLUICE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -154,6 +203,19 @@ impl ServeSettings {
         ServeSettings {
             listen: self.listen.or(fallback.listen),
             advertise: self.advertise.or(fallback.advertise),
+            listeners: self.listeners.or(fallback.listeners),
+            advertised_listeners: self.advertised_listeners.or(fallback.advertised_listeners),
+            tls_cert: self.tls_cert.or(fallback.tls_cert),
+            tls_key: self.tls_key.or(fallback.tls_key),
+            tls_client_ca: self.tls_client_ca.or(fallback.tls_client_ca),
+            ssl_principal_mapping_rules: self.ssl_principal_mapping_rules.or(fallback.ssl_principal_mapping_rules),
+            sasl_mechanisms: self.sasl_mechanisms.or(fallback.sasl_mechanisms),
+            connections_max_reauth_ms: self.connections_max_reauth_ms.or(fallback.connections_max_reauth_ms),
+            authorizer: self.authorizer.or(fallback.authorizer),
+            super_users: self.super_users.or(fallback.super_users),
+            allow_everyone_if_no_acl_found: self
+                .allow_everyone_if_no_acl_found
+                .or(fallback.allow_everyone_if_no_acl_found),
             data_dir: self.data_dir.or(fallback.data_dir),
             cores: self.cores.or(fallback.cores),
             flush: self.flush.or(fallback.flush),
@@ -283,6 +345,120 @@ fn cluster_config(settings: &ServeSettings, node_id: i32, shards: usize) -> Resu
     Ok(Some(config))
 }
 
+/// The listeners: `--listeners` (with `--advertised-listeners`), or the one PLAINTEXT
+/// listener of `--listen` (with `--advertise`).
+fn listener_configs(settings: &ServeSettings) -> Result<Vec<ListenerConfig>, String> {
+    let Some(text) = &settings.listeners else {
+        let listen = settings.listen.clone().unwrap_or_else(|| "127.0.0.1:9092".into());
+        split_host_port(&listen)?;
+        let (host, port) = split_host_port(settings.advertise.as_deref().unwrap_or(&listen))?;
+        return Ok(vec![ListenerConfig { bind: listen, ..ListenerConfig::plaintext(&host, port) }]);
+    };
+    let bound = parse_listeners(text).map_err(|e| format!("--listeners: {e}"))?;
+    if bound.is_empty() {
+        return Err("--listeners lists no listener".into());
+    }
+    let advertised = match &settings.advertised_listeners {
+        Some(text) => parse_listeners(text).map_err(|e| format!("--advertised-listeners: {e}"))?,
+        None => Vec::new(),
+    };
+    if let Some(extra) = advertised.iter().find(|a| !bound.iter().any(|b| b.protocol == a.protocol)) {
+        return Err(format!(
+            "--advertised-listeners names {} but --listeners has no such listener",
+            extra.protocol.name()
+        ));
+    }
+    Ok(bound
+        .iter()
+        .map(|listener| {
+            let shown = advertised.iter().find(|a| a.protocol == listener.protocol).unwrap_or(listener);
+            // A listener bound to all interfaces is advertised on loopback unless told otherwise.
+            let host = if shown.host.is_empty() || shown.host == "0.0.0.0" { "127.0.0.1" } else { &shown.host };
+            ListenerConfig {
+                protocol: listener.protocol,
+                bind: join_host_port(if listener.host.is_empty() { "0.0.0.0" } else { &listener.host }, listener.port),
+                advertised_host: host.to_string(),
+                advertised_port: shown.port,
+            }
+        })
+        .collect())
+}
+
+/// TLS, SASL and authorization settings, checked against the listeners.
+fn security_config(settings: &ServeSettings, listeners: &[ListenerConfig]) -> Result<SecurityConfig, String> {
+    let tls_files = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: settings.tls_client_ca.clone() })
+        }
+        (None, None) if settings.tls_client_ca.is_none() => None,
+        _ => return Err("TLS needs both --tls-cert and --tls-key (and --tls-client-ca only with them)".into()),
+    };
+    let wants_tls = listeners.iter().any(|l| l.protocol.uses_tls());
+    let wants_sasl = listeners.iter().any(|l| l.protocol.uses_sasl());
+    if wants_tls && tls_files.is_none() {
+        return Err("an SSL or SASL_SSL listener needs --tls-cert and --tls-key".into());
+    }
+    let tls = match tls_files {
+        Some(files) if wants_tls => {
+            let load = |files: TlsFiles| ReloadableServerConfig::new(files).map(Arc::new).map_err(|e| e.to_string());
+            let ssl = load(files.clone())?;
+            let sasl_ssl =
+                if files.client_ca.is_some() { load(TlsFiles { client_ca: None, ..files })? } else { ssl.clone() };
+            Some(TlsConfigs { ssl, sasl_ssl })
+        }
+        _ => None,
+    };
+    let sasl_mechanisms = settings
+        .sasl_mechanisms
+        .as_deref()
+        .unwrap_or("SCRAM-SHA-256,SCRAM-SHA-512")
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| Mechanism::from_name(name).ok_or_else(|| format!("--sasl-mechanisms: unknown mechanism {name:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if wants_sasl && sasl_mechanisms.is_empty() {
+        return Err("a SASL listener needs at least one of --sasl-mechanisms".into());
+    }
+    let authorizer = match settings.authorizer.as_deref() {
+        Some("acl") => true,
+        Some("none") | None => wants_tls || wants_sasl,
+        Some(other) => return Err(format!("--authorizer {other:?}: the choices are acl and none")),
+    };
+    if settings.authorizer.as_deref() == Some("none") && (wants_tls || wants_sasl) {
+        return Err("--authorizer none: with an SSL or SASL listener the ACL authorizer is always on".into());
+    }
+    let principal_mapping = match &settings.ssl_principal_mapping_rules {
+        Some(rules) => {
+            Some(Arc::new(SslPrincipalMapper::parse(rules).map_err(|e| format!("--ssl-principal-mapping-rules: {e}"))?))
+        }
+        None => None,
+    };
+    Ok(SecurityConfig {
+        tls,
+        sasl_mechanisms,
+        super_users: match settings.super_users.as_deref() {
+            Some(text) => checked_principals(parse_super_users(text))?,
+            None => Vec::new(),
+        },
+        authorizer,
+        allow_everyone_if_no_acl_found: settings.allow_everyone_if_no_acl_found.unwrap_or(false),
+        max_reauth: settings.connections_max_reauth_ms.filter(|ms| *ms > 0).map(Duration::from_millis),
+        principal_mapping,
+    })
+}
+
+/// Principals as Kafka writes them, `Type:name`; anything else would silently match nobody.
+fn checked_principals(principals: Vec<String>) -> Result<Vec<String>, String> {
+    for principal in &principals {
+        match principal.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {}
+            _ => return Err(format!("--super-users: {principal:?} is not a principal such as User:alice")),
+        }
+    }
+    Ok(principals)
+}
+
 fn split_host_port(address: &str) -> Result<(String, u16), String> {
     let (host, port) = address.rsplit_once(':').ok_or_else(|| format!("{address:?} is not HOST:PORT"))?;
     let port = port.parse().map_err(|_| format!("{address:?}: bad port"))?;
@@ -302,13 +478,36 @@ pub fn run(args: ServeArgs, log_level: Arc<dyn LogLevelControl>) -> Result<(), S
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, options.stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
     }
+    if let Some(tls) = options.broker.security.tls.clone() {
+        reload_tls_on_sighup(tls)?;
+    }
     sluice_net::run(options)
+}
+
+/// Re-reads the TLS certificate, key and client CA on every SIGHUP (new connections get
+/// them; open ones keep theirs). A bad file keeps the old ones and says why.
+fn reload_tls_on_sighup(tls: TlsConfigs) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    std::thread::Builder::new()
+        .name("sluice-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(error) => tracing::error!(%error, "TLS certificate not reloaded: keeping the previous one"),
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the SIGHUP thread: {e}"))?;
+    Ok(())
 }
 
 /// Turns merged settings into the broker's options, filling in defaults and checking values.
 fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), String> {
     let defaults = BrokerConfig::default();
-    let listen = settings.listen.clone().unwrap_or_else(|| "127.0.0.1:9092".into());
+    let listeners = listener_configs(&settings)?;
+    let security = security_config(&settings, &listeners)?;
     let runtime_defaults = RuntimeConfig::default();
     let spin_us = settings.spin_before_park_us.unwrap_or(0);
     let runtime = RuntimeConfig {
@@ -319,7 +518,6 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     if runtime.shards == 0 {
         return Err("--cores must be at least 1".into());
     }
-    let (advertised_host, advertised_port) = split_host_port(settings.advertise.as_deref().unwrap_or(&listen))?;
     let mut log_defaults = LogConfig {
         flush: settings.flush.as_deref().unwrap_or("every-append").parse()?,
         max_message_bytes: settings.message_max_bytes.unwrap_or(defaults.log_defaults.max_message_bytes),
@@ -348,8 +546,8 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
         node_id,
         cluster,
         min_insync_replicas,
-        advertised_host,
-        advertised_port,
+        listeners,
+        security,
         auto_create_topics: settings.auto_create_topics.unwrap_or(defaults.auto_create_topics),
         num_partitions: settings.num_partitions.unwrap_or(defaults.num_partitions),
         max_request_bytes: settings.socket_request_max_bytes.unwrap_or(defaults.max_request_bytes),
@@ -383,7 +581,7 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
         metrics_listen: settings.metrics_listen,
         schema_registry_listen: settings.schema_registry_listen,
     };
-    Ok((BrokerOptions { listen, broker, runtime, stop, admin, http }, data_dir))
+    Ok((BrokerOptions { broker, runtime, stop, admin, http }, data_dir))
 }
 
 #[cfg(test)]
@@ -414,12 +612,13 @@ mod tests {
         .unwrap();
         let flags = ServeSettings { num_partitions: Some(3), ..ServeSettings::default() };
         let (options, data_dir) = broker_options(flags.or(file)).unwrap();
-        assert_eq!(options.listen, "127.0.0.1:19092");
+        assert_eq!(options.broker.listeners.len(), 1);
+        assert_eq!(options.broker.listeners[0].bind, "127.0.0.1:19092");
         assert_eq!(data_dir, PathBuf::from("/var/lib/sluice"));
         assert_eq!(options.broker.num_partitions, 3, "the flag wins over the file");
         assert_eq!(options.broker.log_defaults.flush, FlushPolicy::Bytes(1 << 20));
         assert_eq!(options.broker.log_defaults.retention_ms, Some(Duration::from_secs(3600)));
-        assert_eq!(options.broker.advertised_port, 19092, "advertised defaults to the listen address");
+        assert_eq!(options.broker.advertised(0), ("127.0.0.1", 19092), "advertised defaults to the listen address");
         assert_eq!(options.admin.socket, Some(PathBuf::from("/var/lib/sluice/admin.sock")), "in the data directory");
         assert_eq!(options.http.metrics_listen, None, "metrics are off unless asked for");
         assert_eq!(options.http.schema_registry_listen, None, "so is the schema registry");

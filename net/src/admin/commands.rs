@@ -1,7 +1,7 @@
 //! What each admin command does, on shard 0: gather or change state on every shard
 //! (`shard_work`) and shape the reply fields (documented in docs/OPERATIONS.md).
 
-use super::protocol::{AdminRequest, ConfigAction, SettingName};
+use super::protocol::{AdminRequest, ConfigAction, SettingName, UserAction};
 use super::shard_work::{PartitionOutcomes, ShardAnswer, ShardQuery, ShardReport};
 use super::LogLevelControl;
 use crate::context::ShardContext;
@@ -45,6 +45,7 @@ impl AdminState {
     pub async fn execute(&self, request: AdminRequest) -> Result<Fields, String> {
         match request {
             AdminRequest::Status {} => Ok(self.status(&self.reports().await)),
+            AdminRequest::User(action) => self.user(action).await,
             AdminRequest::Partitions {} => Ok(fields(json!({ "partitions": partitions(&self.reports().await) }))),
             AdminRequest::Metrics {} => Ok(self.metrics(&self.reports().await)),
             AdminRequest::Config(ConfigAction::Get { name }) => Ok(self.config_get(name)),
@@ -205,4 +206,64 @@ fn succeeded(outcomes: PartitionOutcomes) -> Result<PartitionOutcomes, String> {
     }
     let failures: Vec<String> = outcomes.failed.iter().map(|(name, error)| format!("{name}: {error}")).collect();
     Err(format!("{} partitions failed: {}", failures.len(), failures.join("; ")))
+}
+
+impl AdminState {
+    /// `user create|delete|list`: SCRAM credentials, changed as AlterUserScramCredentials
+    /// changes them (stored with the metadata, on every shard).
+    async fn user(&self, action: UserAction) -> Result<Fields, String> {
+        use crate::control::{MetadataChange, SecurityChange};
+        use sluice_security::sasl::{Mechanism, ScramCredential, ScramMechanism};
+        let scram = |name: &str| {
+            Mechanism::from_name(name)
+                .and_then(Mechanism::scram)
+                .ok_or_else(|| format!("mechanism {name:?}: SCRAM-SHA-256 or SCRAM-SHA-512"))
+        };
+        let change = match action {
+            UserAction::List {} => {
+                let metadata = self.context.metadata();
+                let users: Vec<Value> = metadata
+                    .security
+                    .users()
+                    .map(|(name, credentials)| {
+                        let mechanisms: Vec<Value> = credentials
+                            .iter()
+                            .map(|(mechanism, iterations)| json!({ "mechanism": mechanism.name(), "iterations": iterations }))
+                            .collect();
+                        json!({ "name": name, "credentials": mechanisms })
+                    })
+                    .collect();
+                return Ok(fields(json!({ "users": users })));
+            }
+            UserAction::Create { name, mechanism, password, iterations } => {
+                let mechanism = scram(&mechanism)?;
+                let iterations = iterations.unwrap_or(ScramMechanism::MIN_ITERATIONS);
+                if name.is_empty() {
+                    return Err("the user name must not be empty".into());
+                }
+                if !(ScramMechanism::MIN_ITERATIONS..=ScramMechanism::MAX_ITERATIONS).contains(&iterations) {
+                    return Err(format!(
+                        "iterations must be in {}..={}",
+                        ScramMechanism::MIN_ITERATIONS,
+                        ScramMechanism::MAX_ITERATIONS
+                    ));
+                }
+                let credential = ScramCredential::generate(mechanism, &password, iterations);
+                SecurityChange::SetCredential { user: name, mechanism, credential }
+            }
+            UserAction::Delete { name, mechanism } => {
+                SecurityChange::RemoveCredential { user: name, mechanism: scram(&mechanism)? }
+            }
+        };
+        let (user, mechanism) = match &change {
+            SecurityChange::SetCredential { user, mechanism, .. }
+            | SecurityChange::RemoveCredential { user, mechanism } => (user.clone(), mechanism.name()),
+            _ => unreachable!("only credential changes are made here"),
+        };
+        let result = self.context.change_metadata(MetadataChange::Security(vec![change])).await;
+        match result.into_iter().next().expect("one result per change") {
+            Ok(()) => Ok(fields(json!({ "user": user, "mechanism": mechanism }))),
+            Err(error) => Err(error.message),
+        }
+    }
 }

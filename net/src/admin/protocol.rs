@@ -74,6 +74,34 @@ pub enum AdminRequest {
     },
     /// Stop the broker gracefully (as SIGTERM).
     Shutdown {},
+    /// SCRAM users: how the first user comes to exist without any network trust.
+    User(UserAction),
+}
+
+/// `user` requests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum UserAction {
+    /// Create a user's credential for a mechanism, or replace it.
+    Create {
+        /// The user name (the principal is `User:<name>`).
+        name: String,
+        /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+        /// The password; the broker keeps only the SCRAM credential made from it.
+        password: String,
+        /// Iterations of the credential [default: 4096].
+        iterations: Option<u32>,
+    },
+    /// Delete a user's credential for a mechanism.
+    Delete {
+        /// The user name.
+        name: String,
+        /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+    },
+    /// Every user with its mechanisms and iteration counts.
+    List {},
 }
 
 /// Parses one request line (without its newline).

@@ -17,10 +17,11 @@ use crate::metadata::{Metadata, TopicMeta};
 use kafka_protocol::ResponseError;
 use sluice_replication::broker_link::{BrokerLink, BrokerLinkConfig};
 use sluice_replication::controller::ControllerConfig;
-use sluice_replication::metadata::{BrokerRegistration, MetadataImage, PartitionState};
+use sluice_replication::metadata::{BrokerRegistration, BrokerState, MetadataImage, PartitionState};
 use sluice_replication::quorum::service::{MetadataQuorum, QuorumConfig};
 use sluice_replication::quorum::wire::{BrokerRequest, BrokerResponse};
 use sluice_replication::PartitionKey;
+use sluice_security::listeners::SecurityProtocol;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -114,15 +115,29 @@ pub struct LiveBroker {
 }
 
 impl ClusterView {
-    /// The brokers clients may use: registered and unfenced, by id.
-    pub fn live_brokers(&self) -> Vec<LiveBroker> {
+    /// The brokers clients may use: registered and unfenced, by id, each at its listener
+    /// of `protocol` (a client is told the addresses of the kind it came in on).
+    pub fn live_brokers(&self, protocol: SecurityProtocol) -> Vec<LiveBroker> {
         self.image
             .brokers
             .iter()
             .filter(|(_, b)| !b.fenced)
-            .map(|(id, b)| LiveBroker { id: *id, host: b.host.clone(), port: b.port, rack: b.rack.clone() })
+            .map(|(id, b)| {
+                let (host, port) = broker_address(b, protocol);
+                LiveBroker { id: *id, host: host.to_string(), port, rack: b.rack.clone() }
+            })
             .collect()
     }
+}
+
+/// Where a broker's listener of `protocol` is, or its first listener where it has none
+/// of that kind.
+pub fn broker_address(broker: &BrokerState, protocol: SecurityProtocol) -> (&str, u16) {
+    broker
+        .listeners
+        .iter()
+        .find(|l| l.protocol == protocol.name())
+        .map_or((&broker.host, broker.port), |l| (&l.host, l.port))
 }
 
 /// A cluster's health in counts, as one broker's metadata shows it.
@@ -172,6 +187,8 @@ pub fn metadata_from_image(image: Arc<MetadataImage>, shards: usize, serving: bo
         version: image.applied_records,
         cluster_id: image.cluster_id.clone().unwrap_or_default(),
         topics,
+        // Not replicated through the controller yet: a cluster has no users and no ACLs.
+        security: Default::default(),
         cluster: Some(Arc::new(ClusterView { image, serving, controller_id })),
     }
 }
@@ -236,9 +253,19 @@ impl ShardContext {
             registration: BrokerRegistration {
                 broker: node_id,
                 incarnation: uuid::Uuid::new_v4(),
-                host: self.broker.advertised_host.clone(),
-                port: self.broker.advertised_port,
+                host: self.broker.listeners[0].advertised_host.clone(),
+                port: self.broker.listeners[0].advertised_port,
                 rack: None,
+                listeners: self
+                    .broker
+                    .listeners
+                    .iter()
+                    .map(|l| sluice_replication::metadata::AdvertisedListener {
+                        protocol: l.protocol.name().to_string(),
+                        host: l.advertised_host.clone(),
+                        port: l.advertised_port,
+                    })
+                    .collect(),
                 cluster_id,
                 voters: config.voters.clone(),
             },
@@ -370,7 +397,7 @@ impl ShardContext {
         let me = self.broker.node_id;
         let partitions = view.image.partitions.values();
         Some(ClusterFigures {
-            live_brokers: view.live_brokers().len(),
+            live_brokers: view.live_brokers(SecurityProtocol::Plaintext).len(),
             partitions: view.image.partitions.len(),
             under_replicated: partitions.clone().filter(|p| p.isr.len() < p.target_replicas().len()).count(),
             offline: partitions.clone().filter(|p| !p.has_leader()).count(),
@@ -398,7 +425,7 @@ impl ShardContext {
             "broker_epoch": view.image.brokers.get(&me).map(|b| b.broker_epoch),
             "fenced": view.image.brokers.get(&me).is_none_or(|b| b.fenced),
             "controller": quorum,
-            "live_brokers": view.live_brokers().iter().map(|b| b.id).collect::<Vec<_>>(),
+            "live_brokers": view.live_brokers(SecurityProtocol::Plaintext).iter().map(|b| b.id).collect::<Vec<_>>(),
             "metadata_version": figures.metadata_version,
             "partitions": figures.partitions,
             "under_replicated_partitions": figures.under_replicated,

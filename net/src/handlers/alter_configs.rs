@@ -1,10 +1,12 @@
 //! AlterConfigs (replace a topic's configs) and IncrementalAlterConfigs (set, delete,
 //! append, subtract single configs). Broker configs are static: change them by restart.
 
+use super::authorization::check_config_resource;
 use super::describe_configs::RESOURCE_TOPIC;
 use crate::context::ShardContext;
 use crate::control::MetadataChange;
 use crate::error::{KafkaError, KafkaResult};
+use crate::security::session::Session;
 use crate::topic_config::{is_known, log_config, unknown_name, TopicConfigs};
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
@@ -12,6 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 const OP_SET: i8 = 0;
@@ -19,7 +22,15 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-fn topic_resource(context: &ShardContext, resource_type: i8, name: &str) -> KafkaResult<TopicConfigs> {
+/// The configs of the resource to change, as they are. `session` needs ALTER_CONFIGS on the
+/// resource, checked before it is looked up.
+fn topic_resource(
+    context: &ShardContext,
+    session: &Session,
+    resource_type: i8,
+    name: &str,
+) -> KafkaResult<TopicConfigs> {
+    check_config_resource(context, session, AclOperation::AlterConfigs, resource_type, name)?;
     if resource_type != RESOURCE_TOPIC {
         return Err(KafkaError::new(
             ResponseError::InvalidRequest,
@@ -74,12 +85,16 @@ fn error_parts(result: KafkaResult<()>) -> (i16, Option<StrBytes>) {
 }
 
 /// Answers an AlterConfigs request: each topic's configs become exactly those given.
-pub async fn handle(context: &Rc<ShardContext>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: AlterConfigsRequest,
+    session: &Session,
+) -> AlterConfigsResponse {
     let changes = request
         .resources
         .iter()
         .map(|resource| {
-            let configs = topic_resource(context, resource.resource_type, &resource.resource_name).map(|_| {
+            let configs = topic_resource(context, session, resource.resource_type, &resource.resource_name).map(|_| {
                 resource
                     .configs
                     .iter()
@@ -114,13 +129,14 @@ fn list_values(value: Option<&String>) -> Vec<String> {
 pub async fn handle_incremental(
     context: &Rc<ShardContext>,
     request: IncrementalAlterConfigsRequest,
+    session: &Session,
 ) -> IncrementalAlterConfigsResponse {
     let changes = request
         .resources
         .iter()
         .map(|resource| {
-            let configs =
-                topic_resource(context, resource.resource_type, &resource.resource_name).and_then(|mut configs| {
+            let configs = topic_resource(context, session, resource.resource_type, &resource.resource_name).and_then(
+                |mut configs| {
                     for change in &resource.configs {
                         let name = change.name.to_string();
                         let value = change.value.as_ref().map(|v| v.to_string());
@@ -152,7 +168,8 @@ pub async fn handle_incremental(
                         }
                     }
                     Ok(configs)
-                });
+                },
+            );
             (resource.resource_name.to_string(), configs)
         })
         .collect();

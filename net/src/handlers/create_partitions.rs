@@ -6,20 +6,31 @@ use super::create_topics::{check_replicas, is_registered, replication_factor_of}
 use crate::context::ShardContext;
 use crate::control::{MetadataChange, PartitionGrowth};
 use crate::error::KafkaError;
+use crate::security::authorize::topic_authorization_failed;
+use crate::security::session::Session;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_security::acl::{AclOperation, ResourceType};
 use std::rc::Rc;
 
 /// Answers a CreatePartitions request.
-pub async fn handle(context: &Rc<ShardContext>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: CreatePartitionsRequest,
+    session: &Session,
+) -> CreatePartitionsResponse {
     let metadata = context.metadata();
     let checked: Vec<Result<PartitionGrowth, KafkaError>> = request
         .topics
         .iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            // Checked before the topic is looked up, so a denied client learns nothing of it.
+            if !context.authorize(session, AclOperation::Alter, ResourceType::Topic, &name) {
+                return Err(topic_authorization_failed());
+            }
             let current = metadata.topics.get(&name).map(|t| t.shards.len()).ok_or_else(|| {
                 KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic {name} does not exist"))
             })?;

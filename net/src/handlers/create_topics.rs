@@ -1,19 +1,38 @@
-//! CreateTopics: validate each topic, then create the valid ones in one metadata change.
+//! CreateTopics: authorize and validate each topic, then create the valid ones in one
+//! metadata change.
 
 use crate::context::ShardContext;
 use crate::control::{validate_new_topic, MetadataChange, NewTopic};
 use crate::error::{KafkaError, KafkaResult};
 use crate::group::records::CONSUMER_OFFSETS_TOPIC;
+use crate::security::session::Session;
 use crate::topic_config::TopicConfigs;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_security::acl::{AclOperation, ResourceType};
 use std::rc::Rc;
 
 /// Answers a CreateTopics request.
-pub async fn handle(context: &Rc<ShardContext>, request: CreateTopicsRequest) -> CreateTopicsResponse {
-    let checked: Vec<KafkaResult<NewTopic>> = request.topics.iter().map(|t| to_new_topic(context, t)).collect();
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: CreateTopicsRequest,
+    session: &Session,
+) -> CreateTopicsResponse {
+    // Kafka's rule: CREATE on the cluster covers every topic, else each topic needs its own.
+    // Checked before the topic is validated, so a denied client learns nothing of it.
+    let may_create_all = context.authorize_cluster(session, AclOperation::Create);
+    let may_create =
+        |name: &str| may_create_all || context.authorize(session, AclOperation::Create, ResourceType::Topic, name);
+    let checked: Vec<KafkaResult<NewTopic>> = request
+        .topics
+        .iter()
+        .map(|t| match may_create(t.name.0.as_str()) {
+            true => to_new_topic(context, t),
+            false => Err(KafkaError::new(ResponseError::TopicAuthorizationFailed, "Authorization failed.")),
+        })
+        .collect();
     let valid: Vec<NewTopic> = checked.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
     let mut created = if request.validate_only || valid.is_empty() {
         valid.iter().map(|_| Ok(())).collect()
@@ -31,11 +50,20 @@ pub async fn handle(context: &Rc<ShardContext>, request: CreateTopicsRequest) ->
             let response = CreatableTopicResult::default().with_name(topic.name.clone());
             match result {
                 Ok(()) => {
-                    let stored = metadata.topics.get(topic.name.0.as_str());
+                    let name = topic.name.0.as_str();
+                    let stored = metadata.topics.get(name);
+                    // Kafka shows a new topic's configs (v5+) only with DESCRIBE_CONFIGS on it,
+                    // and says so in this code; sluice shows none either way.
+                    let configs_code =
+                        match context.authorize(session, AclOperation::DescribeConfigs, ResourceType::Topic, name) {
+                            true => 0,
+                            false => ResponseError::TopicAuthorizationFailed.code(),
+                        };
                     response
                         .with_topic_id(stored.map(|t| t.id).unwrap_or_default())
+                        .with_topic_config_error_code(configs_code)
                         .with_num_partitions(stored.map_or(topic.num_partitions, |t| t.shards.len() as i32))
-                        .with_replication_factor(replication_factor_of(&metadata, topic.name.0.as_str()) as i16)
+                        .with_replication_factor(replication_factor_of(&metadata, name) as i16)
                 }
                 Err(error) => response
                     .with_error_code(error.code.code())

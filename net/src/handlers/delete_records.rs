@@ -3,8 +3,10 @@
 use crate::context::ShardContext;
 use crate::ordering::Admission;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
+use crate::security::session::Session;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 /// Answers a DeleteRecords request.
@@ -12,6 +14,7 @@ pub async fn handle(
     context: &Rc<ShardContext>,
     request: DeleteRecordsRequest,
     admission: Option<Admission>,
+    session: &Session,
 ) -> DeleteRecordsResponse {
     let calls = request
         .topics
@@ -24,7 +27,8 @@ pub async fn handle(
             })
         })
         .collect();
-    let mut results = context.call_partitions(calls, admission).await.into_iter();
+    let mut results =
+        context.call_authorized_partitions(session, AclOperation::Delete, calls, admission).await.into_iter();
     let topics = request
         .topics
         .iter()

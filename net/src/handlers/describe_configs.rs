@@ -1,6 +1,8 @@
 //! DescribeConfigs: a topic's configs (set ones and broker defaults) or the broker's.
 
+use super::authorization::check_config_resource;
 use crate::context::ShardContext;
+use crate::security::session::Session;
 use crate::topic_config::{default_value, ConfigType, TOPIC_CONFIGS};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -8,12 +10,17 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
-/// Kafka's resource type codes.
+/// Kafka's resource type codes (`ConfigResource.Type`).
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Kafka's resource type code for a broker.
 pub const RESOURCE_BROKER: i8 = 4;
+/// Kafka's resource type code for a broker's log levels (not served; authorized as the cluster).
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// Kafka's resource type code for a group's configs (not served; authorized as the group).
+pub const RESOURCE_GROUP: i8 = 32;
 
 // Kafka's config source codes.
 const SOURCE_TOPIC: i8 = 1;
@@ -48,8 +55,13 @@ fn entry(
         .with_documentation(documentation.map(text))
 }
 
-/// Answers a DescribeConfigs request.
-pub fn handle(context: &Rc<ShardContext>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// Answers a DescribeConfigs request. Each resource needs DESCRIBE_CONFIGS on it, checked
+/// before it is looked up.
+pub fn handle(
+    context: &Rc<ShardContext>,
+    request: DescribeConfigsRequest,
+    session: &Session,
+) -> DescribeConfigsResponse {
     let metadata = context.metadata();
     let broker = &context.broker;
     let results = request
@@ -59,6 +71,14 @@ pub fn handle(context: &Rc<ShardContext>, request: DescribeConfigsRequest) -> De
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let name = resource.resource_name.as_str();
+            if let Err(error) =
+                check_config_resource(context, session, AclOperation::DescribeConfigs, resource.resource_type, name)
+            {
+                return result
+                    .with_error_code(error.code.code())
+                    .with_error_message(Some(StrBytes::from_string(error.message)));
+            }
             let wanted = |name: &str| {
                 resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
             };

@@ -2,23 +2,36 @@
 //! (any broker forwards). Unclean elections are not offered (`unclean.leader.election.enable`
 //! is off and cannot be turned on): a partition with a leader needs none, one without
 //! gets ELIGIBLE_LEADERS_NOT_AVAILABLE. On a single node every partition's leader is
-//! its preferred one.
+//! its preferred one. Kafka wants ALTER on the cluster (its docs say CLUSTER_ACTION; its
+//! code checks ALTER), else CLUSTER_AUTHORIZATION_FAILED for the request and every
+//! partition named.
 
 use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
+use crate::security::authorize::cluster_authorization_failed;
+use crate::security::session::Session;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_replication::quorum::wire::BrokerRequest;
 use sluice_replication::PartitionKey;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 /// Kafka's ElectionType: 0 preferred, 1 unclean.
 const PREFERRED: i8 = 0;
 
 /// Answers an ElectLeaders request.
-pub async fn handle(context: &Rc<ShardContext>, request: ElectLeadersRequest) -> ElectLeadersResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: ElectLeadersRequest,
+    version: i16,
+    session: &Session,
+) -> ElectLeadersResponse {
+    if !context.authorize_cluster(session, AclOperation::Alter) {
+        return refused(&request, version, cluster_authorization_failed());
+    }
     let metadata = context.metadata();
     let asked: Vec<(String, Vec<i32>)> = match &request.topic_partitions {
         Some(topics) => topics.iter().map(|t| (t.topic.0.to_string(), t.partitions.clone())).collect(),
@@ -69,6 +82,32 @@ pub async fn handle(context: &Rc<ShardContext>, request: ElectLeadersRequest) ->
         );
     }
     ElectLeadersResponse::default().with_replica_election_results(results)
+}
+
+/// The answer to a request refused whole: `error` for it (v1+ have the field) and for each
+/// partition named, as Kafka's `getErrorResponse`.
+fn refused(request: &ElectLeadersRequest, version: i16, error: KafkaError) -> ElectLeadersResponse {
+    let message = Some(StrBytes::from_string(error.message));
+    let results = request
+        .topic_partitions
+        .iter()
+        .flatten()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|index| {
+                    PartitionResult::default()
+                        .with_partition_id(*index)
+                        .with_error_code(error.code.code())
+                        .with_error_message(message.clone())
+                })
+                .collect();
+            ReplicaElectionResult::default().with_topic(topic.topic.clone()).with_partition_result(partitions)
+        })
+        .collect();
+    let code = if version >= 1 { error.code.code() } else { 0 };
+    ElectLeadersResponse::default().with_error_code(code).with_replica_election_results(results)
 }
 
 fn not_needed(topic: &str, partition: i32) -> KafkaError {

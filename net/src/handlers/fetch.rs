@@ -9,6 +9,8 @@
 use crate::context::ShardContext;
 use crate::error::KafkaResult;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
+use crate::security::authorize::topic_authorization_failed;
+use crate::security::session::Session;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
@@ -17,6 +19,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use sluice_engine::ReadLimit;
 use sluice_replication::partition::ReplicaFetch;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// Answers a Fetch request.
-pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchResponse {
+pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest, session: &Session) -> FetchResponse {
     if request.session_id != 0 {
         return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
@@ -41,7 +44,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchR
         (None, false) => ReadLimit::HighWatermark,
     };
     loop {
-        let calls = request
+        let calls: Vec<PartitionCall> = request
             .topics
             .iter()
             .flat_map(|topic| {
@@ -63,11 +66,19 @@ pub async fn handle(context: &Rc<ShardContext>, request: FetchRequest) -> FetchR
                 })
             })
             .collect();
-        let results = context.call_partitions(calls, None).await;
+        let results = match replica {
+            // A follower acts for the cluster: all or nothing (Kafka's CLUSTER_ACTION check).
+            Some(_) if !context.authorize_cluster(session, AclOperation::ClusterAction) => {
+                calls.iter().map(|_| Err(topic_authorization_failed())).collect()
+            }
+            Some(_) => context.call_partitions(calls, None).await,
+            None => context.call_authorized_partitions(session, AclOperation::Read, calls, None).await,
+        };
         let bytes_read: usize = results.iter().map(read_bytes).sum();
         let any_error = results.iter().any(|r| r.is_err());
+        let all_failed = !results.is_empty() && results.iter().all(|r| r.is_err());
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if bytes_read >= min_bytes || bytes_read > 0 && any_error || remaining.is_zero() {
+        if bytes_read >= min_bytes || bytes_read > 0 && any_error || all_failed || remaining.is_zero() {
             return build_response(&request, results, response_max_bytes);
         }
         let waits = request

@@ -2,14 +2,19 @@
 //! id; in a cluster the coordinator is the leader of the key's partition of
 //! `__consumer_offsets` (groups) or `__transaction_state` (transactional ids). The first
 //! request creates the topic, so the coordinator is ready when the client comes to it.
+//! Each key needs DESCRIBE on its group or transactional id (else GROUP_ or
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED), checked before its coordinator is looked for.
 
+use super::authorization::{check_group, check_transactional_id};
 use crate::context::ShardContext;
 use crate::group::records::CONSUMER_OFFSETS_TOPIC;
+use crate::security::session::Session;
 use crate::txn::records::TRANSACTION_STATE_TOPIC;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 /// A coordinator's node id, host and port, or why there is none.
@@ -25,19 +30,28 @@ pub async fn handle(
     context: &Rc<ShardContext>,
     request: FindCoordinatorRequest,
     version: i16,
+    session: &Session,
 ) -> FindCoordinatorResponse {
+    let protocol = context.broker.listeners[session.listener].protocol;
     let ready = match request.key_type {
         KEY_TYPE_GROUP => context.ensure_offsets_topic().await.map_err(|e| (e.code, e.message)),
         KEY_TYPE_TRANSACTION => context.ensure_transaction_state_topic().await.map_err(|e| (e.code, e.message)),
         other => Err((ResponseError::InvalidRequest, format!("coordinator key type {other} is not served"))),
     };
+    let authorize = |key: &str| match request.key_type {
+        KEY_TYPE_GROUP => check_group(context, session, AclOperation::Describe, key),
+        KEY_TYPE_TRANSACTION => check_transactional_id(context, session, AclOperation::Describe, key),
+        _ => Ok(()),
+    };
     let locate = |key: &str| -> Located {
+        authorize(key).map_err(|e| (e.code, e.message))?;
         ready.clone()?;
         let topic = if request.key_type == KEY_TYPE_GROUP { CONSUMER_OFFSETS_TOPIC } else { TRANSACTION_STATE_TOPIC };
-        if let Some(found) = context.cluster_coordinator(topic, key) {
+        if let Some(found) = context.cluster_coordinator(topic, key, protocol) {
             return found.map_err(|e| (e.code, e.message));
         }
-        Ok((context.broker.node_id, context.broker.advertised_host.clone(), i32::from(context.broker.advertised_port)))
+        let (host, port) = context.broker.advertised(session.listener);
+        Ok((context.broker.node_id, host.to_string(), i32::from(port)))
     };
     let answer = |key: &str| match locate(key) {
         Ok((node, host, port)) => (BrokerId(node), StrBytes::from_string(host), port, 0, None),

@@ -1,6 +1,7 @@
 //! JoinGroup: handed to the group's coordinator shard; answered when the rebalance's
 //! join phase ends (or at once with an error, or MEMBER_ID_REQUIRED on a first join).
 
+use super::authorization::call_group_authorized;
 use super::RequestSource;
 use crate::context::ShardContext;
 use crate::group::route::{GroupOp, GroupReply};
@@ -9,6 +10,7 @@ use crate::ordering::Admission;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ fn string(text: String) -> StrBytes {
     StrBytes::from_string(text)
 }
 
-/// Answers a JoinGroup request.
+/// Answers a JoinGroup request (READ on the group, else GROUP_AUTHORIZATION_FAILED).
 pub async fn handle(
     context: &Rc<ShardContext>,
     request: JoinGroupRequest,
@@ -39,7 +41,8 @@ pub async fn handle(
         requires_known_member_id: version >= 4,
     };
     let group_id = request.group_id.0.to_string();
-    match context.call_group(&group_id, GroupOp::Join(join), admission).await {
+    let join = GroupOp::Join(join);
+    match call_group_authorized(context, &source.session, AclOperation::Read, &group_id, join, admission).await {
         Ok(GroupReply::Joined(result)) => JoinGroupResponse::default()
             .with_error_code(result.error.map_or(0, |e| e.code()))
             .with_generation_id(result.generation_id)

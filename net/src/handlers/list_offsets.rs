@@ -4,9 +4,11 @@
 use crate::context::ShardContext;
 use crate::error::KafkaError;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply, LEADER_EPOCH};
+use crate::security::session::Session;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 const LATEST: i64 = -1;
@@ -15,7 +17,12 @@ const EARLIEST: i64 = -2;
 pub const READ_COMMITTED: i8 = 1;
 
 /// Answers a ListOffsets request.
-pub async fn handle(context: &Rc<ShardContext>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: ListOffsetsRequest,
+    version: i16,
+    session: &Session,
+) -> ListOffsetsResponse {
     // The leader epoch field exists from v4 on; the crate refuses to encode it earlier.
     let leader_epoch = if version >= 4 { LEADER_EPOCH } else { -1 };
     let calls: Vec<PartitionCall> = request
@@ -32,7 +39,8 @@ pub async fn handle(context: &Rc<ShardContext>, request: ListOffsetsRequest, ver
             })
         })
         .collect();
-    let mut results = context.call_partitions(calls, None).await.into_iter();
+    let mut results =
+        context.call_authorized_partitions(session, AclOperation::Describe, calls, None).await.into_iter();
     let topics = request
         .topics
         .iter()

@@ -1,11 +1,14 @@
 //! ListTransactions: the transactional ids this broker coordinates, filtered by state,
-//! producer id and (v1) how long the transaction has been open.
+//! producer id and (v1) how long the transaction has been open. As in Kafka, only the ids
+//! the session may DESCRIBE are listed.
 
 use crate::context::ShardContext;
+use crate::security::session::Session;
 use crate::txn::records::TxnStatus;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
+use sluice_security::acl::{AclOperation, ResourceType};
 use std::rc::Rc;
 
 /// Every state name a filter may use.
@@ -21,7 +24,11 @@ const STATES: [TxnStatus; 8] = [
 ];
 
 /// Answers a ListTransactions request.
-pub async fn handle(context: &Rc<ShardContext>, request: ListTransactionsRequest) -> ListTransactionsResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: ListTransactionsRequest,
+    session: &Session,
+) -> ListTransactionsResponse {
     let unknown_state_filters: Vec<StrBytes> = request
         .state_filters
         .iter()
@@ -47,6 +54,9 @@ pub async fn handle(context: &Rc<ShardContext>, request: ListTransactionsRequest
             // v1: only transactions open longer than this (-1: no filter).
             request.duration_filter < 0
                 || (t.state.start_ms >= 0 && now_ms - t.state.start_ms > request.duration_filter)
+        })
+        .filter(|t| {
+            context.authorize(session, AclOperation::Describe, ResourceType::TransactionalId, &t.transactional_id)
         })
         .map(|t| {
             TransactionState::default()

@@ -7,19 +7,27 @@ use crate::control::{MetadataChange, NewTopic};
 use crate::group::records::CONSUMER_OFFSETS_TOPIC;
 use crate::metadata::check_topic_name;
 use crate::partition_ops::LEADER_EPOCH;
+use crate::security::session::Session;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_security::acl::{AclOperation, ResourceType};
 use std::rc::Rc;
 
 /// "Authorized operations not requested" (Kafka's INT32_MIN sentinel).
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// Answers a Metadata request.
-pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: MetadataRequest,
+    version: i16,
+    session: &Session,
+) -> MetadataResponse {
+    let protocol = context.broker.listeners[session.listener].protocol;
     let asked: Option<Vec<String>> = request
         .topics
         .as_ref()
@@ -28,6 +36,15 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
     let asked = asked.filter(|names| !(version == 0 && names.is_empty()));
     // Clients before v4 cannot say whether they want auto-creation; Kafka creates.
     let may_create = context.broker.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    // Kafka's rules: a topic the principal may not describe does not exist for it (left
+    // out of "all topics", TOPIC_AUTHORIZATION_FAILED when named); auto-creation needs
+    // CREATE on the cluster or on the topic.
+    let describable = |name: &str| context.authorize(session, AclOperation::Describe, ResourceType::Topic, name);
+    let may_create_all = context.authorize_cluster(session, AclOperation::Create);
+    let creatable = |name: &str| {
+        describable(name)
+            && (may_create_all || context.authorize(session, AclOperation::Create, ResourceType::Topic, name))
+    };
     if let (Some(names), true) = (&asked, may_create) {
         if names.iter().any(|name| name == CONSUMER_OFFSETS_TOPIC) {
             if let Err(error) = context.ensure_offsets_topic().await {
@@ -37,7 +54,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
         let metadata = context.metadata();
         let missing: Vec<NewTopic> = names
             .iter()
-            .filter(|name| !metadata.topics.contains_key(*name) && check_topic_name(name).is_ok())
+            .filter(|name| !metadata.topics.contains_key(*name) && check_topic_name(name).is_ok() && creatable(name))
             // The broker creates its internal topic itself, with its own partition count.
             .filter(|name| name.as_str() != CONSUMER_OFFSETS_TOPIC)
             .map(|name| NewTopic {
@@ -61,14 +78,22 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
     }
     let metadata = context.metadata();
     let node = BrokerId(context.broker.node_id);
-    let names: Vec<String> = asked.unwrap_or_else(|| metadata.topics.keys().cloned().collect());
+    let names: Vec<String> =
+        asked.unwrap_or_else(|| metadata.topics.keys().filter(|name| describable(name)).cloned().collect());
+    let operations = |name: &str| match version >= 8 && request.include_topic_authorized_operations {
+        true if context.authorizer_enabled() => context.authorized_operations(session, ResourceType::Topic, name),
+        _ => OPERATIONS_NOT_REQUESTED,
+    };
     let topics = names
         .into_iter()
         .map(|name| {
             let response = MetadataResponseTopic::default()
                 .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
                 .with_is_internal(name == crate::group::records::CONSUMER_OFFSETS_TOPIC)
-                .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED);
+                .with_topic_authorized_operations(operations(&name));
+            if !describable(&name) {
+                return response.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
             let Some(topic) = metadata.topics.get(&name) else {
                 let code = if check_topic_name(&name).is_err() {
                     ResponseError::InvalidTopicException
@@ -111,7 +136,7 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
         .collect();
     let brokers = match &metadata.cluster {
         Some(view) => view
-            .live_brokers()
+            .live_brokers(protocol)
             .into_iter()
             .map(|b| {
                 MetadataResponseBroker::default()
@@ -123,8 +148,8 @@ pub async fn handle(context: &Rc<ShardContext>, request: MetadataRequest, versio
             .collect(),
         None => vec![MetadataResponseBroker::default()
             .with_node_id(node)
-            .with_host(StrBytes::from_string(context.broker.advertised_host.clone()))
-            .with_port(i32::from(context.broker.advertised_port))],
+            .with_host(StrBytes::from_string(context.broker.advertised(session.listener).0.to_string()))
+            .with_port(i32::from(context.broker.advertised(session.listener).1))],
     };
     MetadataResponse::default()
         .with_brokers(brokers)

@@ -8,10 +8,12 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod authorization;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -39,6 +41,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod partition_reassignments;
 mod produce;
+mod scram_credentials;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -89,6 +92,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    // Security: answered by the connection itself (`security::connection_auth`) and the
+    // ACL and credential handlers.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The advertised range of an API, if served.
@@ -105,14 +117,16 @@ pub fn is_served(key: ApiKey, version: i16) -> bool {
         && version <= crate_range.max
 }
 
-/// Who sent a request: the header's client id and the connection's address. Cheap to
-/// make for every request (no copies); only group handlers read it.
+/// Who sent a request: the header's client id, the connection's address and its
+/// session (principal, listener). Cheap to make for every request (no copies).
 #[derive(Debug, Clone)]
 pub struct RequestSource {
     /// The client id from the request header (empty when null).
     pub client_id: StrBytes,
     /// The client's address as Kafka shows it (`/127.0.0.1`), one per connection.
     pub client_host: Rc<str>,
+    /// Who the connection authenticated as, and on which listener.
+    pub session: Rc<crate::security::session::Session>,
 }
 
 /// Whether requests of this API change partitions or groups, so that their effects must
@@ -148,69 +162,116 @@ pub async fn handle(
     let context = &context;
     Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle(version)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(context, r, version).await),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(context, r, version, &source.session).await)
+        }
         RequestKind::Produce(r) => {
             // The client id is a slice of the frame, which produce takes back whole.
-            drop(source);
-            ResponseKind::Produce(produce::handle(context, r, version, admission, frame).await?)
+            let RequestSource { session, .. } = source;
+            ResponseKind::Produce(produce::handle(context, r, version, admission, frame, &session).await?)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(context, r).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(context, r, version).await),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(context, r).await),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(context, r).await),
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(context, r).await),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(context, r, &source.session).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(context, r, version, &source.session).await)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(context, r, &source.session).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(context, r, &source.session).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(context, r, &source.session).await)
+        }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(context, r, admission).await)
+            ResponseKind::DeleteRecords(delete_records::handle(context, r, admission, &source.session).await)
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(context, r, version).await)
+            ResponseKind::InitProducerId(init_producer_id::handle(context, r, version, &source.session).await)
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(context, r).await)
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(context, r, &source.session).await)
         }
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(context, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(context, r).await),
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(context, r, &source.session))
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(context, r, &source.session).await)
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(context, r).await)
+            ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(context, r, &source.session).await)
         }
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(context, r)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(context, r, &source.session))
+        }
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(context, r, version).await)
+            ResponseKind::FindCoordinator(find_coordinator::handle(context, r, version, &source.session).await)
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group::handle(context, r, version, source, admission).await)
         }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(context, r, admission).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(context, r, admission).await),
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(sync_group::handle(context, r, admission, &source.session).await)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(heartbeat::handle(context, r, admission, &source.session).await)
+        }
         RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(leave_group::handle(context, r, version, admission).await)
+            ResponseKind::LeaveGroup(leave_group::handle(context, r, version, admission, &source.session).await)
         }
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(context, r, admission).await),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(context, r, version).await),
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(context, r).await),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(context, r).await),
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(context, r, admission).await),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(context, r, admission).await),
-        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(elect_leaders::handle(context, r).await),
-        RequestKind::AlterPartitionReassignments(r) => {
-            ResponseKind::AlterPartitionReassignments(partition_reassignments::handle_alter(context, r).await)
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(context, r, admission, &source.session).await)
         }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(context, r, version, &source.session).await)
+        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(context, r, &source.session).await),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(context, r, &source.session).await)
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(context, r, admission, &source.session).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(context, r, admission, &source.session).await)
+        }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(context, r, version, &source.session).await)
+        }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            partition_reassignments::handle_alter(context, r, &source.session).await,
+        ),
         RequestKind::ListPartitionReassignments(r) => {
-            ResponseKind::ListPartitionReassignments(partition_reassignments::handle_list(context, r))
+            ResponseKind::ListPartitionReassignments(partition_reassignments::handle_list(context, r, &source.session))
         }
         RequestKind::AddPartitionsToTxn(r) => {
-            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(context, r, version).await)
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(context, r, version, &source.session).await)
         }
         RequestKind::AddOffsetsToTxn(r) => {
-            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(context, r, version).await)
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(context, r, version, &source.session).await)
         }
-        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(context, r, version).await),
-        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(context, r).await),
-        RequestKind::WriteTxnMarkers(r) => ResponseKind::WriteTxnMarkers(write_txn_markers::handle(context, r).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(context, r, version, &source.session).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(context, r, &source.session).await)
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(context, r, &source.session).await)
+        }
         RequestKind::DescribeTransactions(r) => {
-            ResponseKind::DescribeTransactions(describe_transactions::handle(context, r).await)
+            ResponseKind::DescribeTransactions(describe_transactions::handle(context, r, &source.session).await)
         }
-        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(list_transactions::handle(context, r).await),
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(list_transactions::handle(context, r, &source.session).await)
+        }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(context, r, &source.session).await),
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(context, r, &source.session)),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(context, r, &source.session).await),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(context, r, &source.session))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(scram_credentials::alter(context, r, &source.session).await)
+        }
         other => {
             // `is_served` admits only the APIs above, so the connection never gets here.
             unreachable!("request {:?} passed is_served but has no handler", std::mem::discriminant(&other))

@@ -3,12 +3,18 @@
 
 use crate::context::ShardContext;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
+use crate::security::session::Session;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 /// Answers an OffsetsForLeaderEpoch request.
-pub async fn handle(context: &Rc<ShardContext>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: OffsetForLeaderEpochRequest,
+    session: &Session,
+) -> OffsetForLeaderEpochResponse {
     let calls = request
         .topics
         .iter()
@@ -20,7 +26,13 @@ pub async fn handle(context: &Rc<ShardContext>, request: OffsetForLeaderEpochReq
             })
         })
         .collect();
-    let mut results = context.call_partitions(calls, None).await.into_iter();
+    // A follower acts for the cluster; a consumer needs DESCRIBE on each topic.
+    let mut results = if context.authorize_cluster(session, AclOperation::ClusterAction) {
+        context.call_partitions(calls, None).await
+    } else {
+        context.call_authorized_partitions(session, AclOperation::Describe, calls, None).await
+    }
+    .into_iter();
     let topics = request
         .topics
         .iter()

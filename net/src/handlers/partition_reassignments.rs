@@ -1,10 +1,13 @@
 //! AlterPartitionReassignments and ListPartitionReassignments (KIP-455): moving a
 //! partition's replicas to other brokers while it serves. The active controller decides
 //! (`sluice_replication::controller`); any broker forwards to it. On a single node the
-//! one broker holds every replica, so nothing can move.
+//! one broker holds every replica, so nothing can move. Kafka wants ALTER (to move) or
+//! DESCRIBE (to list) on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the request.
 
 use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
+use crate::security::authorize::cluster_authorization_failed;
+use crate::security::session::Session;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -19,13 +22,18 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_replication::controller::Reassignment;
 use sluice_replication::quorum::wire::BrokerRequest;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 /// Answers an AlterPartitionReassignments request.
 pub async fn handle_alter(
     context: &Rc<ShardContext>,
     request: AlterPartitionReassignmentsRequest,
+    session: &Session,
 ) -> AlterPartitionReassignmentsResponse {
+    if !context.authorize_cluster(session, AclOperation::Alter) {
+        return alter_refused(&request, cluster_authorization_failed());
+    }
     let metadata = context.metadata();
     // Each partition asked for, with its reassignment for the controller (none: nothing
     // to do) or why it is refused here.
@@ -76,6 +84,37 @@ pub async fn handle_alter(
         .with_responses(responses)
 }
 
+/// The answer to a request refused whole: `error` for it and for each partition named, as
+/// Kafka's `getErrorResponse`.
+fn alter_refused(
+    request: &AlterPartitionReassignmentsRequest,
+    error: KafkaError,
+) -> AlterPartitionReassignmentsResponse {
+    let message = Some(StrBytes::from_string(error.message));
+    let responses = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    ReassignablePartitionResponse::default()
+                        .with_partition_index(partition.partition_index)
+                        .with_error_code(error.code.code())
+                        .with_error_message(message.clone())
+                })
+                .collect();
+            ReassignableTopicResponse::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(request.allow_replication_factor_change)
+        .with_error_code(error.code.code())
+        .with_error_message(message)
+        .with_responses(responses)
+}
+
 /// A reassignment on a single node, which holds the one replica of everything: only
 /// the assignment it has is accepted (and changes nothing).
 fn on_a_single_node(context: &ShardContext, topic: &str, partition: i32, target: Option<&[i32]>) -> KafkaResult<()> {
@@ -100,7 +139,14 @@ fn on_a_single_node(context: &ShardContext, topic: &str, partition: i32, target:
 pub fn handle_list(
     context: &Rc<ShardContext>,
     request: ListPartitionReassignmentsRequest,
+    session: &Session,
 ) -> ListPartitionReassignmentsResponse {
+    if !context.authorize_cluster(session, AclOperation::Describe) {
+        let error = cluster_authorization_failed();
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(error.code.code())
+            .with_error_message(Some(StrBytes::from_string(error.message)));
+    }
     let metadata = context.metadata();
     let Some(view) = &metadata.cluster else { return ListPartitionReassignmentsResponse::default() };
     let asked: Vec<(String, Vec<i32>)> = match &request.topics {

@@ -8,6 +8,8 @@ use crate::error::KafkaError;
 use crate::frame_pieces;
 use crate::ordering::Admission;
 use crate::partition_ops::{PartitionCall, PartitionOp, PartitionReply};
+use crate::security::authorize::transactional_id_authorization_failed;
+use crate::security::session::Session;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -15,6 +17,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_security::acl::{AclOperation, ResourceType};
 use std::rc::Rc;
 
 /// Answers a Produce request; `None` for acks=0. `frame` is the request's frame, which
@@ -25,11 +28,16 @@ pub async fn handle(
     _version: i16,
     admission: Option<Admission>,
     frame: Bytes,
+    session: &Session,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let refusal = if !matches!(acks, -1..=1) {
         Some(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks = {acks}: must be -1, 0 or 1")))
+    } else if request.transactional_id.as_ref().is_some_and(|id| {
+        !context.authorize(session, AclOperation::Write, ResourceType::TransactionalId, id.0.as_str())
+    }) {
+        Some(transactional_id_authorization_failed())
     } else {
         None
     };
@@ -64,7 +72,7 @@ pub async fn handle(
     }
     let mut results = match &refusal {
         Some(error) => calls.iter().map(|_| Err(error.clone())).collect(),
-        None => context.call_partitions(calls, admission).await,
+        None => context.call_authorized_partitions(session, AclOperation::Write, calls, admission).await,
     }
     .into_iter();
     if acks == 0 {

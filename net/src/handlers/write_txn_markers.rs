@@ -1,18 +1,29 @@
 //! WriteTxnMarkers: a transaction coordinator (on another broker) has this broker, the
 //! partitions' leader, end a producer's transaction in each partition with a marker.
+//! Only brokers may: Kafka wants ALTER or CLUSTER_ACTION on the cluster (else every
+//! partition answers CLUSTER_AUTHORIZATION_FAILED).
 
 use crate::context::ShardContext;
+use crate::security::session::Session;
 use crate::txn::coordinator::write_markers_here;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::ResponseError;
 use sluice_engine::batch::ControlType;
 use sluice_engine::TxnMarker;
+use sluice_security::acl::AclOperation;
 use std::rc::Rc;
 
 /// Answers a WriteTxnMarkers request.
-pub async fn handle(context: &Rc<ShardContext>, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+pub async fn handle(
+    context: &Rc<ShardContext>,
+    request: WriteTxnMarkersRequest,
+    session: &Session,
+) -> WriteTxnMarkersResponse {
+    let authorized = context.authorize_cluster(session, AclOperation::Alter)
+        || context.authorize_cluster(session, AclOperation::ClusterAction);
     let mut results = Vec::with_capacity(request.markers.len());
     for marker in request.markers {
         let written = TxnMarker {
@@ -23,7 +34,11 @@ pub async fn handle(context: &Rc<ShardContext>, request: WriteTxnMarkersRequest)
         };
         let partitions: Vec<(String, i32)> =
             marker.topics.iter().flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.0.to_string(), *p))).collect();
-        let mut outcomes = write_markers_here(context, written, &partitions).await.into_iter();
+        let outcomes = match authorized {
+            true => write_markers_here(context, written, &partitions).await,
+            false => vec![Err(ResponseError::ClusterAuthorizationFailed); partitions.len()],
+        };
+        let mut outcomes = outcomes.into_iter();
         let topics = marker
             .topics
             .into_iter()

@@ -23,6 +23,9 @@ pub struct BrokerState {
     pub port: u16,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// Every advertised listener; empty when the broker registered only `host`/`port`.
+    #[serde(default)]
+    pub listeners: Vec<super::AdvertisedListener>,
     /// Fenced brokers lead nothing and are in no ISR (except as the last member).
     pub fenced: bool,
 }
@@ -131,6 +134,7 @@ impl MetadataImage {
                         host: registration.host.clone(),
                         port: registration.port,
                         rack: registration.rack.clone(),
+                        listeners: registration.listeners.clone(),
                         fenced: true,
                     },
                 );

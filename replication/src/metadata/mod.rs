@@ -5,4 +5,4 @@ mod image;
 mod records;
 
 pub use image::{BrokerState, MetadataImage, PartitionState, TopicState};
-pub use records::{BrokerRegistration, MetadataRecord, PartitionChange};
+pub use records::{AdvertisedListener, BrokerRegistration, MetadataRecord, PartitionChange};

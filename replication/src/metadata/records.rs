@@ -22,6 +22,10 @@ pub struct BrokerRegistration {
     pub port: u16,
     /// Kafka's `broker.rack`, if set.
     pub rack: Option<String>,
+    /// Every advertised listener (Kafka's `advertised.listeners`); `host`/`port` are the
+    /// first. Empty in registrations from before brokers had several.
+    #[serde(default)]
+    pub listeners: Vec<AdvertisedListener>,
     /// The cluster the broker's data directory belongs to, once it has joined one (Kafka's
     /// `cluster.id` in `meta.properties`): a registration with another is refused.
     #[serde(default)]
@@ -30,6 +34,18 @@ pub struct BrokerRegistration {
     /// started with other voters refuses the registration. Empty: not checked.
     #[serde(default)]
     pub voters: std::collections::BTreeMap<u64, String>,
+}
+
+/// One of a broker's listeners as clients reach it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvertisedListener {
+    /// Its security protocol (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`): clients
+    /// are told the address of the listener of the kind they came in on.
+    pub protocol: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
 }
 
 #[cfg(test)]
@@ -42,6 +58,7 @@ impl BrokerRegistration {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            listeners: Vec::new(),
             cluster_id: None,
             voters: Default::default(),
         }

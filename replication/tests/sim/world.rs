@@ -254,6 +254,7 @@ impl SimBroker {
                     host: "127.0.0.1".into(),
                     port: 9092,
                     rack: None,
+                    listeners: Vec::new(),
                     cluster_id: None,
                     voters: Default::default(),
                 };
