@@ -21,8 +21,9 @@ PRODUCER = {"linger.ms": 5, "batch.size": 1 << 20, "compression.type": "none", "
             "queue.buffering.max.kbytes": 1 << 20}
 
 
-def run_side(address, topic, transactional, seconds, round_number):
-    """Produces for `seconds`; returns (acknowledged MB/s, commit latencies in ms)."""
+def run_side(address, topic, transactional, seconds, round_number, client_config=None):
+    """Produces for `seconds`; returns (acknowledged MB/s, commit latencies in ms).
+    `client_config` adds librdkafka settings (security, for bench/security.py)."""
     from confluent_kafka import Producer
     acknowledged = [0]
 
@@ -30,7 +31,7 @@ def run_side(address, topic, transactional, seconds, round_number):
         if error is None:
             acknowledged[0] += VALUE_BYTES
 
-    config = {"bootstrap.servers": address, "enable.idempotence": True, **PRODUCER}
+    config = {"bootstrap.servers": address, "enable.idempotence": True, **PRODUCER, **(client_config or {})}
     if transactional:
         config["transactional.id"] = f"bench-{round_number}"
     producer = Producer(config)

@@ -23,15 +23,17 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, data_dir, *flags, host="127.0.0.1", port=None, wrapper=()):
+    def __init__(self, data_dir, *flags, host="127.0.0.1", port=None, wrapper=(), listen=True):
         """`wrapper` runs the broker inside something (`ip netns exec NS`), `host` is the
-        address it listens on there."""
+        address it listens on there. `listen=False` leaves out `--listen` (the flags name
+        `--listeners`, one of them on `port`)."""
         self.data_dir = Path(data_dir).resolve()
         self.flags = flags
         self.host = host
         self.port = port or free_port()
         self.address = f"{host}:{self.port}"
         self.wrapper = list(wrapper)
+        self.listen = ("--listen", self.address) if listen else ()
         self.process = None
         self.stopped = False
         self.log_path = Path(data_dir).parent / f"broker-{self.port}.log"
@@ -40,7 +42,7 @@ class Broker:
         self.stopped = False
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [*self.wrapper, str(SLUICE), "serve", "--listen", self.address, "--data-dir", str(self.data_dir), *self.flags],
+            [*self.wrapper, str(SLUICE), "serve", *self.listen, "--data-dir", str(self.data_dir), *self.flags],
             stdout=log, stderr=log, cwd=self.data_dir.parent, env={**os.environ, "RUST_LOG": os.environ.get("SLUICE_TEST_LOG", "info"), "NO_COLOR": "1"})
         deadline = time.time() + 30
         while time.time() < deadline:
