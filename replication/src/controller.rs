@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::error::ReplicationError;
 use crate::ids::{BrokerId, PartitionKey, NO_LEADER};
 use crate::metadata::{
-    BrokerRegistration, BrokerState, MetadataImage, MetadataRecord, PartitionChange, PartitionState,
+    AclBindingData, BrokerRegistration, BrokerState, MetadataImage, MetadataRecord, PartitionChange, PartitionState,
+    ScramCredentialData,
 };
 
 /// Controller settings (Kafka names).
@@ -93,6 +94,34 @@ pub enum TopicChange {
         /// Every config set on it.
         configs: BTreeMap<String, String>,
     },
+}
+
+/// A change to users' SCRAM credentials or to the ACLs (AlterUserScramCredentials,
+/// CreateAcls, DeleteAcls), checked by the broker that asked (mechanism, iterations,
+/// binding rules): the controller decides only what depends on the current image.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SecurityChange {
+    /// Create or replace a user's credential for a mechanism.
+    SetCredential {
+        /// The user name.
+        user: String,
+        /// Kafka's mechanism code.
+        mechanism: i8,
+        /// The credential (never the password).
+        credential: ScramCredentialData,
+    },
+    /// Remove a user's credential for a mechanism: refused with
+    /// [`ReplicationError::ResourceNotFound`] when there is none (Kafka's answer).
+    RemoveCredential {
+        /// The user name.
+        user: String,
+        /// Kafka's mechanism code.
+        mechanism: i8,
+    },
+    /// Add an ACL binding (one that exists already is a success, as in Kafka).
+    AddAcl(AclBindingData),
+    /// Remove an ACL binding (one already gone is a success).
+    RemoveAcl(AclBindingData),
 }
 
 /// The active controller's decisions.
@@ -343,6 +372,42 @@ impl Controller {
     ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
         each_on_the_last(image, changes, change_topic)
     }
+
+    /// AlterUserScramCredentials, CreateAcls and DeleteAcls: each change on the image that
+    /// holds the ones before it, all appended together. A change that would change nothing
+    /// (an ACL that is there already, or gone already) succeeds with no record. Results in
+    /// request order.
+    pub fn change_security(
+        &self,
+        image: &MetadataImage,
+        changes: &[SecurityChange],
+    ) -> (Vec<MetadataRecord>, Vec<Result<(), ReplicationError>>) {
+        each_on_the_last(image, changes, change_security)
+    }
+}
+
+/// One [`SecurityChange`]'s records.
+fn change_security(image: &MetadataImage, change: &SecurityChange) -> Result<Vec<MetadataRecord>, ReplicationError> {
+    let security = &image.security;
+    Ok(match change {
+        SecurityChange::SetCredential { user, mechanism, credential } => {
+            vec![MetadataRecord::ScramCredential {
+                user: user.clone(),
+                mechanism: *mechanism,
+                credential: credential.clone(),
+            }]
+        }
+        SecurityChange::RemoveCredential { user, mechanism } => {
+            if !security.has_credential(user, *mechanism) {
+                return Err(ReplicationError::ResourceNotFound);
+            }
+            vec![MetadataRecord::RemoveScramCredential { user: user.clone(), mechanism: *mechanism }]
+        }
+        SecurityChange::AddAcl(binding) if security.acls.contains(binding) => Vec::new(),
+        SecurityChange::AddAcl(binding) => vec![MetadataRecord::AccessControlEntry(binding.clone())],
+        SecurityChange::RemoveAcl(binding) if !security.acls.contains(binding) => Vec::new(),
+        SecurityChange::RemoveAcl(binding) => vec![MetadataRecord::RemoveAccessControlEntry(binding.clone())],
+    })
 }
 
 /// One [`TopicChange`]'s records.
@@ -920,5 +985,59 @@ mod tests {
         assert_eq!(results, vec![Ok(())]);
         apply(&mut image, records);
         assert!(image.topics.is_empty() && image.partitions.is_empty());
+    }
+
+    #[test]
+    fn security_changes_become_records_and_a_missing_credential_is_not_found() {
+        let (controller, mut image, _) = cluster();
+        let credential = |iterations| ScramCredentialData {
+            salt: vec![7; 32],
+            stored_key: vec![8; 32],
+            server_key: vec![9; 32],
+            iterations,
+        };
+        let set = |user: &str, iterations| SecurityChange::SetCredential {
+            user: user.into(),
+            mechanism: 1,
+            credential: credential(iterations),
+        };
+        let remove = |user: &str| SecurityChange::RemoveCredential { user: user.into(), mechanism: 1 };
+        let acl = AclBindingData {
+            resource_type: 2,
+            resource_name: "t".into(),
+            pattern_type: 3,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: 3,
+            permission: 3,
+        };
+        let (records, results) = controller.change_security(
+            &image,
+            &[
+                remove("alice"),
+                set("alice", 4096),
+                set("bob", 4096),
+                remove("bob"),
+                SecurityChange::AddAcl(acl.clone()),
+                SecurityChange::AddAcl(acl.clone()),
+                SecurityChange::RemoveAcl(AclBindingData { principal: "User:bob".into(), ..acl.clone() }),
+            ],
+        );
+        assert_eq!(
+            results,
+            vec![Err(ReplicationError::ResourceNotFound), Ok(()), Ok(()), Ok(()), Ok(()), Ok(()), Ok(())],
+            "each change sees the ones before it: bob's credential is there to remove"
+        );
+        assert_eq!(records.len(), 4, "set alice, set bob, remove bob, add the ACL once");
+        apply(&mut image, records);
+        assert_eq!(image.security.credentials.keys().collect::<Vec<_>>(), vec![&("alice".to_string(), 1)]);
+        assert_eq!(image.security.acls.iter().collect::<Vec<_>>(), vec![&acl]);
+
+        let (records, results) =
+            controller.change_security(&image, &[set("alice", 8192), SecurityChange::RemoveAcl(acl)]);
+        assert_eq!(results, vec![Ok(()), Ok(())]);
+        apply(&mut image, records);
+        assert_eq!(image.security.credentials[&("alice".to_string(), 1)].iterations, 8192);
+        assert!(image.security.acls.is_empty());
     }
 }

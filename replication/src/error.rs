@@ -48,11 +48,13 @@ pub enum ReplicationError {
     InconsistentClusterId,
     /// A broker started with other controller voters than the controller's.
     InconsistentVoterSet,
+    /// The removal of a SCRAM credential the user does not have.
+    ResourceNotFound,
 }
 
 impl ReplicationError {
     /// Every refusal.
-    pub const ALL: [ReplicationError; 21] = [
+    pub const ALL: [ReplicationError; 22] = [
         ReplicationError::NotLeaderOrFollower,
         ReplicationError::FencedLeaderEpoch,
         ReplicationError::UnknownLeaderEpoch,
@@ -74,6 +76,7 @@ impl ReplicationError {
         ReplicationError::EligibleLeadersNotAvailable,
         ReplicationError::InconsistentClusterId,
         ReplicationError::InconsistentVoterSet,
+        ReplicationError::ResourceNotFound,
     ];
 
     /// The refusal a Kafka error code stands for, if it is one of these.
@@ -97,6 +100,7 @@ impl ReplicationError {
             ReplicationError::EligibleLeadersNotAvailable => 83,
             ReplicationError::ElectionNotNeeded => 84,
             ReplicationError::NoReassignmentInProgress => 85,
+            ReplicationError::ResourceNotFound => 91,
             ReplicationError::InconsistentClusterId => 104,
             ReplicationError::InconsistentVoterSet => 94,
             ReplicationError::FencedLeaderEpoch => 74,

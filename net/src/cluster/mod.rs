@@ -14,6 +14,7 @@ use meta_properties::MetaProperties;
 use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::{Metadata, TopicMeta};
+use crate::security::store::SecurityState;
 use kafka_protocol::ResponseError;
 use sluice_replication::broker_link::{BrokerLink, BrokerLinkConfig};
 use sluice_replication::controller::ControllerConfig;
@@ -173,8 +174,18 @@ fn place(topic_id: uuid::Uuid, partition: i32, shards: usize) -> usize {
     ((topic_id.as_u128() % shards as u128) as usize + partition as usize) % shards
 }
 
-/// The shards' metadata made from an image.
-pub fn metadata_from_image(image: Arc<MetadataImage>, shards: usize, serving: bool, controller_id: i32) -> Metadata {
+/// The shards' metadata made from an image. The security part is `previous`'s when the
+/// image's is the same as the one `previous` was made from: every shard rebuilds its
+/// authorizer when that `Arc` changes, and most images change only partitions and brokers.
+/// (Images fetched from the controller are new values each time, so the parts are compared
+/// by value where they are not the same `Arc`.)
+pub fn metadata_from_image(
+    image: Arc<MetadataImage>,
+    shards: usize,
+    serving: bool,
+    controller_id: i32,
+    previous: Option<&Metadata>,
+) -> Metadata {
     let topics = image
         .topics
         .iter()
@@ -183,12 +194,20 @@ pub fn metadata_from_image(image: Arc<MetadataImage>, shards: usize, serving: bo
             (name.clone(), TopicMeta { id: topic.topic_id, shards, configs: topic.configs.clone() })
         })
         .collect();
+    let unchanged = |previous: &&Metadata| {
+        previous.cluster.as_ref().is_some_and(|view| {
+            Arc::ptr_eq(&view.image.security, &image.security) || view.image.security == image.security
+        })
+    };
+    let security = match previous.filter(unchanged) {
+        Some(previous) => previous.security.clone(),
+        None => Arc::new(SecurityState::from_image(&image.security)),
+    };
     Metadata {
         version: image.applied_records,
         cluster_id: image.cluster_id.clone().unwrap_or_default(),
         topics,
-        // Not replicated through the controller yet: a cluster has no users and no ACLs.
-        security: Default::default(),
+        security,
         cluster: Some(Arc::new(ClusterView { image, serving, controller_id })),
     }
 }
@@ -331,7 +350,9 @@ impl ShardContext {
             }
         }
         let controller_id = self.controller_id();
-        let metadata = metadata_from_image(image, self.shards, self.cluster.serving.get(), controller_id);
+        let previous = self.metadata();
+        let serving = self.cluster.serving.get();
+        let metadata = metadata_from_image(image, self.shards, serving, controller_id, Some(&previous));
         let _serial = self.control_lock.acquire_permit(1).await.expect("never closed");
         if metadata.version < self.metadata().version {
             return;
@@ -539,5 +560,68 @@ pub(crate) fn controller_error(response: BrokerResponse) -> KafkaError {
         }
         BrokerResponse::NotController { .. } => KafkaError::new(ResponseError::NotController, "no active controller"),
         other => KafkaError::new(ResponseError::UnknownServerError, format!("unexpected controller answer {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_replication::metadata::{AclBindingData, MetadataRecord, ScramCredentialData};
+    use sluice_security::sasl::{CredentialStore, ScramMechanism};
+
+    fn applied(image: &MetadataImage, record: MetadataRecord) -> Arc<MetadataImage> {
+        let mut next = image.clone();
+        assert!(next.apply(&record));
+        Arc::new(next)
+    }
+
+    /// Through JSON, as a broker gets it from the controller: no `Arc` shared with before.
+    fn fetched(image: &MetadataImage) -> Arc<MetadataImage> {
+        Arc::new(serde_json::from_slice(&serde_json::to_vec(image).unwrap()).unwrap())
+    }
+
+    #[test]
+    fn images_carry_credentials_and_acls_and_keep_the_security_state_until_they_change() {
+        let credential = MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: ScramMechanism::Sha512.code(),
+            credential: ScramCredentialData {
+                salt: vec![1; 32],
+                stored_key: vec![2; 64],
+                server_key: vec![3; 64],
+                iterations: 4096,
+            },
+        };
+        let read = AclBindingData {
+            resource_type: 2,
+            resource_name: "orders".into(),
+            pattern_type: 3,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: 3,
+            permission: 3,
+        };
+        // A binding of a resource type this version does not know is skipped, not fatal.
+        let unknown = AclBindingData { resource_type: 42, ..read.clone() };
+        let first = applied(&MetadataImage::default(), credential);
+        let first = applied(&first, MetadataRecord::AccessControlEntry(read));
+        let first = applied(&first, MetadataRecord::AccessControlEntry(unknown));
+        let metadata = metadata_from_image(first.clone(), 2, true, 1, None);
+        let alice = metadata.security.scram_credential("alice", ScramMechanism::Sha512);
+        assert_eq!(alice.map(|c| c.iterations), Some(4096));
+        assert_eq!(metadata.security.acls().len(), 1);
+        assert_eq!(metadata.security.acls().first().map(|b| b.pattern.name.as_str()), Some("orders"));
+
+        // A change elsewhere, fetched anew: the same state, so no shard rebuilds its authorizer.
+        let second = fetched(&applied(&first, MetadataRecord::InitializeCluster { cluster_id: "c".into() }));
+        let next = metadata_from_image(second.clone(), 2, true, 1, Some(&metadata));
+        assert!(Arc::ptr_eq(&next.security, &metadata.security));
+        assert_eq!(next.cluster_id, "c");
+
+        let third = applied(&second, MetadataRecord::RemoveScramCredential { user: "alice".into(), mechanism: 2 });
+        let last = metadata_from_image(third, 2, true, 1, Some(&next));
+        assert!(!Arc::ptr_eq(&last.security, &next.security));
+        assert!(last.security.scram_credential("alice", ScramMechanism::Sha512).is_none());
+        assert_eq!(last.security.acls().len(), 1);
     }
 }

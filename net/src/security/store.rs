@@ -1,33 +1,22 @@
 //! Users' SCRAM credentials and the ACLs, kept with the metadata: shard 0 changes them
 //! (AlterUserScramCredentials, CreateAcls, DeleteAcls, the admin socket), stores the table
 //! and pushes the new snapshot to every shard, which then authenticates from it and
-//! rebuilds its own authorizer from its bindings, without asking anyone.
+//! rebuilds its own authorizer from its bindings, without asking anyone. In a cluster the
+//! controller quorum keeps them instead (records in its log, a part of its image), and
+//! each image's part becomes a [`SecurityState`] ([`SecurityState::from_image`]).
 
 use serde::{Deserialize, Serialize};
+use sluice_replication::metadata::{AclBindingData, ScramCredentialData, SecurityImage};
 use sluice_security::acl::AclBinding;
 use sluice_security::sasl::{CredentialStore, ScramCredential, ScramMechanism};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A SCRAM credential as stored (the password never is).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredCredential {
-    salt: Vec<u8>,
-    stored_key: Vec<u8>,
-    server_key: Vec<u8>,
-    iterations: u32,
-}
+/// A SCRAM credential as stored (the password never is): the metadata log's shape, so
+/// the single-node table and a cluster's log hold the same fields.
+type StoredCredential = ScramCredentialData;
 
-/// An ACL binding as stored: Kafka's codes for the enums.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredAcl {
-    resource_type: i8,
-    resource_name: String,
-    pattern_type: i8,
-    principal: String,
-    host: String,
-    operation: i8,
-    permission: i8,
-}
+/// An ACL binding as stored: Kafka's codes for the enums (the metadata log's shape too).
+type StoredAcl = AclBindingData;
 
 /// What is stored of the security state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -54,27 +43,12 @@ impl From<StoredSecurity> for SecurityState {
         for (user, credentials) in stored.users {
             for (mechanism, c) in credentials {
                 match ScramMechanism::from_name(&mechanism) {
-                    Some(mechanism) => {
-                        let credential = ScramCredential {
-                            salt: c.salt,
-                            stored_key: c.stored_key,
-                            server_key: c.server_key,
-                            iterations: c.iterations,
-                        };
-                        state.credentials.entry(user.clone()).or_default().insert(mechanism, credential);
-                    }
+                    Some(mechanism) => state.set_credential(&user, mechanism, credential_from_stored(c)),
                     None => tracing::error!(user, mechanism, "stored credential of an unknown mechanism: skipped"),
                 }
             }
         }
-        for acl in stored.acls {
-            match acl_from_stored(&acl) {
-                Some(binding) => {
-                    state.acls.insert(binding);
-                }
-                None => tracing::error!(?acl, "stored ACL with unknown codes: skipped"),
-            }
-        }
+        state.add_stored_acls(&stored.acls);
         state
     }
 }
@@ -87,15 +61,7 @@ impl From<SecurityState> for StoredSecurity {
             .map(|(user, credentials)| {
                 let credentials = credentials
                     .into_iter()
-                    .map(|(mechanism, c)| {
-                        let stored = StoredCredential {
-                            salt: c.salt,
-                            stored_key: c.stored_key,
-                            server_key: c.server_key,
-                            iterations: c.iterations,
-                        };
-                        (mechanism.name().to_string(), stored)
-                    })
+                    .map(|(mechanism, c)| (mechanism.name().to_string(), credential_to_stored(c)))
                     .collect();
                 (user, credentials)
             })
@@ -105,7 +71,19 @@ impl From<SecurityState> for StoredSecurity {
     }
 }
 
-fn acl_to_stored(binding: &AclBinding) -> StoredAcl {
+/// The credential in the stored (and logged) shape.
+pub(crate) fn credential_to_stored(credential: ScramCredential) -> ScramCredentialData {
+    let ScramCredential { salt, stored_key, server_key, iterations } = credential;
+    ScramCredentialData { salt, stored_key, server_key, iterations }
+}
+
+fn credential_from_stored(stored: StoredCredential) -> ScramCredential {
+    let ScramCredentialData { salt, stored_key, server_key, iterations } = stored;
+    ScramCredential { salt, stored_key, server_key, iterations }
+}
+
+/// The binding in the stored (and logged) shape.
+pub(crate) fn acl_to_stored(binding: &AclBinding) -> AclBindingData {
     StoredAcl {
         resource_type: binding.pattern.resource_type.code(),
         resource_name: binding.pattern.name.clone(),
@@ -140,6 +118,32 @@ fn acl_from_stored(acl: &StoredAcl) -> Option<AclBinding> {
 }
 
 impl SecurityState {
+    /// The state a cluster's metadata image holds. Credentials of a mechanism and bindings
+    /// with codes this version does not know (a newer version's) are skipped: the log
+    /// must replay whatever it holds.
+    pub fn from_image(image: &SecurityImage) -> SecurityState {
+        let mut state = SecurityState::default();
+        for ((user, code), credential) in &image.credentials {
+            match ScramMechanism::from_code(*code) {
+                Some(mechanism) => state.set_credential(user, mechanism, credential_from_stored(credential.clone())),
+                None => tracing::error!(user, mechanism = code, "credential of an unknown mechanism: skipped"),
+            }
+        }
+        state.add_stored_acls(&image.acls);
+        state
+    }
+
+    fn add_stored_acls<'a>(&mut self, acls: impl IntoIterator<Item = &'a StoredAcl>) {
+        for acl in acls {
+            match acl_from_stored(acl) {
+                Some(binding) => {
+                    self.acls.insert(binding);
+                }
+                None => tracing::error!(?acl, "stored ACL with unknown codes: skipped"),
+            }
+        }
+    }
+
     /// The users with credentials, and their mechanisms with iteration counts.
     pub fn users(&self) -> impl Iterator<Item = (&str, Vec<(ScramMechanism, u32)>)> {
         self.credentials

@@ -1,12 +1,13 @@
 //! The metadata image: what the metadata log says at one offset. Applying the same records
 //! in the same order gives the same image on every node; `apply` is the only writer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{MetadataRecord, PartitionChange};
+use super::records::{AclBindingData, MetadataRecord, PartitionChange, ScramCredentialData};
 use crate::ids::{BrokerId, PartitionKey, NO_LEADER};
 
 /// A registered broker.
@@ -98,6 +99,24 @@ pub struct TopicState {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Users' SCRAM credentials and the ACL bindings (KRaft's ScramImage and AclsImage).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityImage {
+    /// Credentials by user and Kafka mechanism code (stored as a list of pairs).
+    #[serde(with = "as_pairs")]
+    pub credentials: BTreeMap<(String, i8), ScramCredentialData>,
+    /// The ACL bindings.
+    pub acls: BTreeSet<AclBindingData>,
+}
+
+impl SecurityImage {
+    /// Whether `user` has a credential for `mechanism`.
+    pub fn has_credential(&self, user: &str, mechanism: i8) -> bool {
+        // (A tuple key cannot be borrowed as (&str, i8): the rare admin request allocates.)
+        self.credentials.contains_key(&(user.to_string(), mechanism))
+    }
+}
+
 /// The whole metadata at one log offset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
@@ -112,6 +131,12 @@ pub struct MetadataImage {
     pub partitions: BTreeMap<PartitionKey, PartitionState>,
     /// The broker epoch the next registration gets.
     pub next_broker_epoch: i64,
+    /// Users' SCRAM credentials and the ACLs. Behind an `Arc` because the image is cloned
+    /// whole for every applied batch and every controller decision, while this part
+    /// changes only on the rare security change: clones share it until then. (Images from
+    /// before security records have none.)
+    #[serde(default)]
+    pub security: Arc<SecurityImage>,
     /// How many records have been applied (the image's version).
     pub applied_records: u64,
 }
@@ -119,7 +144,9 @@ pub struct MetadataImage {
 impl MetadataImage {
     /// Applies one record. Returns false when the record was ignored because it was made
     /// on a state that is no longer current (a stale broker epoch or partition epoch, an
-    /// unknown topic); ignoring is deterministic, so every node ignores the same records.
+    /// unknown topic) or changes nothing (removing a credential or an ACL that is not
+    /// there, adding an ACL that is); ignoring is deterministic, so every node ignores the
+    /// same records, and replay never fails.
     pub fn apply(&mut self, record: &MetadataRecord) -> bool {
         self.applied_records += 1;
         match record {
@@ -203,6 +230,33 @@ impl MetadataImage {
                     "a leader change, and only a leader change, bumps the leader epoch"
                 );
                 *current = state.clone();
+                true
+            }
+            MetadataRecord::ScramCredential { user, mechanism, credential } => {
+                let security = Arc::make_mut(&mut self.security);
+                security.credentials.insert((user.clone(), *mechanism), credential.clone());
+                true
+            }
+            MetadataRecord::RemoveScramCredential { user, mechanism } => {
+                // Looked up before `make_mut`: a no-op keeps the part shared.
+                if !self.security.has_credential(user, *mechanism) {
+                    return false;
+                }
+                Arc::make_mut(&mut self.security).credentials.remove(&(user.clone(), *mechanism));
+                true
+            }
+            MetadataRecord::AccessControlEntry(binding) => {
+                if self.security.acls.contains(binding) {
+                    return false;
+                }
+                Arc::make_mut(&mut self.security).acls.insert(binding.clone());
+                true
+            }
+            MetadataRecord::RemoveAccessControlEntry(binding) => {
+                if !self.security.acls.contains(binding) {
+                    return false;
+                }
+                Arc::make_mut(&mut self.security).acls.remove(binding);
                 true
             }
         }
@@ -299,5 +353,71 @@ mod tests {
         assert_eq!(image.topics["t"].partitions, 1);
         let json = serde_json::to_vec(&image).expect("an image serializes (snapshots, metadata fetches)");
         assert_eq!(serde_json::from_slice::<MetadataImage>(&json).unwrap(), image);
+    }
+
+    fn credential(iterations: u32) -> ScramCredentialData {
+        ScramCredentialData { salt: vec![1; 32], stored_key: vec![2; 64], server_key: vec![3; 64], iterations }
+    }
+
+    fn read_topic(principal: &str) -> AclBindingData {
+        AclBindingData {
+            resource_type: 2,
+            resource_name: "t".into(),
+            pattern_type: 3,
+            principal: principal.into(),
+            host: "*".into(),
+            operation: 3,
+            permission: 3,
+        }
+    }
+
+    #[test]
+    fn credentials_and_acls_are_set_and_removed_and_removing_what_is_gone_changes_nothing() {
+        let mut image = MetadataImage::default();
+        let set = |iterations| MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: 2,
+            credential: credential(iterations),
+        };
+        assert!(image.apply(&set(4096)));
+        assert!(image.apply(&set(8192)), "a second credential for the mechanism replaces the first");
+        assert!(image.apply(&MetadataRecord::AccessControlEntry(read_topic("User:alice"))));
+        assert!(!image.apply(&MetadataRecord::AccessControlEntry(read_topic("User:alice"))), "already there");
+        assert_eq!(image.security.credentials[&("alice".to_string(), 2)].iterations, 8192);
+        assert_eq!(image.security.acls.len(), 1);
+
+        // Clones share the security part; a record that changes nothing keeps it shared.
+        let before = image.clone();
+        assert!(Arc::ptr_eq(&before.security, &image.security));
+        let remove_credential = |mechanism| MetadataRecord::RemoveScramCredential { user: "alice".into(), mechanism };
+        assert!(!image.apply(&remove_credential(1)), "no SCRAM-SHA-256 credential");
+        assert!(!image.apply(&MetadataRecord::RemoveAccessControlEntry(read_topic("User:bob"))));
+        assert!(Arc::ptr_eq(&before.security, &image.security));
+        assert_eq!(image.applied_records, before.applied_records + 2, "ignored records count as applied");
+
+        assert!(image.apply(&remove_credential(2)));
+        assert!(image.apply(&MetadataRecord::RemoveAccessControlEntry(read_topic("User:alice"))));
+        assert!(!Arc::ptr_eq(&before.security, &image.security));
+        assert_eq!(*image.security, SecurityImage::default());
+        assert_eq!(before.security.acls.len(), 1, "the earlier image keeps its own");
+    }
+
+    #[test]
+    fn the_security_part_survives_json_and_images_from_before_it_still_load() {
+        let mut image = MetadataImage::default();
+        let credential =
+            MetadataRecord::ScramCredential { user: "a".into(), mechanism: 1, credential: credential(4096) };
+        assert!(image.apply(&credential));
+        assert!(image.apply(&MetadataRecord::AccessControlEntry(read_topic("User:a"))));
+        let json = serde_json::to_vec(&image).unwrap();
+        assert_eq!(serde_json::from_slice::<MetadataImage>(&json).unwrap(), image);
+        let record = serde_json::to_vec(&credential).unwrap();
+        assert_eq!(serde_json::from_slice::<MetadataRecord>(&record).unwrap(), credential);
+
+        let old =
+            r#"{"cluster_id":"c","brokers":{},"topics":{},"partitions":[],"next_broker_epoch":0,"applied_records":1}"#;
+        let old: MetadataImage = serde_json::from_str(old).expect("a snapshot from before security records");
+        assert_eq!(*old.security, SecurityImage::default());
+        assert!(!format!("{image:?}").contains("stored_key"), "no keys in logs");
     }
 }

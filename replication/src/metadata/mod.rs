@@ -4,5 +4,7 @@
 mod image;
 mod records;
 
-pub use image::{BrokerState, MetadataImage, PartitionState, TopicState};
-pub use records::{AdvertisedListener, BrokerRegistration, MetadataRecord, PartitionChange};
+pub use image::{BrokerState, MetadataImage, PartitionState, SecurityImage, TopicState};
+pub use records::{
+    AclBindingData, AdvertisedListener, BrokerRegistration, MetadataRecord, PartitionChange, ScramCredentialData,
+};

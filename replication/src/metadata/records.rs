@@ -1,5 +1,6 @@
 //! The records of the metadata log, modelled on KRaft's (RegisterBrokerRecord,
-//! FenceBrokerRecord, TopicRecord, PartitionRecord, PartitionChangeRecord). Serializable,
+//! FenceBrokerRecord, TopicRecord, PartitionRecord, PartitionChangeRecord,
+//! UserScramCredentialRecord, AccessControlEntryRecord and their removals). Serializable,
 //! because the Raft log stores them.
 
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,51 @@ pub struct PartitionChange {
     pub state: PartitionState,
 }
 
+/// A user's SCRAM credential for one mechanism as the log and the image hold it (KRaft's
+/// UserScramCredentialRecord less the user and mechanism, which key it): what checks the
+/// user's logins, never the password. The broker turns it into
+/// `sluice_security::sasl::ScramCredential`; this crate keeps only the bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredentialData {
+    /// The salt of Hi.
+    pub salt: Vec<u8>,
+    /// `H(ClientKey)`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+    /// Iterations of Hi.
+    pub iterations: u32,
+}
+
+impl std::fmt::Debug for ScramCredentialData {
+    // The keys let whoever holds them pose as the server to the user: never in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialData").field("iterations", &self.iterations).finish_non_exhaustive()
+    }
+}
+
+/// An ACL binding as the log and the image hold it (KRaft's AccessControlEntryRecord, less
+/// its id: a binding is its own identity here). Kafka's codes for the enums, unchecked:
+/// the broker that asked validated them, and a broker that does not know a code (a newer
+/// version's) skips the binding instead of failing to replay the log.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclBindingData {
+    /// Kafka's ResourceType code (2 TOPIC, 3 GROUP, 4 CLUSTER, ...).
+    pub resource_type: i8,
+    /// The resource name, prefix or `*`.
+    pub resource_name: String,
+    /// Kafka's PatternType code (3 LITERAL, 4 PREFIXED).
+    pub pattern_type: i8,
+    /// `Type:name`, e.g. `User:alice`, or `User:*`.
+    pub principal: String,
+    /// The client's IP address, or `*`.
+    pub host: String,
+    /// Kafka's AclOperation code (2 ALL, 3 READ, 4 WRITE, ...).
+    pub operation: i8,
+    /// Kafka's AclPermissionType code (2 DENY, 3 ALLOW).
+    pub permission: i8,
+}
+
 /// One entry of the metadata log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -136,4 +182,28 @@ pub enum MetadataRecord {
         /// Every config set on it (Kafka topic config names).
         configs: std::collections::BTreeMap<String, String>,
     },
+    /// A user's SCRAM credential for a mechanism was set, replacing any it had (KRaft's
+    /// UserScramCredentialRecord).
+    ScramCredential {
+        /// The user name.
+        user: String,
+        /// Kafka's mechanism code: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+        mechanism: i8,
+        /// The credential.
+        credential: ScramCredentialData,
+    },
+    /// A user's SCRAM credential for a mechanism was removed (KRaft's
+    /// RemoveUserScramCredentialRecord); one already gone changes nothing.
+    RemoveScramCredential {
+        /// The user name.
+        user: String,
+        /// Kafka's mechanism code.
+        mechanism: i8,
+    },
+    /// An ACL binding was added (KRaft's AccessControlEntryRecord); one already there
+    /// changes nothing.
+    AccessControlEntry(AclBindingData),
+    /// An ACL binding was removed (KRaft's RemoveAccessControlEntryRecord); one already
+    /// gone changes nothing.
+    RemoveAccessControlEntry(AclBindingData),
 }

@@ -27,6 +27,15 @@ pub fn sync_directory(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Creates the quorum's directory if needed, readable by its owner alone: the log and the
+/// snapshot hold users' SCRAM credentials (set again at every open, so a directory made by
+/// an older version is closed too).
+pub fn open_private_directory(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// The file's content, or `None` if it does not exist.
 pub fn read_if_exists(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {

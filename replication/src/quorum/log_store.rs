@@ -20,7 +20,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
-use super::files::{read_if_exists, replace_durably};
+use super::files::{open_private_directory, read_if_exists, replace_durably};
 use super::types::MetadataRaft;
 
 const LOG_FILE: &str = "raft.log";
@@ -75,7 +75,7 @@ fn parse_frames(bytes: &[u8], path: &Path) -> (Vec<(EntryOf<MetadataRaft>, u64)>
 impl MetadataLogStore {
     /// Opens (or creates) the log in `dir`.
     pub async fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        open_private_directory(dir)?;
         let path = dir.join(LOG_FILE);
         let bytes = read_if_exists(&path)?.unwrap_or_default();
         let (parsed, valid_end) = parse_frames(&bytes, &path);

@@ -297,6 +297,9 @@ impl MetadataQuorum {
             BrokerRequest::ChangeTopics(changes) => {
                 self.decide_each(move |c, image| c.change_topics(image, &changes)).await
             }
+            BrokerRequest::ChangeSecurity(changes) => {
+                self.decide_each(move |c, image| c.change_security(image, &changes)).await
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::files::{read_if_exists, replace_durably};
+use super::files::{open_private_directory, read_if_exists, replace_durably};
 use super::types::{BatchApplied, MetadataRaft};
 use crate::metadata::MetadataImage;
 
@@ -46,7 +46,7 @@ pub struct MetadataStateMachine(Rc<RefCell<Inner>>);
 impl MetadataStateMachine {
     /// Opens the state machine in `dir`, from its snapshot if there is one.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        open_private_directory(dir)?;
         let stored = read_if_exists(&dir.join(SNAPSHOT_FILE))?;
         let (image, applied, membership, snapshot) = match stored {
             Some(bytes) => {

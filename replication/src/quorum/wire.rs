@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::types::MetadataRaft;
-use crate::controller::{AlterPartition, Reassignment, TopicChange};
+use crate::controller::{AlterPartition, Reassignment, SecurityChange, TopicChange};
 use crate::metadata::{BrokerRegistration, MetadataImage, PartitionState};
 use crate::{BrokerId, PartitionKey};
 
@@ -54,7 +54,7 @@ pub enum Response {
 }
 
 /// What a broker asks the controller (Kafka: BrokerRegistration, BrokerHeartbeat,
-/// AlterPartition, CreateTopics; and the metadata fetch KRaft brokers do).
+/// AlterPartition, CreateTopics, ...; and the metadata fetch KRaft brokers do).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum BrokerRequest {
     /// Register this process.
@@ -95,6 +95,10 @@ pub enum BrokerRequest {
     AlterReassignments(Vec<Reassignment>),
     /// Preferred-leader elections (ElectLeaders).
     ElectPreferredLeaders(Vec<PartitionKey>),
+    /// Set or remove users' SCRAM credentials, add or remove ACL bindings
+    /// (AlterUserScramCredentials, CreateAcls, DeleteAcls); answered with
+    /// [`BrokerResponse::Results`].
+    ChangeSecurity(Vec<SecurityChange>),
     /// The metadata image, if newer than `known` applied records; waits up to `wait_ms`
     /// for a newer one (a long poll, so brokers learn changes at once).
     FetchMetadata {
