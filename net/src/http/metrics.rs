@@ -20,6 +20,11 @@ pub fn router(scrapes: Scrapes) -> Router {
         .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics is here\n") })
 }
 
+/// The body of a scrape without valid credentials (basic auth makes it a 401).
+pub fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response()
+}
+
 async fn scrape(scrapes: Scrapes) -> Response {
     let (reply, answer) = oneshot::channel();
     if scrapes.send(reply).is_err() {
