@@ -156,7 +156,7 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
     let shards = runtime.shards;
     let metadata = match &broker.cluster {
         // The controller's images replace this empty start as they come.
-        Some(_) => Arc::new(crate::cluster::metadata_from_image(Default::default(), shards, false, -1)),
+        Some(_) => Arc::new(crate::cluster::metadata_from_image(Default::default(), shards, false, -1, None)),
         None => Arc::new(load_metadata(&data_dir, shards)?),
     };
     tracing::info!(data_dir = %data_dir.display(), shards, topics = metadata.topics.len(), %listen, "starting");
@@ -169,7 +169,9 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
         .map(|(messages, doorbells)| Some(ShardEnds { messages, doorbells }))
         .collect();
     let ends = Arc::new(Mutex::new(ends));
-    let (http, http_ends) = match crate::http::start(&http)? {
+    // Shard 0 publishes the credentials it applies; HTTP basic auth reads them.
+    let published_security = crate::http::auth::PublishedSecurity::default();
+    let (http, http_ends) = match crate::http::start(&http, published_security.clone())? {
         Some((running, ends)) => (Some(running), Some(ends)),
         None => (None, None),
     };
@@ -184,6 +186,7 @@ pub fn run(options: BrokerOptions) -> Result<(), String> {
             admin: admin.clone(),
             started,
             http: http_ends.lock().expect("no shard panics holding the HTTP ends").take(),
+            published_security: published_security.clone(),
         });
         async move {
             let stopping = Stopping { stop: stop.clone(), refusal };
@@ -224,6 +227,8 @@ struct ShardZero {
     admin: AdminOptions,
     started: Instant,
     http: Option<crate::http::ShardEnds>,
+    /// Where it publishes the security state of each snapshot it applies.
+    published_security: crate::http::auth::PublishedSecurity,
 }
 
 /// One shard's ends of the two shard meshes.
@@ -254,6 +259,9 @@ async fn run_shard(
         futures::future::join(mesh.messages.connect(), mesh.doorbells.connect()).await;
     sluice_engine::shard_reply::install(ring, rung);
     let context = ShardContext::new(shard_id, shards, broker, senders);
+    if let Some(zero) = &zero {
+        let _ = context.published_security.set(zero.published_security.clone());
+    }
     context.apply_metadata(metadata.clone()).await;
     glommio::spawn_local(context.clone().serve_mesh(receivers)).detach();
     // This shard's partitions of an internal topic, whose coordinator state it replays.
@@ -280,7 +288,7 @@ async fn run_shard(
         context.start_cluster(stopping.clone()).await.map_err(EngineError::Config)?;
     }
     let (admin, registry_store) = match zero {
-        Some(ShardZero { admin, started, http }) => {
+        Some(ShardZero { admin, started, http, .. }) => {
             let (scrapes, store) = http.map_or((None, None), |ends| (ends.metrics, ends.store));
             let (scrapes, store) = (scrapes.map(|end| end.into_receiver()), store.map(|end| end.into_receiver()));
             let admin = crate::admin::start(context.clone(), admin, stop.clone(), started, scrapes)

@@ -154,6 +154,9 @@ pub struct ShardContext {
     /// The default flush policy set at runtime (admin `config set flush`), in place of
     /// `broker.log_defaults.flush`; every shard holds the same value.
     pub(crate) flush_override: Cell<Option<FlushPolicy>>,
+    /// Where shard 0 publishes each applied snapshot's credentials for the HTTP thread's
+    /// basic auth (`crate::http::auth`); empty on the other shards.
+    pub(crate) published_security: std::cell::OnceCell<crate::http::auth::PublishedSecurity>,
 }
 
 impl ShardContext {
@@ -179,6 +182,7 @@ impl ShardContext {
             requests: RequestMetrics::default(),
             flush_override: Cell::new(None),
             authorizer: Default::default(),
+            published_security: Default::default(),
         })
     }
 

@@ -1,13 +1,15 @@
-//! Metadata changes (CreateTopics, DeleteTopics, CreatePartitions, config changes): made
-//! by shard 0 alone, stored durably, then pushed to every shard, which opens or deletes its
-//! partitions to match. A change is answered only after every shard applied it, so a
-//! client that created a topic can produce to it at once over any connection.
+//! Metadata changes (CreateTopics, DeleteTopics, CreatePartitions, config changes,
+//! credentials and ACLs): made by shard 0 alone, stored durably, then pushed to every
+//! shard, which opens or deletes its partitions to match. A change is answered only after
+//! every shard applied it, so a client that created a topic can produce to it at once over
+//! any connection. In a cluster the controller makes them, and the answer waits for this
+//! broker's metadata to show them.
 
 use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::{check_topic_name, Metadata, TopicMeta};
 use crate::routing::ShardMessage;
-use crate::security::store::SecurityState;
+use crate::security::store::{acl_to_stored, credential_to_stored, SecurityState};
 use crate::topic_config::{log_config, TopicConfigs};
 use kafka_protocol::ResponseError;
 use sluice_engine::shard::{parse_partition_dir_name, partition_dir_name};
@@ -16,6 +18,9 @@ use sluice_security::acl::AclBinding;
 use sluice_security::sasl::{ScramCredential, ScramMechanism};
 use std::rc::Rc;
 use std::sync::Arc;
+
+/// Kafka's message for the removal of a credential the user does not have.
+const CREDENTIAL_NOT_FOUND: &str = "Attempt to delete a user credential that does not exist";
 
 /// Most partitions one topic may have (bounds the work one request can ask for).
 pub const PARTITIONS_PER_TOPIC_MAX: usize = 10_000;
@@ -124,10 +129,7 @@ fn apply_security_change(security: &mut SecurityState, change: SecurityChange) -
         }
         SecurityChange::RemoveCredential { user, mechanism } => {
             if !security.remove_credential(&user, mechanism) {
-                return Err(KafkaError::new(
-                    ResponseError::ResourceNotFound,
-                    "Attempt to delete a user credential that does not exist",
-                ));
+                return Err(KafkaError::new(ResponseError::ResourceNotFound, CREDENTIAL_NOT_FOUND));
             }
             tracing::info!(user, mechanism = mechanism.name(), "SCRAM credential removed");
         }
@@ -141,6 +143,21 @@ fn apply_security_change(security: &mut SecurityState, change: SecurityChange) -
         }
     }
     Ok(())
+}
+
+/// The controller's form of a change: Kafka's codes, and the credential's bytes.
+fn cluster_security_change(change: SecurityChange) -> sluice_replication::controller::SecurityChange {
+    use sluice_replication::controller::SecurityChange as Cluster;
+    match change {
+        SecurityChange::SetCredential { user, mechanism, credential } => {
+            Cluster::SetCredential { user, mechanism: mechanism.code(), credential: credential_to_stored(credential) }
+        }
+        SecurityChange::RemoveCredential { user, mechanism } => {
+            Cluster::RemoveCredential { user, mechanism: mechanism.code() }
+        }
+        SecurityChange::AddAcl(binding) => Cluster::AddAcl(acl_to_stored(&binding)),
+        SecurityChange::RemoveAcl(binding) => Cluster::RemoveAcl(acl_to_stored(&binding)),
+    }
 }
 
 impl ShardContext {
@@ -253,14 +270,7 @@ impl ShardContext {
                     Ok(TopicChange::Grow { name: growth.name, count, assignments: growth.assignments })
                 })
                 .collect(),
-            MetadataChange::Security(changes) => {
-                // Not yet replicated through the controller quorum.
-                let refusal = KafkaError::new(
-                    ResponseError::UnsupportedVersion,
-                    "credentials and ACLs are not kept in a cluster's metadata yet",
-                );
-                return changes.iter().map(|_| Err(refusal.clone())).collect();
-            }
+            MetadataChange::Security(changes) => return self.change_cluster_security(changes).await,
             MetadataChange::SetTopicConfigs(changes) => changes
                 .into_iter()
                 .map(|(name, configs)| {
@@ -272,6 +282,30 @@ impl ShardContext {
         };
         let checked = changes.into_iter().map(|change| change.map(Some)).collect();
         self.forward_each(checked, sluice_replication::quorum::wire::BrokerRequest::ChangeTopics).await
+    }
+
+    /// Credentials and ACLs in a cluster: one request to the controller, which appends
+    /// every change's records in one batch. Whether a credential to remove exists is the
+    /// controller's to decide, on its image: this broker's may be behind (a credential
+    /// just made through another broker).
+    async fn change_cluster_security(self: &Rc<Self>, changes: Vec<SecurityChange>) -> Vec<KafkaResult<()>> {
+        use sluice_replication::quorum::wire::BrokerRequest;
+        let checked = changes.iter().cloned().map(|change| Ok(Some(cluster_security_change(change)))).collect();
+        let results = self.forward_each(checked, BrokerRequest::ChangeSecurity).await;
+        changes
+            .into_iter()
+            .zip(results)
+            .map(|(change, result)| match result {
+                Ok(()) => {
+                    tracing::info!(?change, "security change made by the controller");
+                    Ok(())
+                }
+                Err(error) if error.code == ResponseError::ResourceNotFound => {
+                    Err(KafkaError::new(ResponseError::ResourceNotFound, CREDENTIAL_NOT_FOUND))
+                }
+                Err(error) => Err(error),
+            })
+            .collect()
     }
 
     /// CreateTopics in a cluster: each topic goes to the controller on its own.
@@ -323,6 +357,7 @@ impl ShardContext {
         if !Arc::ptr_eq(&previous.security, &metadata.security) {
             self.rebuild_authorizer(&metadata.security);
         }
+        crate::http::auth::publish(self, &metadata);
         // In a cluster a shard holds only the partitions this broker is a replica of.
         let me = self.broker.node_id;
         let held = |topic: &str, partition: i32| {

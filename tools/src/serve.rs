@@ -8,10 +8,11 @@ use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
 use sluice_net::cluster::ClusterConfig;
 use sluice_net::group::state::GroupLimits;
+use sluice_net::http::auth::HttpAuth;
 use sluice_net::security::config::{join_host_port, ListenerConfig, SecurityConfig, TlsConfigs};
 use sluice_net::topic_config;
 use sluice_net::{AdminOptions, BrokerConfig, BrokerOptions, HttpOptions, LogLevelControl};
-use sluice_security::listeners::{parse_listeners, parse_super_users};
+use sluice_security::listeners::{parse_listeners, parse_super_users, SecurityProtocol};
 use sluice_security::principal_mapping::SslPrincipalMapper;
 use sluice_security::sasl::Mechanism;
 use sluice_security::tls::{ReloadableServerConfig, TlsFiles};
@@ -152,6 +153,16 @@ struct ServeSettings {
     /// kept in the `_schemas` topic [default: off; `make run` uses 127.0.0.1:8081].
     #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_LISTEN")]
     schema_registry_listen: Option<String>,
+    /// Serve metrics and the Schema Registry over HTTPS with the --tls-cert certificate,
+    /// reloaded on SIGHUP as the Kafka listeners' is [default: plain HTTP].
+    #[arg(long, env = "SLUICE_HTTP_TLS")]
+    #[serde(default)]
+    http_tls: bool,
+    /// `basic`: every request to metrics and the Schema Registry needs HTTP basic auth
+    /// with a user's name and password, checked against the users' SCRAM credentials as
+    /// SASL PLAIN is (authentication only: no ACL is consulted) [default: none].
+    #[arg(long, env = "SLUICE_HTTP_AUTH")]
+    http_auth: Option<String>,
     /// This broker's node id (Kafka's `node.id`) [default: 0].
     #[arg(long, env = "SLUICE_NODE_ID")]
     node_id: Option<i32>,
@@ -229,6 +240,8 @@ impl ServeSettings {
             admin_socket: self.admin_socket.or(fallback.admin_socket),
             metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
             schema_registry_listen: self.schema_registry_listen.or(fallback.schema_registry_listen),
+            http_tls: self.http_tls || fallback.http_tls,
+            http_auth: self.http_auth.or(fallback.http_auth),
             node_id: self.node_id.or(fallback.node_id),
             controller_quorum_voters: self.controller_quorum_voters.or(fallback.controller_quorum_voters),
             controller_listen: self.controller_listen.or(fallback.controller_listen),
@@ -398,8 +411,11 @@ fn security_config(settings: &ServeSettings, listeners: &[ListenerConfig]) -> Re
     if wants_tls && tls_files.is_none() {
         return Err("an SSL or SASL_SSL listener needs --tls-cert and --tls-key".into());
     }
+    if settings.http_tls && tls_files.is_none() {
+        return Err("--http-tls needs --tls-cert and --tls-key".into());
+    }
     let tls = match tls_files {
-        Some(files) if wants_tls => {
+        Some(files) if wants_tls || settings.http_tls => {
             let load = |files: TlsFiles| ReloadableServerConfig::new(files).map(Arc::new).map_err(|e| e.to_string());
             let ssl = load(files.clone())?;
             let sasl_ssl =
@@ -446,6 +462,27 @@ fn security_config(settings: &ServeSettings, listeners: &[ListenerConfig]) -> Re
         max_reauth: settings.connections_max_reauth_ms.filter(|ms| *ms > 0).map(Duration::from_millis),
         principal_mapping,
     })
+}
+
+/// Brokers reach each other on their first listener without TLS or SASL (not built yet),
+/// so in a cluster it must be PLAINTEXT, and with the authorizer on its anonymous
+/// principal must be allowed the cluster's actions (replica fetches, coordinator calls).
+fn check_inter_broker_listener(listeners: &[ListenerConfig], security: &SecurityConfig) -> Result<(), String> {
+    let first = &listeners[0];
+    if first.protocol != SecurityProtocol::Plaintext {
+        return Err(format!(
+            "in a cluster the first listener is where brokers reach each other, and they do not speak {} to each \
+             other yet: list a PLAINTEXT listener on a private address first",
+            first.protocol.name()
+        ));
+    }
+    if security.authorizer && !security.super_users.iter().any(|user| user == "User:ANONYMOUS") {
+        return Err("in a cluster with the ACL authorizer, brokers fetch from each other as User:ANONYMOUS on the \
+                    first (PLAINTEXT) listener: add User:ANONYMOUS to --super-users and keep that listener on a \
+                    private address"
+            .into());
+    }
+    Ok(())
 }
 
 /// Principals as Kafka writes them, `Type:name`; anything else would silently match nobody.
@@ -534,6 +571,9 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     log_defaults.validate().map_err(|e| e.to_string())?;
     let node_id = settings.node_id.unwrap_or(defaults.node_id);
     let cluster = cluster_config(&settings, node_id, runtime.shards)?;
+    if cluster.is_some() {
+        check_inter_broker_listener(&listeners, &security)?;
+    }
     let min_insync_replicas = settings
         .topic_defaults
         .iter()
@@ -580,6 +620,13 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     let http = HttpOptions {
         metrics_listen: settings.metrics_listen,
         schema_registry_listen: settings.schema_registry_listen,
+        // No client certificate: basic auth, if any, says who the client is.
+        tls: broker.security.tls.as_ref().filter(|_| settings.http_tls).map(|tls| tls.sasl_ssl.clone()),
+        auth: match settings.http_auth.as_deref() {
+            None => HttpAuth::None,
+            Some(name) => HttpAuth::from_name(name)
+                .ok_or_else(|| format!("--http-auth {name:?}: the choices are none and basic"))?,
+        },
     };
     Ok((BrokerOptions { broker, runtime, stop, admin, http }, data_dir))
 }
@@ -636,6 +683,20 @@ mod tests {
         assert_eq!(options.admin.socket, Some(PathBuf::from("/run/sluice/admin.sock")));
         assert_eq!(options.http.metrics_listen.as_deref(), Some("0.0.0.0:9200"));
         assert_eq!(options.http.schema_registry_listen.as_deref(), Some("127.0.0.1:8081"));
+    }
+
+    #[test]
+    fn http_tls_needs_the_certificate_and_http_auth_is_none_or_basic() {
+        let tls = ServeSettings { http_tls: true, ..ServeSettings::default() };
+        assert_eq!(broker_options(tls).err().expect("refused"), "--http-tls needs --tls-cert and --tls-key");
+        let digest = ServeSettings { http_auth: Some("digest".into()), ..ServeSettings::default() };
+        assert!(broker_options(digest).err().expect("refused").contains("none and basic"));
+        let file: ServeSettings = toml::from_str("http-auth = \"basic\"").unwrap();
+        let (options, _) = broker_options(ServeSettings::default().or(file)).unwrap();
+        assert_eq!(options.http.auth, HttpAuth::Basic);
+        assert!(options.http.tls.is_none(), "plain HTTP unless --http-tls");
+        let (options, _) = broker_options(ServeSettings::default()).unwrap();
+        assert_eq!(options.http.auth, HttpAuth::None);
     }
 
     #[test]
