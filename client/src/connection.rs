@@ -1,20 +1,21 @@
 //! One connection to one Kafka broker.
 //!
 //! On connect it asks the broker for its API versions (ApiVersions v3, falling back to v0
-//! as KIP-511 describes) and then sends each request at the highest version both sides
-//! speak. Requests are answered in order on a Kafka connection, so [`KafkaConnection::send`]
+//! as KIP-511 describes), authenticates when its [`ConnectionSecurity`] has SASL
+//! credentials, and then sends each request at the highest version both sides speak.
+//! Requests are answered in order on a Kafka connection, so [`KafkaConnection::send`]
 //! writes one request and reads its response; [`KafkaConnection::into_pipelined`] turns it
 //! into a connection with many requests in flight (see [`crate::pipeline`]).
 
 use crate::frame::FrameError;
+use crate::security::ConnectionSecurity;
+use crate::stream::BrokerStream;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
-use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::ResponseError;
 use std::collections::HashMap;
-use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 /// Largest response frame accepted; a Fetch response is bounded by the `max_bytes` the
@@ -54,6 +55,15 @@ pub enum ClientError {
         address: String,
         /// The API.
         api: ApiKey,
+    },
+    /// The SASL exchange could not complete for a reason the client found (the broker's
+    /// own refusals, such as a wrong password, are [`ClientError::Kafka`]).
+    #[error("authentication to {address} failed: {reason}")]
+    Authentication {
+        /// The broker address.
+        address: String,
+        /// What was wrong.
+        reason: String,
     },
     /// The broker's bytes could not be understood.
     #[error("malformed response from {address}: {reason}")]
@@ -99,10 +109,12 @@ impl ClientError {
 pub struct KafkaConnection {
     address: String,
     client_id: StrBytes,
-    reader: BufReader<ReadHalf<TcpStream>>,
-    writer: WriteHalf<TcpStream>,
+    reader: BufReader<ReadHalf<BrokerStream>>,
+    writer: WriteHalf<BrokerStream>,
     next_correlation_id: i32,
     versions: BrokerVersions,
+    /// Kept for [`KafkaConnection::connect_to_another`].
+    security: ConnectionSecurity,
 }
 
 /// The versions a broker serves, learned from ApiVersions, and the version each request
@@ -134,13 +146,17 @@ impl BrokerVersions {
 }
 
 impl KafkaConnection {
-    /// Connects to `address` (HOST:PORT) and learns the broker's API versions.
+    /// Connects to `address` (HOST:PORT) over PLAINTEXT and learns the broker's API
+    /// versions.
     pub async fn connect(address: &str, client_id: &str) -> Result<Self> {
-        let stream = connect_any(address).await?;
-        let _ = stream.set_nodelay(true);
-        let timeout = Some(DEFAULT_IO_TIMEOUT);
-        let set_timeouts = stream.set_read_timeout(timeout).and_then(|()| stream.set_write_timeout(timeout));
-        set_timeouts.map_err(|source| ClientError::Io { address: address.into(), source: source.into() })?;
+        Self::connect_with_security(address, client_id, &ConnectionSecurity::default()).await
+    }
+
+    /// Connects to `address` (HOST:PORT) secured as `security` says: the TLS handshake
+    /// first, if any, then ApiVersions, then the SASL exchange, if any. With the default
+    /// settings this is [`KafkaConnection::connect`].
+    pub async fn connect_with_security(address: &str, client_id: &str, security: &ConnectionSecurity) -> Result<Self> {
+        let stream = BrokerStream::connect(address, security.tls.as_ref()).await?;
         let (reader, writer) = futures_lite::io::split(stream);
         let mut connection = KafkaConnection {
             address: address.to_string(),
@@ -149,9 +165,19 @@ impl KafkaConnection {
             writer,
             next_correlation_id: 0,
             versions: BrokerVersions { address: address.to_string(), ranges: HashMap::new() },
+            security: security.clone(),
         };
         connection.negotiate_versions().await?;
+        if let Some(credentials) = &security.sasl {
+            crate::security::authenticate(&mut connection, credentials).await?;
+        }
         Ok(connection)
+    }
+
+    /// A new connection to another broker (a coordinator, a partition leader) with this
+    /// one's client id and security settings.
+    pub async fn connect_to_another(&self, address: &str) -> Result<Self> {
+        Self::connect_with_security(address, self.client_id.as_str(), &self.security).await
     }
 
     /// The address this connection was made to.
@@ -289,20 +315,6 @@ pub(super) async fn read_response_frame<R: futures_lite::AsyncRead + Unpin>(
         Err(FrameError::Io(source)) => Err(ClientError::Io { address: address.to_string(), source }),
         Err(size) => Err(ClientError::Protocol { address: address.to_string(), reason: format!("response {size}") }),
     }
-}
-
-/// Tries every address the name resolves to.
-async fn connect_any(address: &str) -> Result<TcpStream> {
-    let connect_error = |reason: String| ClientError::Connect { address: address.into(), reason };
-    let candidates = address.to_socket_addrs().map_err(|e| connect_error(e.to_string()))?;
-    let mut last_error = "the name resolves to no address".to_string();
-    for candidate in candidates {
-        match TcpStream::connect_timeout(candidate, DEFAULT_IO_TIMEOUT).await {
-            Ok(stream) => return Ok(stream),
-            Err(error) => last_error = error.to_string(),
-        }
-    }
-    Err(connect_error(last_error))
 }
 
 /// Encodes a request with its size prefix and header.

@@ -15,11 +15,11 @@
 //! when it is dropped. After any socket error every waiting and later request fails.
 
 use crate::connection::{decode_response, encode_request, read_response_frame, BrokerVersions, ClientError, Result};
+use crate::stream::BrokerStream;
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
 use futures_lite::io::{AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
-use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -74,8 +74,8 @@ impl PipelinedConnection {
         address: String,
         client_id: StrBytes,
         versions: BrokerVersions,
-        reader: BufReader<ReadHalf<TcpStream>>,
-        writer: WriteHalf<TcpStream>,
+        reader: BufReader<ReadHalf<BrokerStream>>,
+        writer: WriteHalf<BrokerStream>,
         next_correlation_id: i32,
         max_in_flight: usize,
     ) -> Self {
@@ -167,7 +167,7 @@ impl PipelinedConnection {
 }
 
 /// Writes frames in order; flushes whenever no more are queued.
-async fn write_frames(mut frames: mpsc::UnboundedReceiver<Bytes>, writer: WriteHalf<TcpStream>, broken: Rc<Broken>) {
+async fn write_frames(mut frames: mpsc::UnboundedReceiver<Bytes>, writer: WriteHalf<BrokerStream>, broken: Rc<Broken>) {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
     while let Some(frame) = frames.next().await {
         let mut result = writer.write_all(&frame).await;
@@ -188,7 +188,7 @@ async fn write_frames(mut frames: mpsc::UnboundedReceiver<Bytes>, writer: WriteH
 /// request and every later one get the error.
 async fn read_responses(
     mut waiters: mpsc::UnboundedReceiver<Waiter>,
-    mut reader: BufReader<ReadHalf<TcpStream>>,
+    mut reader: BufReader<ReadHalf<BrokerStream>>,
     address: String,
     broken: Rc<Broken>,
 ) {

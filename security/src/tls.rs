@@ -1,10 +1,12 @@
 //! TLS configuration for the broker's listeners: the `rustls::ServerConfig` built from the
 //! `--tls-cert`, `--tls-key` and `--tls-client-ca` PEM files, a reloadable handle to it that
 //! every shard reads at accept time, and the client certificate's subject as Kafka names it.
+//! For the `sluice` client commands, the `rustls::ClientConfig` of `--tls-ca`, `--tls-cert`
+//! and `--tls-key` ([`load_client_config`]).
 //!
 //! No I/O beyond reading the PEM files: `sluice-net` wraps glommio streams with
 //! `futures_rustls::TlsAcceptor::from(config)`, which takes exactly the
-//! `Arc<rustls::ServerConfig>` made here.
+//! `Arc<rustls::ServerConfig>` made here (`sluice-client` likewise with `TlsConnector`).
 //!
 //! Only rustls' `ring` provider is compiled in, and it is named explicitly
 //! (`builder_with_provider`) rather than taken from the process default: if another crate
@@ -25,7 +27,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
-use rustls::{InconsistentKeys, RootCertStore, ServerConfig, ServerConnection, SupportedProtocolVersion};
+use rustls::{ClientConfig, InconsistentKeys, RootCertStore, ServerConfig, ServerConnection, SupportedProtocolVersion};
 
 pub use subject::subject_rfc2253;
 
@@ -126,6 +128,15 @@ pub enum TlsError {
         #[source]
         source: rustls::Error,
     },
+    /// A certificate in a client's CA file (`--tls-ca`) cannot be a trust anchor.
+    #[error("bad CA certificate in {}: {source}", path.display())]
+    Ca {
+        /// The CA file.
+        path: PathBuf,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
     /// The client certificate verifier could not be built from the client CA file.
     #[error("cannot verify client certificates against {}: {source}", path.display())]
     ClientVerifier {
@@ -165,13 +176,53 @@ pub fn load_server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsErro
         .map_err(TlsError::ProtocolVersions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|source| match source {
-            rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
-                TlsError::KeyMismatch { cert: files.cert.clone(), key: files.key.clone() }
-            }
-            source => TlsError::CertificateKey { cert: files.cert.clone(), key: files.key.clone(), source },
-        })?;
+        .map_err(|source| certificate_key_error(source, &files.cert, &files.key))?;
     Ok(Arc::new(config))
+}
+
+/// The PEM files a client connects with (the `sluice` client flags `--tls-ca`, `--tls-cert`
+/// and `--tls-key`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    /// CA certificates that the broker's certificate must chain to. There is no fallback
+    /// to the system's store: a broker's CA is named, as with librdkafka's
+    /// `ssl.ca.location`.
+    pub ca: PathBuf,
+    /// The client's certificate chain and its key (same encodings as [`TlsFiles`]), for
+    /// listeners that require one (mutual TLS); the subject is the principal there.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// Builds a client's TLS configuration from `files`: TLS 1.3 and 1.2 with the ring
+/// provider, the CAs to trust and, if given, the certificate to present. The broker's name
+/// is checked against its certificate by whoever connects (`futures_rustls::TlsConnector`
+/// takes the name per connection).
+pub fn load_client_config(files: &ClientTlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in read_certificates(&files.ca)? {
+        roots.add(ca).map_err(|source| TlsError::Ca { path: files.ca.clone(), source })?;
+    }
+    let builder = ClientConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)
+        .map_err(TlsError::ProtocolVersions)?
+        .with_root_certificates(roots);
+    let config = match &files.identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(read_certificates(cert)?, read_private_key(key)?)
+            .map_err(|source| certificate_key_error(source, cert, key))?,
+    };
+    Ok(Arc::new(config))
+}
+
+/// What rustls' refusal of a certificate chain and key means, with both files named.
+fn certificate_key_error(source: rustls::Error, cert: &Path, key: &Path) -> TlsError {
+    match source {
+        rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+            TlsError::KeyMismatch { cert: cert.to_owned(), key: key.to_owned() }
+        }
+        source => TlsError::CertificateKey { cert: cert.to_owned(), key: key.to_owned(), source },
+    }
 }
 
 /// rustls' ring provider, the only one compiled in; for client configurations too (tests,

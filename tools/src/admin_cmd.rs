@@ -155,8 +155,8 @@ impl AdminCommand {
     }
 }
 
-/// The first line of standard input, without its line end.
-fn read_password() -> Result<String, String> {
+/// The first line of standard input, without its line end (also `sluice user create`).
+pub(crate) fn read_password() -> Result<String, String> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
     let password = line.trim_end_matches(['\n', '\r']).to_string();

@@ -58,7 +58,7 @@ pub fn run(brokers: BrokerArgs, command: ClusterCommand) -> Result<(), String> {
         _ => None,
     };
     run_client(move || async move {
-        let mut connection = brokers.connect().await.map_err(|e| e.to_string())?;
+        let mut connection = brokers.connect().await?;
         match command {
             ClusterCommand::Status => status(&mut connection).await,
             ClusterCommand::Reassign { cancel, wait, .. } => {

@@ -37,5 +37,5 @@ pub async fn connect_to_coordinator(
     if address == connection.address() {
         return Ok(None);
     }
-    KafkaConnection::connect(&address, "sluice-cli").await.map(Some)
+    connection.connect_to_another(&address).await.map(Some)
 }

@@ -91,7 +91,7 @@ fn protocol_error(connection: &KafkaConnection, reason: String) -> ClientError {
 /// Runs a group subcommand, printing its result on stdout.
 pub fn run(brokers: BrokerArgs, command: GroupCommand) -> Result<(), String> {
     run_client(move || async move {
-        let mut connection = brokers.connect().await.map_err(|e| e.to_string())?;
+        let mut connection = brokers.connect().await?;
         match command {
             GroupCommand::List => list(&mut connection).await.map_err(|e| e.to_string()),
             GroupCommand::Describe { groups } => {

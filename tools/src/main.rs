@@ -1,5 +1,6 @@
 //! `sluice`: the broker process and its tools.
 
+mod acl_cmd;
 mod admin_cmd;
 mod bench_cmd;
 mod client_args;
@@ -16,6 +17,7 @@ mod serve;
 mod table;
 mod topic_cmd;
 mod transactions_cmd;
+mod user_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -68,6 +70,21 @@ enum Command {
         #[command(subcommand)]
         command: cluster_cmd::ClusterCommand,
     },
+    /// List, describe, create and delete SCRAM users (over the Kafka protocol, as a super
+    /// user; `sluice admin user` makes the first one).
+    User {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(subcommand)]
+        command: user_cmd::UserCommand,
+    },
+    /// List, create and delete ACLs (over the Kafka protocol).
+    Acl {
+        #[command(flatten)]
+        brokers: client_args::BrokerArgs,
+        #[command(subcommand)]
+        command: acl_cmd::AclCommand,
+    },
     /// List, show, register and delete schemas, and check compatibility (on the Schema
     /// Registry's REST API).
     Schema {
@@ -114,6 +131,8 @@ fn main() -> ExitCode {
         Command::Group { brokers, command } => group_cmd::run(brokers, command),
         Command::Transactions { brokers, command } => transactions_cmd::run(brokers, command),
         Command::Cluster { brokers, command } => cluster_cmd::run(brokers, command),
+        Command::User { brokers, command } => user_cmd::run(brokers, command),
+        Command::Acl { brokers, command } => acl_cmd::run(brokers, command),
         Command::Schema { registry, command } => schema_cmd::run(registry, command),
         Command::Produce { brokers, args } => produce_cmd::run(brokers, args),
         Command::Consume { brokers, args } => consume_cmd::run(brokers, args),

@@ -71,7 +71,7 @@ pub fn run(brokers: BrokerArgs, args: ProduceArgs) -> Result<(), String> {
 }
 
 async fn produce_stdin(brokers: BrokerArgs, args: ProduceArgs) -> Result<(), String> {
-    let mut connection = brokers.connect().await.map_err(|e| e.to_string())?;
+    let mut connection = brokers.connect().await?;
     let partitions = connection.partition_count(&args.topic, true).await.map_err(|e| e.to_string())?;
     if let Some(partition) = args.partition {
         if !(0..partitions).contains(&partition) {

@@ -72,7 +72,7 @@ fn str_bytes(text: &str) -> StrBytes {
 /// Runs a topic subcommand, printing its result on stdout.
 pub fn run(brokers: BrokerArgs, command: TopicCommand) -> Result<(), String> {
     run_client(move || async move {
-        let mut connection = brokers.connect().await.map_err(|e| e.to_string())?;
+        let mut connection = brokers.connect().await?;
         match command {
             TopicCommand::Create { names, partitions, replicas, configs } => {
                 create(&mut connection, &names, partitions, replicas, &configs).await

@@ -32,7 +32,7 @@ pub enum TransactionsCommand {
 /// Runs a transactions subcommand, printing its result on stdout.
 pub fn run(brokers: BrokerArgs, command: TransactionsCommand) -> Result<(), String> {
     run_client(move || async move {
-        let mut connection = brokers.connect().await.map_err(|e| e.to_string())?;
+        let mut connection = brokers.connect().await?;
         match command {
             TransactionsCommand::List { states } => list(&mut connection, states).await,
             TransactionsCommand::Describe { ids } => describe(&mut connection, &ids).await,
@@ -52,7 +52,7 @@ async fn list(connection: &mut KafkaConnection, states: Vec<String>) -> Result<(
         let response = if address == connection.address() {
             connection.send(&request).await?
         } else {
-            KafkaConnection::connect(&address, "sluice-cli").await?.send(&request).await?
+            connection.connect_to_another(&address).await?.send(&request).await?
         };
         ClientError::check(|| format!("list transactions on {address}"), response.error_code, None)?;
         if let Some(unknown) = response.unknown_state_filters.first() {

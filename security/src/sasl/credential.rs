@@ -57,9 +57,7 @@ impl ScramCredential {
     /// The credential for `password` with a fresh random salt, for tools and tests that
     /// create users from a password.
     pub fn generate(mechanism: ScramMechanism, password: &str, iterations: u32) -> Self {
-        let mut salt = vec![0; GENERATED_SALT_BYTES];
-        rand::thread_rng().fill_bytes(&mut salt);
-        Self::from_password(mechanism, password, salt, iterations)
+        Self::from_password(mechanism, password, generate_salt(), iterations)
     }
 
     /// Whether the server may use this credential: fewer iterations would be weak, more
@@ -81,6 +79,14 @@ impl fmt::Debug for ScramCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScramCredential").field("iterations", &self.iterations).finish_non_exhaustive()
     }
+}
+
+/// A fresh random salt for a new credential, for [`ScramCredential::generate`] and for
+/// clients that send SaltedPassword themselves (AlterUserScramCredentials).
+pub fn generate_salt() -> Vec<u8> {
+    let mut salt = vec![0; GENERATED_SALT_BYTES];
+    rand::thread_rng().fill_bytes(&mut salt);
+    salt
 }
 
 /// RFC 5802's `Hi(password, salt, iterations)`: PBKDF2 with HMAC of the mechanism's hash,

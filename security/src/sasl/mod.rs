@@ -1,8 +1,11 @@
 //! The server side of Kafka's SASL mechanisms, as pure state machines: the connection loop
 //! feeds each SaslAuthenticate token (or raw v0 frame) to [`SaslServer::step`] and sends
 //! back what it returns. PLAIN and both SCRAMs check against the same stored SCRAM
-//! credentials ([`CredentialStore`]), which the metadata image provides.
+//! credentials ([`CredentialStore`]), which the metadata image provides; [`check_password`]
+//! is PLAIN's check for a name and password that arrive outside SASL (HTTP basic auth).
+//! [`SaslClient`] is the client side, for the `sluice` client commands.
 
+mod client;
 mod credential;
 mod error;
 mod mechanism;
@@ -10,9 +13,11 @@ mod plain;
 mod scram;
 mod scram_messages;
 
-pub use credential::{salted_password, ScramCredential};
+pub use client::{SaslClient, SaslClientError, SaslClientStep};
+pub use credential::{generate_salt, salted_password, ScramCredential};
 pub use error::SaslError;
 pub use mechanism::{Mechanism, ScramMechanism};
+pub use plain::check_password;
 
 /// Largest token a step accepts. PLAIN and SCRAM messages are a few hundred bytes; the cap
 /// keeps a hostile client from making the server parse and hash megabytes (Kafka's own

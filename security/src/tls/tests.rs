@@ -446,3 +446,50 @@ fn reloadable_config_is_shared_across_threads() {
     assert_send_sync::<ReloadableServerConfig>();
     assert_send_sync::<TlsError>();
 }
+
+fn client_files(pki: &Pki, identity: Option<(&str, &str)>) -> ClientTlsFiles {
+    ClientTlsFiles { ca: pki.path("ca.pem"), identity: identity.map(|(cert, key)| (pki.path(cert), pki.path(key))) }
+}
+
+#[test]
+fn client_config_from_files_completes_a_mutual_handshake_that_names_the_client() {
+    let pki = Pki::new();
+    let server = load_server_config(&pki.files(true)).unwrap();
+    let client = load_client_config(&client_files(&pki, Some(("client.pem", "client.key")))).unwrap();
+    let (mut client, mut server) = connect_to("127.0.0.1", client, server);
+    handshake(&mut client, &mut server).unwrap();
+    exchange_data(&mut client, &mut server);
+    assert_eq!(peer_principal_dn(&server).unwrap().unwrap(), "CN=alice,OU=Test,O=Sluice");
+}
+
+#[test]
+fn client_config_without_identity_trusts_only_its_ca() {
+    let pki = Pki::new();
+    let server = load_server_config(&pki.files(false)).unwrap();
+    let (mut client, mut server) = connect(load_client_config(&client_files(&pki, None)).unwrap(), server);
+    handshake(&mut client, &mut server).unwrap();
+    // A client trusting another CA refuses this server's certificate.
+    let other = ClientTlsFiles { ca: pki.path("other-ca.pem"), identity: None };
+    let server = load_server_config(&pki.files(false)).unwrap();
+    let (mut client, mut server) = connect(load_client_config(&other).unwrap(), server);
+    let error = handshake(&mut client, &mut server).unwrap_err();
+    assert_eq!(error, rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
+}
+
+#[test]
+fn client_config_names_the_file_at_fault() {
+    let pki = Pki::new();
+    let error = load_client_config(&ClientTlsFiles { ca: pki.path("client.key"), identity: None }).unwrap_err();
+    assert!(matches!(&error, TlsError::NoCertificate { path } if path.ends_with("client.key")), "{error}");
+    let error = load_client_config(&client_files(&pki, Some(("client.pem", "server.key")))).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "private key in {} does not match the certificate in {}",
+            pki.path("server.key").display(),
+            pki.path("client.pem").display()
+        )
+    );
+    let error = load_client_config(&client_files(&pki, Some(("client.pem", "missing.key")))).unwrap_err();
+    assert!(matches!(&error, TlsError::Read { path, .. } if path.ends_with("missing.key")), "{error}");
+}
