@@ -1,5 +1,6 @@
 """Security (issue 15) with real clients: TLS (server and mutual), SASL PLAIN and SCRAM, the
-ACL authorizer, SCRAM users through the AdminClient, and refusals of everything else.
+ACL authorizer, SCRAM users through the AdminClient, HTTPS and basic auth on the HTTP
+endpoints, and refusals of everything else.
 
 Certificates are made here with openssl: a CA, a server certificate for localhost and
 127.0.0.1, a client certificate for alice, and a second CA with its own client certificate.
@@ -7,12 +8,19 @@ One broker per test module serves four listeners (PLAINTEXT, SSL with required c
 certificates, SASL_SSL, SASL_PLAINTEXT) with the ACL authorizer on; `User:admin` and
 alice's certificate principal are super users. Users are made over the admin socket, as a
 newcomer bootstraps the first one."""
+import base64
+import http.client
+import json
+import os
+import re
 import shutil
 import socket
 import ssl
 import struct
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -20,6 +28,8 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    NewTopic, ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from certificates import make_all
 from conftest import SLUICE, Broker, free_port
@@ -339,6 +349,80 @@ def test_acls_decide_produce_fetch_groups_topics_and_metadata(secure):
             future.result(30)
 
 
+def run_sluice(*args, password=None, stdin=None):
+    """Runs a `sluice` client command with SLUICE_SASL_PASSWORD set to `password` (or unset)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SLUICE_")}
+    if password is not None:
+        env["SLUICE_SASL_PASSWORD"] = password
+    return subprocess.run([str(SLUICE), *args], input=stdin, capture_output=True, text=True, timeout=60, env=env)
+
+
+def sluice_sasl_ssl_flags(broker, user="admin", mechanism="SCRAM-SHA-512"):
+    return ["-b", broker.address_of("SASL_SSL"), "--security-protocol", "SASL_SSL", "--sasl-mechanism", mechanism,
+            "--sasl-username", user, "--tls-ca", str(broker.certs / "ca.pem")]
+
+
+def test_sluice_user_and_acl_commands_over_sasl_ssl_and_topic_list_over_mutual_tls(secure, tmp_path):
+    admin = sluice_sasl_ssl_flags(secure)
+
+    def as_admin(*args, stdin=None):
+        result = run_sluice(*args, *admin, password=ADMIN_PASSWORD, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    # A user made by the client (which sends only a salt and SaltedPassword) logs in.
+    as_admin("user", "create", "gina", "--mechanism", "SCRAM-SHA-256", "--iterations", "8192", "--password-stdin",
+             stdin="gina-pw\n")
+    assert re.search(r"^gina\s+SCRAM-SHA-256\s+8192$", as_admin("user", "list"), re.M)
+    assert re.search(r"^admin\s+SCRAM-SHA-512\s+4096$", as_admin("user", "describe", "admin"), re.M)
+    AdminClient(scram_config(secure, "gina", "gina-pw", mechanism="SCRAM-SHA-256")).list_topics(timeout=30)
+    # The password may come from a file instead of the environment.
+    password_file = tmp_path / "admin-password"
+    password_file.write_text(ADMIN_PASSWORD + "\n")
+    from_file = run_sluice("user", "list", *admin, "--sasl-password-file", str(password_file))
+    assert from_file.returncode == 0 and "gina" in from_file.stdout, from_file.stderr
+
+    # ACLs: created, listed (by the CLI and by librdkafka), deleted.
+    created = as_admin("acl", "create", "--principal", "User:gina", "--operation", "Read", "--operation", "describe",
+                       "--topic", "gina-", "--prefixed")
+    assert "created ALLOW User:gina READ on TOPIC gina- (PREFIXED) from *" in created, created
+    listed = as_admin("acl", "list", "--principal", "User:gina")
+    assert re.search(r"^TOPIC\s+gina-\s+PREFIXED\s+User:gina\s+\*\s+READ\s+ALLOW$", listed, re.M), listed
+    assert re.search(r"^TOPIC\s+gina-\s+PREFIXED\s+User:gina\s+\*\s+DESCRIBE\s+ALLOW$", listed, re.M), listed
+    admin_client = AdminClient(admin_config(secure))
+    described = admin_client.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,
+                                                             "User:gina", None, AclOperation.ANY,
+                                                             AclPermissionType.ANY)).result(30)
+    assert {(b.name, b.operation) for b in described} == {("gina-", AclOperation.READ),
+                                                           ("gina-", AclOperation.DESCRIBE)}
+    deleted = as_admin("acl", "delete", "--principal", "User:gina", "--topic", "gina-", "--prefixed")
+    assert deleted.startswith("deleted 2 ACLs"), deleted
+    assert "User:gina" not in as_admin("acl", "list")
+    as_admin("user", "delete", "gina", "--mechanism", "SCRAM-SHA-256")
+    missing = run_sluice("user", "describe", "gina", *admin, password=ADMIN_PASSWORD)
+    assert missing.returncode != 0 and "ResourceNotFound" in missing.stderr, missing.stderr
+
+    # Mutual TLS: alice's certificate makes her a super user on the SSL listener.
+    create_topic(secure, "cli-mtls")
+    mtls = ["-b", secure.address_of("SSL"), "--security-protocol", "SSL", "--tls-ca", str(secure.certs / "ca.pem"),
+            "--tls-cert", str(secure.certs / "alice.pem"), "--tls-key", str(secure.certs / "alice.key")]
+    topics = run_sluice("topic", "list", *mtls)
+    assert topics.returncode == 0 and re.search(r"^cli-mtls\s", topics.stdout, re.M), topics.stderr
+    # Without a client certificate the SSL listener refuses the handshake.
+    refused = run_sluice("topic", "list", *mtls[:-4])
+    assert refused.returncode != 0, refused.stdout
+
+    # Refusals read clearly: a wrong password, and a user without rights on the cluster.
+    wrong = run_sluice("topic", "list", *admin, password="wrong")
+    assert wrong.returncode != 0 and "SaslAuthenticationFailed" in wrong.stderr, wrong.stderr
+    assert "Authentication failed" in wrong.stderr, wrong.stderr
+    dave = run_sluice("user", "list", *sluice_sasl_ssl_flags(secure, "dave"), password="dave-pw")
+    assert dave.returncode != 0 and "ClusterAuthorizationFailed" in dave.stderr, dave.stderr
+    # No password at all: told where to put it.
+    no_password = run_sluice("topic", "list", *admin)
+    assert no_password.returncode != 0 and "SLUICE_SASL_PASSWORD" in no_password.stderr, no_password.stderr
+
+
 def test_scram_users_through_the_admin_client_and_a_deleted_users_reauthentication_fails(tmp_path, certs):
     broker = SecureBroker(tmp_path / "data", certs, "--cores", "1", "--connections-max-reauth-ms", "3000").start()
     try:
@@ -380,6 +464,67 @@ def test_scram_users_through_the_admin_client_and_a_deleted_users_reauthenticati
         assert status is None, broker.log_tail()
 
 
+def http_get(url, context=None, auth=None):
+    """(status, body, headers) of a GET, errors included; `auth` is `user:password`."""
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30,
+                                    context=context) as response:
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers
+
+
+def test_http_endpoints_over_https_with_basic_auth_against_the_scram_users(tmp_path, certs):
+    metrics_port, registry_port = free_port(), free_port()
+    broker = SecureBroker(tmp_path / "data", certs, "--cores", "1", "--http-tls", "--http-auth", "basic",
+                          "--metrics-listen", f"127.0.0.1:{metrics_port}",
+                          "--schema-registry-listen", f"127.0.0.1:{registry_port}").start()
+    try:
+        context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        metrics, registry = f"https://127.0.0.1:{metrics_port}/metrics", f"https://127.0.0.1:{registry_port}"
+        # No user yet: every request is refused.
+        assert http_get(metrics, context, "grace:grace-pw")[0] == 401
+        admin_user(broker, "create", "grace", "--mechanism", "SCRAM-SHA-512", "--password-stdin", stdin="grace-pw\n")
+
+        status, body, _ = http_get(metrics, context, "grace:grace-pw")
+        assert status == 200 and b"sluice_build_info" in body
+        deadline = time.time() + 30
+        while (status := http_get(registry + "/subjects", context, "grace:grace-pw")[0]) != 200:
+            assert time.time() < deadline, f"the registry answers {status}"
+            time.sleep(0.2)
+        for url in (metrics, registry + "/subjects"):
+            for auth in ("grace:wrong-pw", "nobody:grace-pw", None):
+                status, body, headers = http_get(url, context, auth)
+                assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="sluice"', (url, auth)
+        status, body, headers = http_get(registry + "/subjects", context)
+        assert json.loads(body) == {"error_code": 401, "message": "Unauthorized"}
+        assert headers["Content-Type"] == "application/vnd.schemaregistry.v1+json"
+        # Plain HTTP to an HTTPS port gets no answer.
+        with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+            http_get(f"http://127.0.0.1:{metrics_port}/metrics", auth="grace:grace-pw")
+
+        schema = json.dumps({"type": "record", "name": "Order", "fields": [{"name": "id", "type": "long"}]})
+        client = SchemaRegistryClient({"url": registry, "basic.auth.user.info": "grace:grace-pw",
+                                       "ssl.ca.location": str(certs / "ca.pem")})
+        schema_id = client.register_schema("orders-value", Schema(schema, "AVRO"))
+        assert json.loads(client.get_schema(schema_id).schema_str) == json.loads(schema)
+        assert client.get_latest_version("orders-value").schema_id == schema_id
+        intruder = SchemaRegistryClient({"url": registry, "basic.auth.user.info": "grace:wrong-pw",
+                                         "ssl.ca.location": str(certs / "ca.pem")})
+        with pytest.raises(SchemaRegistryError) as refused:
+            intruder.get_subjects()
+        assert refused.value.http_status_code == 401
+
+        # A deleted user is refused from the next request on, though her password was right.
+        admin_user(broker, "delete", "grace", "--mechanism", "SCRAM-SHA-512")
+        assert http_get(metrics, context, "grace:grace-pw")[0] == 401
+    finally:
+        status = broker.exited_by_itself()
+        broker.stop()
+        assert status is None, broker.log_tail()
+
+
 def test_a_plaintext_only_broker_without_an_authorizer_stays_open(broker):
     admin = AdminClient({"bootstrap.servers": broker.address})
     admin.create_topics([NewTopic("open", 1, 1)])["open"].result(30)
@@ -391,3 +536,75 @@ def test_a_plaintext_only_broker_without_an_authorizer_stays_open(broker):
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(frame(29, 1, 5, every))
         assert struct.unpack(">iih", read_frame(sock)[:10]) == (5, 0, 54)
+
+
+def wait_until(check, what, timeout=30):
+    """Retries `check` (a call that raises until it works) until it works; returns its value."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return check()
+        except Exception as error:  # the change has not reached this broker yet
+            if time.time() > deadline:
+                raise AssertionError(f"{what}: {error}") from error
+            time.sleep(0.5)
+
+
+def test_users_and_acls_replicate_through_a_clusters_controller(tmp_path):
+    """Three brokers: a user made over one broker's admin socket logs in on the others, an
+    ACL made through one broker is described by another, a user made with the AdminClient
+    on a third logs in on the first, and a missing credential is RESOURCE_NOT_FOUND."""
+    from cluster import Cluster
+    cluster = Cluster(tmp_path)
+    sasl_ports = {}
+    for node, broker in cluster.brokers.items():
+        sasl_ports[node] = free_port()
+        broker.listen = ()
+        broker.flags = (*broker.flags,
+                        "--listeners", f"PLAINTEXT://{broker.address},SASL_PLAINTEXT://127.0.0.1:{sasl_ports[node]}",
+                        "--sasl-mechanisms", "SCRAM-SHA-512",
+                        # Brokers reach each other, unauthenticated, on their first listener.
+                        "--super-users", "User:ANONYMOUS;User:admin")
+    cluster.start()
+
+    def sasl(node, user="admin", password=ADMIN_PASSWORD):
+        return {"bootstrap.servers": f"127.0.0.1:{sasl_ports[node]}", "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password}
+
+    def logs_in(config):
+        return lambda: AdminClient(config).list_topics(timeout=5)
+
+    admins = {node: None for node in sasl_ports}
+
+    def admin_on(node):
+        """An AdminClient logged in as admin through `node`, kept (a dropped client's
+        futures fail with _DESTROY)."""
+        admins[node] = admins[node] or AdminClient(sasl(node))
+        return admins[node]
+
+    try:
+        admin_user(cluster.brokers[1], "create", "admin", "--mechanism", "SCRAM-SHA-512", "--password-stdin",
+                   stdin=ADMIN_PASSWORD + "\n")
+        for node in (2, 3):
+            wait_until(logs_in(sasl(node)), f"admin logs in through broker {node}")
+        binding = AclBinding(ResourceType.TOPIC, "replicated-", ResourcePatternType.PREFIXED, "User:gina", "*",
+                             AclOperation.READ, AclPermissionType.ALLOW)
+        admin_on(2).create_acls([binding])[binding].result(30)
+        every = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, "User:gina", None,
+                                 AclOperation.ANY, AclPermissionType.ANY)
+
+        def described_on_3():
+            names = [b.name for b in admin_on(3).describe_acls(every).result(10)]
+            assert names == ["replicated-"], names
+        wait_until(described_on_3, "the ACL made on broker 2 is described by broker 3")
+        upsert = UserScramCredentialUpsertion("gina", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                              b"gina-pw")
+        admin_on(3).alter_user_scram_credentials([upsert])["gina"].result(30)
+        wait_until(logs_in(sasl(1, "gina", "gina-pw")), "gina, made on broker 3, logs in through broker 1")
+        missing = UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_256)
+        with pytest.raises(KafkaException, match="RESOURCE_NOT_FOUND"):
+            admin_on(1).alter_user_scram_credentials([missing])["nobody"].result(30)
+    finally:
+        crashed = cluster.crashed()
+        cluster.stop()
+        assert not crashed, f"brokers exited by themselves: {crashed}"
