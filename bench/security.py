@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from suite import OUT, RETENTION, ROOT, SLUICE, BrokerProcess, free_port, machine, update_docs
-from transactions import PARTITIONS, VALUE_BYTES, run_side
+from transactions import PARTITIONS, VALUE_BYTES, run_side, take_turns
 
 sys.path.insert(0, str(ROOT / "tools" / "tests" / "clients"))
 from certificates import make_all  # noqa: E402
@@ -51,18 +51,14 @@ def main():
             "security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "bench",
             "sasl.password": PASSWORD, "ssl.ca.location": str(certs / "ca.pem")}),
     }
-    results = {side: [] for side in sides}
     try:
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": broker.address, "log_level": 0})
         admin.create_topics([NewTopic("security-bench", PARTITIONS)])["security-bench"].result(30)
-        for round_number in range(args.rounds):
-            order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
-            for side in order:
-                address, config = sides[side]
-                rate, _ = run_side(address, "security-bench", False, args.seconds, round_number, config)
-                results[side].append(rate)
-                print(f"round {round_number + 1} {side}: {rate:.1f} MB/s", flush=True)
+        def run(side, round_number):
+            address, config = sides[side]
+            return run_side(address, "security-bench", False, args.seconds, round_number, config)[0]
+        results = take_turns(args.rounds, list(sides), run)
     finally:
         broker.stop()
         subprocess.run(["rm", "-rf", str(base)])

@@ -61,6 +61,18 @@ def run_side(address, topic, transactional, seconds, round_number, client_config
     return acknowledged[0] / elapsed / 1e6, commits
 
 
+def take_turns(rounds, sides, run):
+    """Runs `run(side, round_number)` (acknowledged MB/s) for every side in each round,
+    taking turns at going first: the side that follows meets the retention deletes (and
+    their discards) of the one before. Returns the rates by side."""
+    rates = {side: [] for side in sides}
+    for round_number in range(rounds):
+        for side in sides if round_number % 2 == 0 else list(reversed(sides)):
+            rates[side].append(run(side, round_number))
+            print(f"round {round_number + 1} {side}: {rates[side][-1]:.1f} MB/s", flush=True)
+    return rates
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
@@ -76,22 +88,16 @@ def main():
     broker = BrokerProcess("transactions", lambda port: [
         str(SLUICE), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(base / "data"), "--cores", "2",
         *RETENTION])
-    results = {"idempotent": [], "transactional": []}
     commit_ms = []
     try:
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": broker.address, "log_level": 0})
         admin.create_topics([NewTopic("txn-bench", PARTITIONS)])["txn-bench"].result(30)
-        for round_number in range(args.rounds):
-            # Taking turns at going first: the side that follows meets the retention deletes
-            # (and their discards) of the one before.
-            sides = ("idempotent", "transactional") if round_number % 2 == 0 else ("transactional", "idempotent")
-            for side in sides:
-                rate, commits = run_side(broker.address, "txn-bench", side == "transactional", args.seconds,
-                                         round_number)
-                results[side].append(rate)
-                commit_ms += commits
-                print(f"round {round_number + 1} {side}: {rate:.1f} MB/s", flush=True)
+        def run(side, round_number):
+            rate, commits = run_side(broker.address, "txn-bench", side == "transactional", args.seconds, round_number)
+            commit_ms.extend(commits)
+            return rate
+        results = take_turns(args.rounds, ["idempotent", "transactional"], run)
     finally:
         broker.stop()
         subprocess.run(["rm", "-rf", str(base)])

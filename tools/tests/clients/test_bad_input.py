@@ -5,6 +5,8 @@ import struct
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from raw_frames import frame, read_response
+
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
@@ -12,27 +14,6 @@ MESSAGE_TOO_LARGE = 10
 
 def connect(broker):
     return socket.create_connection(("127.0.0.1", broker.port), timeout=10)
-
-
-def frame(api_key, version, correlation_id, body, client_id=b"bad-input"):
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def read_response(sock):
-    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
-    return recv_exactly(sock, size)
-
-
-def recv_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
 def closed_by_broker(sock):

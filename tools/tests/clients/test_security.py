@@ -33,6 +33,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from certificates import make_all
 from conftest import SLUICE, Broker, free_port
+from raw_frames import frame, read_response, recv_exactly
 
 ALICE_PRINCIPAL = "User:CN=alice,OU=Test,O=Sluice"
 ADMIN_PASSWORD = "admin-secret"
@@ -225,58 +226,37 @@ def test_wrong_password_untrusted_certificate_and_plain_tcp_on_tls_are_refused(s
                 assert tls.recv(4) == b"", "answered without a client certificate"
 
 
-def frame(api_key, version, correlation, body=b"", client_id=b"raw"):
-    header = struct.pack(">hhih", api_key, version, correlation, len(client_id)) + client_id
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
 def api_versions_frame():
     return frame(18, 0, 1)
-
-
-def read_frame(sock):
-    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
-    return recv_exactly(sock, size)
-
-
-def recv_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
 def test_before_authentication_only_api_versions_and_the_sasl_apis_are_answered(secure):
     metadata_v1 = frame(3, 1, 7, struct.pack(">i", -1))
     with socket.create_connection(("127.0.0.1", secure.ports["SASL_PLAINTEXT"]), timeout=10) as sock:
         sock.sendall(api_versions_frame())
-        assert struct.unpack(">i", read_frame(sock)[:4])[0] == 1, "ApiVersions is answered"
+        assert struct.unpack(">i", read_response(sock)[:4])[0] == 1, "ApiVersions is answered"
         sock.sendall(metadata_v1)
         assert sock.recv(4) == b"", "Metadata before authentication got an answer"
     # An unknown mechanism: UNSUPPORTED_SASL_MECHANISM (33), the enabled list, then close.
     with socket.create_connection(("127.0.0.1", secure.ports["SASL_PLAINTEXT"]), timeout=10) as sock:
         sock.sendall(frame(17, 1, 2, struct.pack(">h", 6) + b"GSSAPI"))
-        response = read_frame(sock)
+        response = read_response(sock)
         assert struct.unpack(">ih", response[:6]) == (2, 33)
         assert b"SCRAM-SHA-512" in response
         assert sock.recv(4) == b""
     # The pre-KIP-152 framing (SaslHandshake v0, then raw tokens): PLAIN as kafka-python 1.x did.
     with socket.create_connection(("127.0.0.1", secure.ports["SASL_PLAINTEXT"]), timeout=10) as sock:
         sock.sendall(frame(17, 0, 3, struct.pack(">h", 5) + b"PLAIN"))
-        assert struct.unpack(">ih", read_frame(sock)[:6]) == (3, 0)
+        assert struct.unpack(">ih", read_response(sock)[:6]) == (3, 0)
         token = b"\x00admin\x00" + ADMIN_PASSWORD.encode()
         sock.sendall(struct.pack(">i", len(token)) + token)
         assert recv_exactly(sock, 4) == b"\x00\x00\x00\x00", "PLAIN's empty final token"
         sock.sendall(metadata_v1)
-        assert struct.unpack(">i", read_frame(sock)[:4])[0] == 7, "Metadata after authentication"
+        assert struct.unpack(">i", read_response(sock)[:4])[0] == 7, "Metadata after authentication"
     # Raw framing with a wrong password: closed without an answer.
     with socket.create_connection(("127.0.0.1", secure.ports["SASL_PLAINTEXT"]), timeout=10) as sock:
         sock.sendall(frame(17, 0, 3, struct.pack(">h", 5) + b"PLAIN"))
-        read_frame(sock)
+        read_response(sock)
         token = b"\x00admin\x00nope"
         sock.sendall(struct.pack(">i", len(token)) + token)
         assert sock.recv(4) == b""
@@ -535,7 +515,7 @@ def test_a_plaintext_only_broker_without_an_authorizer_stays_open(broker):
     host, port = broker.address.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(frame(29, 1, 5, every))
-        assert struct.unpack(">iih", read_frame(sock)[:10]) == (5, 0, 54)
+        assert struct.unpack(">iih", read_response(sock)[:10]) == (5, 0, 54)
 
 
 def wait_until(check, what, timeout=30):
