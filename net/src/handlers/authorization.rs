@@ -8,6 +8,7 @@ use crate::context::ShardContext;
 use crate::error::{KafkaError, KafkaResult};
 use crate::group::route::{GroupOp, GroupReply};
 use crate::ordering::Admission;
+pub use crate::security::authorize::denied_topics;
 use crate::security::authorize::{
     cluster_authorization_failed, group_authorization_failed, topic_authorization_failed,
     transactional_id_authorization_failed,
@@ -15,7 +16,6 @@ use crate::security::authorize::{
 use crate::security::session::Session;
 use crate::txn::route::{TxnOp, TxnReply};
 use sluice_security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
-use std::collections::HashSet;
 use std::rc::Rc;
 
 /// May `session` do `operation` on the group? GROUP_AUTHORIZATION_FAILED if not.
@@ -70,26 +70,6 @@ pub async fn call_txn_authorized(
 ) -> KafkaResult<TxnReply> {
     check_transactional_id(context, session, operation, transactional_id)?;
     context.call_txn(transactional_id, op).await
-}
-
-/// The topics among `names` that `session` may not do `operation` on, each checked once
-/// (a request names a topic once per partition in some APIs). Empty while the authorizer
-/// is off.
-pub fn denied_topics<'a>(
-    context: &ShardContext,
-    session: &Session,
-    operation: AclOperation,
-    names: impl IntoIterator<Item = &'a str>,
-) -> HashSet<String> {
-    if !context.authorizer_enabled() {
-        return HashSet::new();
-    }
-    let names: HashSet<&str> = names.into_iter().collect();
-    names
-        .into_iter()
-        .filter(|name| !context.authorize(session, operation, ResourceType::Topic, name))
-        .map(str::to_string)
-        .collect()
 }
 
 /// May `session` do `operation` (DESCRIBE_CONFIGS, ALTER_CONFIGS) on a config resource?

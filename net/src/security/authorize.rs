@@ -13,7 +13,7 @@ use crate::routing::PartitionAnswers;
 use kafka_protocol::ResponseError;
 use sluice_security::acl::{AclOperation, Authorizer, ResourceType, CLUSTER_RESOURCE_NAME};
 use sluice_security::sasl::{CredentialStore, ScramCredential, ScramMechanism};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -103,21 +103,12 @@ impl ShardContext {
         calls: Vec<PartitionCall>,
         admission: Option<Admission>,
     ) -> PartitionAnswers {
-        if !self.authorizer_enabled() {
+        let denied = denied_topics(self, session, operation, calls.iter().map(|call| call.topic.as_str()));
+        if denied.is_empty() {
             return self.call_partitions(calls, admission).await;
         }
-        let mut decisions: HashMap<String, bool> = HashMap::new();
-        let mut allowed_calls = Vec::with_capacity(calls.len());
-        let mut allowed = Vec::with_capacity(calls.len());
-        for call in calls {
-            let decision = *decisions
-                .entry(call.topic.clone())
-                .or_insert_with(|| self.authorize(session, operation, ResourceType::Topic, &call.topic));
-            allowed.push(decision);
-            if decision {
-                allowed_calls.push(call);
-            }
-        }
+        let allowed: Vec<bool> = calls.iter().map(|call| !denied.contains(&call.topic)).collect();
+        let allowed_calls = calls.into_iter().filter(|call| !denied.contains(&call.topic)).collect();
         let mut answers = self.call_partitions(allowed_calls, admission).await.into_iter();
         allowed
             .into_iter()
@@ -127,6 +118,26 @@ impl ShardContext {
             })
             .collect()
     }
+}
+
+/// The topics among `names` that `session` may not do `operation` on, each checked once
+/// (a request names a topic once per partition in some APIs). Empty while the authorizer
+/// is off.
+pub fn denied_topics<'a>(
+    context: &ShardContext,
+    session: &Session,
+    operation: AclOperation,
+    names: impl IntoIterator<Item = &'a str>,
+) -> HashSet<String> {
+    if !context.authorizer_enabled() {
+        return HashSet::new();
+    }
+    let names: HashSet<&str> = names.into_iter().collect();
+    names
+        .into_iter()
+        .filter(|name| !context.authorize(session, operation, ResourceType::Topic, name))
+        .map(str::to_string)
+        .collect()
 }
 
 /// TOPIC_AUTHORIZATION_FAILED.
