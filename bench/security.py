@@ -6,8 +6,14 @@ run. librdkafka (confluent-kafka) producers as in bench/transactions.py (idempot
 going first; the ratio of the medians of acknowledged MB/s is reported (target ≥ 0.7: TLS
 costs CPU on the cores the broker and the producer share). Writes target/bench/security.md
 and the "security" section of docs/BENCHMARKS.md.
+
+A second phase produces at a fixed rate (the same producers, paced) and reports the CPU
+that the broker and the producer process spend per GB on each side: at max ingest both
+share the two cores, so that split says whose TLS the ratio pays for.
 """
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -16,7 +22,7 @@ import time
 from pathlib import Path
 
 from suite import OUT, RETENTION, ROOT, SLUICE, BrokerProcess, free_port, machine, update_docs
-from transactions import PARTITIONS, VALUE_BYTES, run_side, take_turns
+from transactions import PARTITIONS, PRODUCER, VALUE_BYTES, run_side, take_turns
 
 sys.path.insert(0, str(ROOT / "tools" / "tests" / "clients"))
 from certificates import make_all  # noqa: E402
@@ -29,6 +35,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=20, help="per side and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fixed-rate", type=float, default=200, help="MB/s of the CPU-per-GB phase")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="sluice-security-bench-"))
@@ -59,6 +66,13 @@ def main():
             address, config = sides[side]
             return run_side(address, "security-bench", False, args.seconds, round_number, config)[0]
         results = take_turns(args.rounds, list(sides), run)
+        cpu = {side: [] for side in sides}
+        for round_number in range(2):
+            for side in sides if round_number == 0 else reversed(list(sides)):
+                address, config = sides[side]
+                cpu[side].append(cpu_per_gb(broker.process.pid, address, config, args.fixed_rate, 10))
+                print(f"fixed rate {side}: broker {cpu[side][-1][0]:.2f}, producer {cpu[side][-1][1]:.2f} CPU-s/GB",
+                      flush=True)
     finally:
         broker.stop()
         subprocess.run(["rm", "-rf", str(base)])
@@ -83,10 +97,58 @@ def main():
         "",
         f"Ratio SASL_SSL / PLAINTEXT: **{ratio:.2f}** ({verdict} the ≥ 0.7 target).",
         "",
+        f"At a fixed {args.fixed_rate:.0f} MB/s (same producers, paced; mean of 2 runs per side), CPU-seconds per GB:",
+        "",
+        "| listener | broker | producer process (Python + librdkafka) |",
+        "|---|---|---|",
+        *(f"| {side} | {statistics.mean(b for b, _ in cpu[side]):.2f} | {statistics.mean(p for _, p in cpu[side]):.2f} |"
+          for side in sides),
+        "",
     ])
     (OUT / "security.md").write_text(markdown)
     print(markdown)
     update_docs(markdown, BEGIN, END, "Security: SASL_SSL against PLAINTEXT (`make bench`)")
+
+
+def cpu_per_gb(broker_pid, address, client_config, rate_mb, seconds):
+    """Produces `rate_mb` MB/s for `seconds` (paced every 10 ms); returns the broker's and
+    this process's (the producer's) CPU-seconds per acknowledged GB."""
+    from confluent_kafka import Producer
+    acknowledged = [0]
+
+    def on_delivery(error, _message):
+        if error is None:
+            acknowledged[0] += VALUE_BYTES
+
+    producer = Producer({"bootstrap.servers": address, "enable.idempotence": True, **PRODUCER, **client_config})
+    value = b"v" * VALUE_BYTES
+    producer.produce("security-bench", value=value, on_delivery=on_delivery)
+    producer.flush(30)  # connected and authenticated before the clock starts
+    per_tick = int(rate_mb * 1e6 / VALUE_BYTES / 100)
+    broker_before, producer_before, acknowledged_before = broker_cpu(broker_pid), own_cpu(), acknowledged[0]
+    started = tick = time.perf_counter()
+    while time.perf_counter() < started + seconds:
+        for _ in range(per_tick):
+            try:
+                producer.produce("security-bench", value=value, on_delivery=on_delivery)
+            except BufferError:
+                producer.poll(0.001)
+        producer.poll(0)
+        tick += 0.01
+        time.sleep(max(0.0, tick - time.perf_counter()))
+    producer.flush(60)
+    gigabytes = (acknowledged[0] - acknowledged_before) / 1e9
+    return (broker_cpu(broker_pid) - broker_before) / gigabytes, (own_cpu() - producer_before) / gigabytes
+
+
+def broker_cpu(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -44,6 +44,16 @@ pub enum FrameError {
 /// Reads one frame and returns its bytes without the length prefix; `Ok(None)` when the
 /// stream ends cleanly where a frame would start.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_bytes: usize) -> Result<Option<Bytes>, FrameError> {
+    read_frame_telling_length(reader, max_bytes, |_| {}).await
+}
+
+/// [`read_frame`], calling `on_length` with the frame's length once its prefix is read and
+/// before its body is (the server lets the socket wait for most of a large body at once).
+pub async fn read_frame_telling_length<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+    on_length: impl FnOnce(usize),
+) -> Result<Option<Bytes>, FrameError> {
     let mut prefix = [0u8; 4];
     match reader.read_exact(&mut prefix).await {
         Ok(()) => {}
@@ -53,6 +63,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_bytes: usize) 
     let size = i32::from_be_bytes(prefix);
     let length = usize::try_from(size).ok().filter(|length| *length <= max_bytes);
     let length = length.ok_or(FrameError::Size { size, max_bytes })?;
+    on_length(length);
     if length < REUSED_FROM_BYTES {
         let mut frame = vec![0u8; length];
         reader.read_exact(&mut frame).await?;

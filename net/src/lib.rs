@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod ordering;
 pub mod partition_ops;
 pub mod producer_ids;
+pub mod receive_low_water;
 pub mod response_encoding;
 pub mod routing;
 pub mod schema_store;

@@ -273,6 +273,44 @@ def test_before_authentication_only_api_versions_and_the_sasl_apis_are_answered(
     assert secure.exited_by_itself() is None
 
 
+def metadata_v4_frame(correlation_id, topic_count):
+    """Metadata v4 asking for `topic_count` topics that do not exist (about 40 bytes each),
+    without creating them: a request of any size that the broker answers."""
+    names = b"".join(struct.pack(">h", 36) + f"absent-{i:029d}".encode() for i in range(topic_count))
+    return frame(3, 4, correlation_id, struct.pack(">i", topic_count) + names + b"\x00")
+
+
+def test_large_requests_trickled_over_tls_are_answered(secure):
+    """The broker lets a TLS socket wait for most of a large request at once (a receive
+    low-water mark, net/src/receive_low_water.rs); it must never wait for bytes that are not
+    coming. Requests around the mark's steps (64 and 256 KiB beyond 128 KiB), written in
+    small pieces with pauses, a pause just before the last bytes, and two large requests
+    back to back, each followed by a pipelined ApiVersions: every one is answered, in order."""
+    context = ssl.create_default_context(cafile=str(secure.certs / "ca.pem"))
+    context.load_cert_chain(str(secure.certs / "alice.pem"), str(secure.certs / "alice.key"))
+    with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=30) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            correlation = 100
+            for topic_count in (10, 4_800, 5_000, 8_200, 10_000, 30_000):
+                big = metadata_v4_frame(correlation, topic_count)
+                for start in range(0, len(big) - 100, 3_000):
+                    tls.sendall(big[start:min(start + 3_000, len(big) - 100)])
+                    if start % 60_000 == 0:
+                        time.sleep(0.002)
+                time.sleep(0.3)  # the broker waits with the last 100 bytes missing
+                tls.sendall(big[-100:] + frame(18, 0, correlation + 1))
+                response = read_response(tls)
+                assert struct.unpack(">i", response[:4])[0] == correlation
+                assert response.count(b"absent-") == topic_count, "every topic answered"
+                assert struct.unpack(">i", read_response(tls)[:4])[0] == correlation + 1
+                correlation += 2
+            two = metadata_v4_frame(correlation, 20_000) + metadata_v4_frame(correlation + 1, 9_000)
+            tls.sendall(two + frame(18, 0, correlation + 2))
+            for expected in (correlation, correlation + 1, correlation + 2):
+                assert struct.unpack(">i", read_response(tls)[:4])[0] == expected
+    assert secure.exited_by_itself() is None
+
+
 def test_acls_decide_produce_fetch_groups_topics_and_metadata(secure):
     create_topic(secure, "acl-topic", 1)
     dave = scram_config(secure, "dave", "dave-pw")
