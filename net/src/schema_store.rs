@@ -132,8 +132,8 @@ async fn append_once(context: &Rc<ShardContext>, batch: &Bytes, records: usize) 
 /// In a cluster, the address of `_schemas-0`'s leader when it is another broker.
 fn elsewhere_leader(context: &ShardContext) -> Result<Option<String>, KafkaError> {
     // `_schemas` has one partition, so any key names its leader.
-    // Brokers reach each other on their first listener.
-    match context.cluster_coordinator(TOPIC, "", context.broker.listeners[0].protocol) {
+    let Some(cluster) = context.broker.cluster.as_ref() else { return Ok(None) };
+    match context.cluster_coordinator(TOPIC, "", cluster.inter_broker.protocol) {
         None => Ok(None),
         Some(Ok((leader, _, _))) if leader == context.broker.node_id => Ok(None),
         Some(Ok((_, host, port))) => Ok(Some(format!("{host}:{port}"))),
@@ -151,7 +151,10 @@ async fn append_at_leader(
 ) -> Result<i64, KafkaError> {
     let failed = |what: String| KafkaError::new(kafka_protocol::ResponseError::NotLeaderOrFollower, what);
     let client_id = format!("sluice-registry-{}", context.broker.node_id);
-    let mut connection = sluice_client::KafkaConnection::connect(leader, &client_id)
+    let cluster = context.broker.cluster.as_ref().expect("another broker leads only in a cluster");
+    let mut connection = cluster
+        .inter_broker
+        .connect(leader, &client_id)
         .await
         .map_err(|e| failed(format!("cannot reach {TOPIC}-{PARTITION}'s leader at {leader}: {e}")))?;
     let base = connection

@@ -9,9 +9,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// How a listener's connections are secured (Kafka's `SecurityProtocol`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SecurityProtocol {
     /// Neither TLS nor SASL: every client is `User:ANONYMOUS`.
+    #[default]
     Plaintext,
     /// TLS; the principal comes from the client certificate, if any.
     Ssl,

@@ -52,7 +52,7 @@ pub struct BrokerArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-fn parse_mechanism(name: &str) -> Result<Mechanism, String> {
+pub(crate) fn parse_mechanism(name: &str) -> Result<Mechanism, String> {
     Mechanism::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
         format!("unknown SASL mechanism {name:?}: expected one of {}", names.join(", "))
@@ -140,7 +140,7 @@ impl BrokerArgs {
 }
 
 /// The first line of a password file, without its line ending.
-fn read_password_file(path: &Path) -> Result<String, String> {
+pub(crate) fn read_password_file(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let error = |why: String| format!("cannot read the SASL password from {}: {why}", path.display());
     let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;

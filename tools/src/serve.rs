@@ -4,9 +4,10 @@
 //! and close every log).
 
 use crate::data_dir_lock::DataDirLock;
+use sluice_client::{ConnectionSecurity, SaslCredentials};
 use sluice_engine::shard::RuntimeConfig;
 use sluice_engine::{FlushPolicy, LogConfig};
-use sluice_net::cluster::ClusterConfig;
+use sluice_net::cluster::{ClusterConfig, InterBrokerConnections};
 use sluice_net::group::state::GroupLimits;
 use sluice_net::http::auth::HttpAuth;
 use sluice_net::security::config::{join_host_port, ListenerConfig, SecurityConfig, TlsConfigs};
@@ -15,7 +16,7 @@ use sluice_net::{AdminOptions, BrokerConfig, BrokerOptions, HttpOptions, LogLeve
 use sluice_security::listeners::{parse_listeners, parse_super_users, SecurityProtocol};
 use sluice_security::principal_mapping::SslPrincipalMapper;
 use sluice_security::sasl::Mechanism;
-use sluice_security::tls::{ReloadableServerConfig, TlsFiles};
+use sluice_security::tls::{load_client_config, ClientTlsFiles, ReloadableServerConfig, TlsFiles};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -92,6 +93,28 @@ struct ServeSettings {
     /// (`allow.everyone.if.no.acl.found`) [default: false].
     #[arg(long, env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", action = clap::ArgAction::Set)]
     allow_everyone_if_no_acl_found: Option<bool>,
+    /// In a cluster, the listener (named by its protocol) that brokers connect to on each
+    /// other: replica fetches, transaction markers, Schema Registry writes
+    /// (`inter.broker.listener.name`) [default: the first of --listeners].
+    #[arg(long, env = "SLUICE_INTER_BROKER_LISTENER_NAME")]
+    inter_broker_listener_name: Option<String>,
+    /// The SASL mechanism brokers authenticate with on a SASL inter-broker listener
+    /// (`sasl.mechanism.inter.broker.protocol`); one of --sasl-mechanisms.
+    #[arg(long, env = "SLUICE_INTER_BROKER_SASL_MECHANISM")]
+    inter_broker_sasl_mechanism: Option<String>,
+    /// The SASL user brokers authenticate as on each other (a super user when the ACL
+    /// authorizer is on). Its password comes from SLUICE_INTER_BROKER_SASL_PASSWORD or
+    /// --inter-broker-sasl-password-file.
+    #[arg(long, env = "SLUICE_INTER_BROKER_SASL_USERNAME")]
+    inter_broker_sasl_username: Option<String>,
+    /// A file holding the inter-broker SASL user's password (its first line).
+    #[arg(long, value_name = "FILE", env = "SLUICE_INTER_BROKER_SASL_PASSWORD_FILE")]
+    inter_broker_sasl_password_file: Option<PathBuf>,
+    /// PEM CA certificates that the other brokers' certificates must chain to, on a TLS
+    /// inter-broker listener [default: --tls-client-ca]. On an SSL inter-broker listener a
+    /// broker presents its own --tls-cert, which then needs the clientAuth key usage too.
+    #[arg(long, value_name = "FILE", env = "SLUICE_INTER_BROKER_TLS_CA")]
+    inter_broker_tls_ca: Option<PathBuf>,
     /// Directory holding the partition logs and the metadata [default: ./data].
     #[arg(long, env = "SLUICE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -227,6 +250,13 @@ impl ServeSettings {
             allow_everyone_if_no_acl_found: self
                 .allow_everyone_if_no_acl_found
                 .or(fallback.allow_everyone_if_no_acl_found),
+            inter_broker_listener_name: self.inter_broker_listener_name.or(fallback.inter_broker_listener_name),
+            inter_broker_sasl_mechanism: self.inter_broker_sasl_mechanism.or(fallback.inter_broker_sasl_mechanism),
+            inter_broker_sasl_username: self.inter_broker_sasl_username.or(fallback.inter_broker_sasl_username),
+            inter_broker_sasl_password_file: self
+                .inter_broker_sasl_password_file
+                .or(fallback.inter_broker_sasl_password_file),
+            inter_broker_tls_ca: self.inter_broker_tls_ca.or(fallback.inter_broker_tls_ca),
             data_dir: self.data_dir.or(fallback.data_dir),
             cores: self.cores.or(fallback.cores),
             flush: self.flush.or(fallback.flush),
@@ -464,25 +494,105 @@ fn security_config(settings: &ServeSettings, listeners: &[ListenerConfig]) -> Re
     })
 }
 
-/// Brokers reach each other on their first listener without TLS or SASL (not built yet),
-/// so in a cluster it must be PLAINTEXT, and with the authorizer on its anonymous
-/// principal must be allowed the cluster's actions (replica fetches, coordinator calls).
-fn check_inter_broker_listener(listeners: &[ListenerConfig], security: &SecurityConfig) -> Result<(), String> {
-    let first = &listeners[0];
-    if first.protocol != SecurityProtocol::Plaintext {
-        return Err(format!(
-            "in a cluster the first listener is where brokers reach each other, and they do not speak {} to each \
-             other yet: list a PLAINTEXT listener on a private address first",
-            first.protocol.name()
-        ));
-    }
-    if security.authorizer && !security.super_users.iter().any(|user| user == "User:ANONYMOUS") {
-        return Err("in a cluster with the ACL authorizer, brokers fetch from each other as User:ANONYMOUS on the \
-                    first (PLAINTEXT) listener: add User:ANONYMOUS to --super-users and keep that listener on a \
-                    private address"
+/// Where the environment holds the inter-broker SASL password when no file is given (no
+/// flag: a flag's value shows in the process list).
+const INTER_BROKER_PASSWORD_ENV: &str = "SLUICE_INTER_BROKER_SASL_PASSWORD";
+
+/// How this broker reaches the others of its cluster: the inter-broker listener (by
+/// protocol) and the client side of its security, checked against this broker's own
+/// listeners and authorizer, since every broker of a cluster is configured alike.
+fn inter_broker_connections(
+    settings: &ServeSettings,
+    listeners: &[ListenerConfig],
+    security: &SecurityConfig,
+    password_env: Option<String>,
+) -> Result<InterBrokerConnections, String> {
+    let protocol = match &settings.inter_broker_listener_name {
+        Some(name) => {
+            let protocol: SecurityProtocol =
+                name.parse().map_err(|e| format!("--inter-broker-listener-name {name}: {e}"))?;
+            if !listeners.iter().any(|listener| listener.protocol == protocol) {
+                return Err(format!("--inter-broker-listener-name {name}: no such listener in --listeners"));
+            }
+            protocol
+        }
+        None => listeners[0].protocol,
+    };
+    let tls = if protocol.uses_tls() {
+        let ca = settings.inter_broker_tls_ca.clone().or_else(|| settings.tls_client_ca.clone()).ok_or_else(|| {
+            format!(
+                "brokers reach each other over {protocol}: give --inter-broker-tls-ca FILE (or --tls-client-ca), the \
+                 CA that signed the brokers' certificates"
+            )
+        })?;
+        // SSL listeners require a client certificate: a broker shows its own.
+        let identity =
+            (protocol == SecurityProtocol::Ssl).then(|| settings.tls_cert.clone().zip(settings.tls_key.clone()));
+        let identity = identity.flatten();
+        Some(load_client_config(&ClientTlsFiles { ca, identity }).map_err(|e| format!("inter-broker TLS: {e}"))?)
+    } else {
+        if settings.inter_broker_tls_ca.is_some() {
+            return Err(format!("--inter-broker-tls-ca is given, but brokers reach each other over {protocol}"));
+        }
+        None
+    };
+    let sasl = if protocol.uses_sasl() {
+        let needs = |what: &str| format!("brokers reach each other over {protocol}: give {what}");
+        let mechanism =
+            settings.inter_broker_sasl_mechanism.as_deref().ok_or_else(|| needs("--inter-broker-sasl-mechanism"))?;
+        let mechanism = crate::client_args::parse_mechanism(mechanism)?;
+        if !security.sasl_mechanisms.contains(&mechanism) {
+            return Err(format!("--inter-broker-sasl-mechanism {}: not among --sasl-mechanisms", mechanism.name()));
+        }
+        let username =
+            settings.inter_broker_sasl_username.clone().ok_or_else(|| needs("--inter-broker-sasl-username"))?;
+        let password = match &settings.inter_broker_sasl_password_file {
+            Some(path) => crate::client_args::read_password_file(path)?,
+            None => password_env.ok_or_else(|| {
+                needs(&format!("the password in {INTER_BROKER_PASSWORD_ENV} or --inter-broker-sasl-password-file"))
+            })?,
+        };
+        if security.authorizer && !security.super_users.contains(&format!("User:{username}")) {
+            return Err(format!(
+                "with the ACL authorizer the inter-broker user must be a super user: add User:{username} to \
+                 --super-users"
+            ));
+        }
+        Some(SaslCredentials::new(mechanism, username, password))
+    } else {
+        let given = [
+            ("--inter-broker-sasl-mechanism", settings.inter_broker_sasl_mechanism.is_some()),
+            ("--inter-broker-sasl-username", settings.inter_broker_sasl_username.is_some()),
+            ("--inter-broker-sasl-password-file", settings.inter_broker_sasl_password_file.is_some()),
+        ];
+        if let Some((flag, _)) = given.into_iter().find(|(_, given)| *given) {
+            return Err(format!("{flag} is given, but brokers reach each other over {protocol}, without SASL"));
+        }
+        None
+    };
+    if protocol == SecurityProtocol::Plaintext
+        && security.authorizer
+        && !security.super_users.iter().any(|user| user == "User:ANONYMOUS")
+    {
+        return Err("in a cluster with the ACL authorizer, brokers reach each other as User:ANONYMOUS on a PLAINTEXT \
+                    inter-broker listener: add User:ANONYMOUS to --super-users and keep that listener on a private \
+                    address, or authenticate brokers with --inter-broker-listener-name SASL_SSL (or SSL)"
             .into());
     }
-    Ok(())
+    Ok(InterBrokerConnections { protocol, security: ConnectionSecurity { tls, sasl } })
+}
+
+/// Whether any inter-broker setting is given (they mean something only in a cluster).
+fn names_inter_broker_settings(settings: &ServeSettings) -> Option<&'static str> {
+    [
+        ("--inter-broker-listener-name", settings.inter_broker_listener_name.is_some()),
+        ("--inter-broker-sasl-mechanism", settings.inter_broker_sasl_mechanism.is_some()),
+        ("--inter-broker-sasl-username", settings.inter_broker_sasl_username.is_some()),
+        ("--inter-broker-sasl-password-file", settings.inter_broker_sasl_password_file.is_some()),
+        ("--inter-broker-tls-ca", settings.inter_broker_tls_ca.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(flag, given)| given.then_some(flag))
 }
 
 /// Principals as Kafka writes them, `Type:name`; anything else would silently match nobody.
@@ -570,9 +680,19 @@ fn broker_options(settings: ServeSettings) -> Result<(BrokerOptions, PathBuf), S
     }
     log_defaults.validate().map_err(|e| e.to_string())?;
     let node_id = settings.node_id.unwrap_or(defaults.node_id);
-    let cluster = cluster_config(&settings, node_id, runtime.shards)?;
-    if cluster.is_some() {
-        check_inter_broker_listener(&listeners, &security)?;
+    let mut cluster = cluster_config(&settings, node_id, runtime.shards)?;
+    match &mut cluster {
+        Some(cluster) => {
+            let password = std::env::var(INTER_BROKER_PASSWORD_ENV).ok();
+            cluster.inter_broker = inter_broker_connections(&settings, &listeners, &security, password)?;
+        }
+        None => {
+            if let Some(flag) = names_inter_broker_settings(&settings) {
+                return Err(format!(
+                    "{flag}: brokers connect to each other only in a cluster (--controller-quorum-voters)"
+                ));
+            }
+        }
     }
     let min_insync_replicas = settings
         .topic_defaults
@@ -697,6 +817,50 @@ mod tests {
         assert!(options.http.tls.is_none(), "plain HTTP unless --http-tls");
         let (options, _) = broker_options(ServeSettings::default()).unwrap();
         assert_eq!(options.http.auth, HttpAuth::None);
+    }
+
+    #[test]
+    fn inter_broker_connections_use_the_named_listener_and_need_its_credentials() {
+        let settings = |name: Option<&str>, mechanism: Option<&str>, user: Option<&str>| ServeSettings {
+            listeners: Some("PLAINTEXT://127.0.0.1:19092,SASL_PLAINTEXT://127.0.0.1:19094".into()),
+            sasl_mechanisms: Some("SCRAM-SHA-512".into()),
+            super_users: Some("User:ANONYMOUS;User:broker".into()),
+            inter_broker_listener_name: name.map(Into::into),
+            inter_broker_sasl_mechanism: mechanism.map(Into::into),
+            inter_broker_sasl_username: user.map(Into::into),
+            ..ServeSettings::default()
+        };
+        let connections = |settings: ServeSettings, password: Option<&str>| {
+            let listeners = listener_configs(&settings)?;
+            let security = security_config(&settings, &listeners)?;
+            inter_broker_connections(&settings, &listeners, &security, password.map(Into::into))
+        };
+        let first = connections(settings(None, None, None), None).unwrap();
+        assert_eq!(first.protocol, SecurityProtocol::Plaintext, "the first listener by default");
+        assert!(first.security.sasl.is_none() && first.security.tls.is_none());
+        let sasl = connections(settings(Some("sasl_plaintext"), Some("SCRAM-SHA-512"), Some("broker")), Some("pw"));
+        let sasl = sasl.unwrap();
+        assert_eq!(sasl.protocol, SecurityProtocol::SaslPlaintext);
+        assert_eq!(sasl.security.protocol_name(), "SASL_PLAINTEXT");
+        let refusals = [
+            (settings(Some("SASL_PLAINTEXT"), None, Some("broker")), Some("pw"), "--inter-broker-sasl-mechanism"),
+            (settings(Some("SASL_PLAINTEXT"), Some("SCRAM-SHA-512"), None), Some("pw"), "--inter-broker-sasl-username"),
+            (settings(Some("SASL_PLAINTEXT"), Some("SCRAM-SHA-512"), Some("broker")), None, "SASL_PASSWORD"),
+            (settings(Some("SASL_PLAINTEXT"), Some("SCRAM-SHA-256"), Some("broker")), Some("pw"), "--sasl-mechanisms"),
+            (settings(Some("SASL_PLAINTEXT"), Some("SCRAM-SHA-512"), Some("eve")), Some("pw"), "User:eve"),
+            (settings(Some("SSL"), None, None), None, "no such listener"),
+            (settings(Some("KERBEROS"), None, None), None, "KERBEROS"),
+            (settings(None, Some("SCRAM-SHA-512"), None), None, "without SASL"),
+        ];
+        for (settings, password, expected) in refusals {
+            let error = connections(settings, password).expect_err("refused");
+            assert!(error.contains(expected), "{error:?} should name {expected}");
+        }
+        let anonymous = ServeSettings { super_users: Some("User:broker".into()), ..settings(None, None, None) };
+        assert!(connections(anonymous, None).expect_err("refused").contains("User:ANONYMOUS"));
+        let single_node =
+            ServeSettings { inter_broker_listener_name: Some("PLAINTEXT".into()), ..ServeSettings::default() };
+        assert!(broker_options(single_node).err().expect("refused").contains("only in a cluster"));
     }
 
     #[test]

@@ -83,7 +83,8 @@ impl ShardContext {
                     glommio::timer::sleep(BACKOFF).await;
                     continue;
                 };
-                match KafkaConnection::connect(&address, &format!("sluice-replica-{}", self.broker.node_id)).await {
+                let client_id = format!("sluice-replica-{}", self.broker.node_id);
+                match self.inter_broker().connect(&address, &client_id).await {
                     Ok(connected) => connection = Some(connected),
                     Err(error) => {
                         tracing::debug!(leader, %address, %error, "cannot reach the leader");
@@ -242,11 +243,15 @@ impl ShardContext {
             .with_topics(topics)
     }
 
-    /// A broker's advertised Kafka address, from the metadata.
+    /// A broker's advertised address on the inter-broker listener, from the metadata.
     fn broker_address(&self, broker: i32) -> Option<String> {
         let metadata = self.metadata();
-        let registered = metadata.cluster.as_ref()?.image.brokers.get(&broker)?.clone();
-        Some(format!("{}:{}", registered.host, registered.port))
+        let registered = metadata.cluster.as_ref()?.image.brokers.get(&broker)?;
+        Some(self.inter_broker().address_of(registered))
+    }
+
+    fn inter_broker(&self) -> &super::InterBrokerConnections {
+        &self.broker.cluster.as_ref().expect("fetchers run in a cluster").inter_broker
     }
 }
 

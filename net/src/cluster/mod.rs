@@ -16,6 +16,7 @@ use crate::error::{KafkaError, KafkaResult};
 use crate::metadata::{Metadata, TopicMeta};
 use crate::security::store::SecurityState;
 use kafka_protocol::ResponseError;
+use sluice_client::{ClientError, KafkaConnection};
 use sluice_replication::broker_link::{BrokerLink, BrokerLinkConfig};
 use sluice_replication::controller::ControllerConfig;
 use sluice_replication::metadata::{BrokerRegistration, BrokerState, MetadataImage, PartitionState};
@@ -60,6 +61,33 @@ pub struct ClusterConfig {
     pub replica_lag_time_max_ms: u64,
     /// `default.replication.factor`: topics created without one (auto-creation too).
     pub default_replication_factor: usize,
+    /// Where and how this broker reaches the others (follower fetches, transaction
+    /// markers, Schema Registry writes).
+    pub inter_broker: InterBrokerConnections,
+}
+
+/// Kafka's `inter.broker.listener.name` with the client side of it: the listener (named by
+/// its protocol, as sluice's listeners are) that brokers connect to on each other, and the
+/// TLS trust and SASL credentials this broker connects with.
+#[derive(Debug, Clone, Default)]
+pub struct InterBrokerConnections {
+    /// The other brokers' listener of this protocol is used.
+    pub protocol: SecurityProtocol,
+    /// How connections to it are secured; matches `protocol`.
+    pub security: sluice_client::ConnectionSecurity,
+}
+
+impl InterBrokerConnections {
+    /// `broker`'s inter-broker address, `host:port`.
+    pub fn address_of(&self, broker: &BrokerState) -> String {
+        let (host, port) = broker_address(broker, self.protocol);
+        format!("{host}:{port}")
+    }
+
+    /// Connects to another broker's inter-broker listener as `client_id`.
+    pub async fn connect(&self, address: &str, client_id: &str) -> Result<KafkaConnection, ClientError> {
+        KafkaConnection::connect_with_security(address, client_id, &self.security).await
+    }
 }
 
 impl ClusterConfig {
@@ -72,6 +100,7 @@ impl ClusterConfig {
             broker_heartbeat_interval_ms: 2_000,
             replica_lag_time_max_ms: 30_000,
             default_replication_factor: 1,
+            inter_broker: InterBrokerConnections::default(),
         }
     }
 }
@@ -268,12 +297,19 @@ impl ShardContext {
             tracing::info!(node = node_id, %listen, voters = ?config.voters, "controller voter started");
             self.cluster.quorum.replace(Some(quorum));
         }
+        // Checked at startup (tools/src/serve.rs): the inter-broker protocol is a listener's.
+        let inter_broker_listener = self
+            .broker
+            .listeners
+            .iter()
+            .find(|listener| listener.protocol == config.inter_broker.protocol)
+            .ok_or_else(|| format!("no {} listener for the other brokers", config.inter_broker.protocol.name()))?;
         let link = BrokerLink::start(BrokerLinkConfig {
             registration: BrokerRegistration {
                 broker: node_id,
                 incarnation: uuid::Uuid::new_v4(),
-                host: self.broker.listeners[0].advertised_host.clone(),
-                port: self.broker.listeners[0].advertised_port,
+                host: inter_broker_listener.advertised_host.clone(),
+                port: inter_broker_listener.advertised_port,
                 rack: None,
                 listeners: self
                     .broker

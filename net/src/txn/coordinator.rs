@@ -406,8 +406,9 @@ fn marker_route(context: &ShardContext, topic: &str, partition: i32) -> MarkerRo
     if leader == context.broker.node_id {
         return MarkerRoute::Here;
     }
+    let inter_broker = &context.broker.cluster.as_ref().expect("a cluster view comes with a cluster").inter_broker;
     match view.image.brokers.get(&leader).filter(|b| !b.fenced) {
-        Some(broker) => MarkerRoute::Broker(format!("{}:{}", broker.host, broker.port)),
+        Some(broker) => MarkerRoute::Broker(inter_broker.address_of(broker)),
         None => MarkerRoute::Nowhere,
     }
 }
@@ -439,7 +440,7 @@ async fn write_markers(
         }
     }
     for (address, partitions) in remote {
-        let results = send_markers(&context.txns, &address, marker, &partitions).await;
+        let results = send_markers(context, &address, marker, &partitions).await;
         for ((topic, partition), result) in partitions.into_iter().zip(results) {
             if needs_retry(&topic, partition, result) {
                 failed.insert((topic, partition));
@@ -504,7 +505,7 @@ pub async fn write_markers_here(
 /// WriteTxnMarkers to another broker, for the partitions it leads. One result each; a
 /// connection failure fails them all (to be retried).
 async fn send_markers(
-    coordinator: &TxnCoordinator,
+    context: &ShardContext,
     address: &str,
     marker: TxnMarker,
     partitions: &[(String, i32)],
@@ -523,11 +524,15 @@ async fn send_markers(
         .with_transaction_result(marker.control == ControlType::Commit)
         .with_coordinator_epoch(marker.coordinator_epoch)
         .with_topics(topics)]);
+    let coordinator = &context.txns;
     let idle = coordinator.marker_connections.borrow_mut().get_mut(address).and_then(Vec::pop);
     let sent = async {
         let mut connection = match idle {
             Some(connection) => connection,
-            None => KafkaConnection::connect(address, "sluice-transaction-coordinator").await?,
+            None => {
+                let cluster = context.broker.cluster.as_ref().expect("markers go to other brokers only in a cluster");
+                cluster.inter_broker.connect(address, "sluice-transaction-coordinator").await?
+            }
         };
         let response = connection.send(&request).await?;
         Ok::<_, sluice_client::ClientError>((response, connection))

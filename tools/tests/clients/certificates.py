@@ -1,11 +1,13 @@
 """Test certificates made with openssl (TLS tests and the security bench): a CA, a server
-certificate for localhost and 127.0.0.1, client certificates, and a second CA whose client
-certificates the broker must refuse."""
+certificate for localhost and 127.0.0.1, a broker certificate that is both (brokers of a
+cluster are each other's clients on an SSL listener), client certificates, and a second CA
+whose client certificates the broker must refuse."""
 import subprocess
 from pathlib import Path
 
 SERVER_EXTENSIONS = ("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
                      "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+BROKER_EXTENSIONS = SERVER_EXTENSIONS.replace("serverAuth", "serverAuth,clientAuth")
 CLIENT_EXTENSIONS = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n"
 
 
@@ -31,10 +33,11 @@ def make_cert(directory, ca, name, subject, extensions):
 
 
 def make_all(directory):
-    """ca, other-ca, server (signed by ca), alice and bob (ca), mallory (other-ca)."""
+    """ca, other-ca, server and broker (signed by ca), alice and bob (ca), mallory (other-ca)."""
     make_ca(directory, "ca")
     make_ca(directory, "other-ca")
     make_cert(directory, "ca", "server", "/CN=localhost", SERVER_EXTENSIONS)
+    make_cert(directory, "ca", "broker", "/O=Sluice/CN=broker", BROKER_EXTENSIONS)
     make_cert(directory, "ca", "alice", "/O=Sluice/OU=Test/CN=alice", CLIENT_EXTENSIONS)
     make_cert(directory, "ca", "bob", "/O=Sluice/OU=Test/CN=bob", CLIENT_EXTENSIONS)
     make_cert(directory, "other-ca", "mallory", "/O=Sluice/OU=Test/CN=mallory", CLIENT_EXTENSIONS)

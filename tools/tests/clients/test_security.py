@@ -581,7 +581,8 @@ def test_users_and_acls_replicate_through_a_clusters_controller(tmp_path):
         broker.flags = (*broker.flags,
                         "--listeners", f"PLAINTEXT://{broker.address},SASL_PLAINTEXT://127.0.0.1:{sasl_ports[node]}",
                         "--sasl-mechanisms", "SCRAM-SHA-512",
-                        # Brokers reach each other, unauthenticated, on their first listener.
+                        # Brokers reach each other, unauthenticated, on their first listener (the
+                        # default inter-broker listener).
                         "--super-users", "User:ANONYMOUS;User:admin")
     cluster.start()
 
@@ -622,6 +623,61 @@ def test_users_and_acls_replicate_through_a_clusters_controller(tmp_path):
         missing = UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_256)
         with pytest.raises(KafkaException, match="RESOURCE_NOT_FOUND"):
             admin_on(1).alter_user_scram_credentials([missing])["nobody"].result(30)
+    finally:
+        crashed = cluster.crashed()
+        cluster.stop()
+        assert not crashed, f"brokers exited by themselves: {crashed}"
+
+
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SSL"])
+def test_brokers_replicate_over_an_authenticated_inter_broker_listener(tmp_path, certs, protocol):
+    """Three brokers that reach each other only on their SASL_SSL listener as User:broker,
+    or on their SSL listener as their certificate's principal: User:ANONYMOUS is no super
+    user, so a follower fetching over PLAINTEXT would be refused. With
+    min.insync.replicas=3 every acknowledged record has been fetched by both followers."""
+    from cluster import Cluster
+    password_file = tmp_path / "broker.password"
+    password_file.write_text("broker-secret\n")
+    cluster = Cluster(tmp_path)
+    ports = {node: free_port() for node in cluster.brokers}
+    if protocol == "SASL_SSL":
+        security = ("--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"),
+                    "--sasl-mechanisms", "SCRAM-SHA-512", "--super-users", "User:broker;User:admin",
+                    "--inter-broker-tls-ca", str(certs / "ca.pem"),
+                    "--inter-broker-sasl-mechanism", "SCRAM-SHA-512", "--inter-broker-sasl-username", "broker",
+                    "--inter-broker-sasl-password-file", str(password_file))
+        client = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "admin",
+                  "sasl.password": ADMIN_PASSWORD, "ssl.ca.location": str(certs / "ca.pem")}
+    else:
+        # A broker shows its own certificate (serverAuth and clientAuth); trust comes from
+        # --tls-client-ca.
+        security = ("--tls-cert", str(certs / "broker.pem"), "--tls-key", str(certs / "broker.key"),
+                    "--tls-client-ca", str(certs / "ca.pem"),
+                    "--super-users", f"User:CN=broker,O=Sluice;{ALICE_PRINCIPAL}")
+        client = {"security.protocol": "SSL", "ssl.ca.location": str(certs / "ca.pem"),
+                  "ssl.certificate.location": str(certs / "alice.pem"), "ssl.key.location": str(certs / "alice.key")}
+    for node, broker in cluster.brokers.items():
+        broker.listen = ()
+        broker.flags = (*broker.flags, "--listeners", f"PLAINTEXT://{broker.address},{protocol}://127.0.0.1:{ports[node]}",
+                        "--inter-broker-listener-name", protocol, *security)
+    cluster.start()
+    config = {"bootstrap.servers": ",".join(f"127.0.0.1:{port}" for port in ports.values()), **client}
+    try:
+        if protocol == "SASL_SSL":
+            for user, password in (("broker", "broker-secret"), ("admin", ADMIN_PASSWORD)):
+                admin_user(cluster.brokers[1], "create", user, "--mechanism", "SCRAM-SHA-512", "--password-stdin",
+                           stdin=password + "\n")
+        admin = AdminClient(config)
+        topic = NewTopic("inter-broker", 3, 3, config={"min.insync.replicas": "3"})
+        wait_until(lambda: admin.create_topics([topic])["inter-broker"].result(10), "the topic is created")
+
+        def fully_replicated():
+            partitions = admin.list_topics("inter-broker", timeout=5).topics["inter-broker"].partitions
+            assert len(partitions) == 3 and all(len(p.isrs) == 3 for p in partitions.values()), partitions
+        wait_until(fully_replicated, "every partition has three in-sync replicas")
+        values = produce_and_consume(config, "inter-broker", count=300)
+        assert sorted(values) == sorted(f"value-{i}" for i in range(300))
+        fully_replicated()
     finally:
         crashed = cluster.crashed()
         cluster.stop()
