@@ -7,11 +7,15 @@ going first; the ratio of the medians of acknowledged MB/s is reported (target �
 costs CPU on the cores the broker and the producer share). Writes target/bench/security.md
 and the "security" section of docs/BENCHMARKS.md.
 
-A second phase produces at a fixed rate (the same producers, paced) and reports the CPU
-that the broker and the producer process spend per GB on each side: at max ingest both
-share the two cores, so that split says whose TLS the ratio pays for.
+The same comparison runs with the bundled load generator (`sluice bench produce`, the
+suite's load, its rustls client over SASL_SSL), whose own TLS costs far less than
+librdkafka's OpenSSL path. A last phase produces at a fixed rate (the librdkafka
+producers, paced) and reports the CPU that the broker and the producer process spend per
+GB on each side: at max ingest both share the two cores, so that split says whose TLS the
+ratio pays for.
 """
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -21,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from suite import OUT, RETENTION, ROOT, SLUICE, BrokerProcess, free_port, machine, update_docs
+from suite import LOAD, OUT, RETENTION, ROOT, SLUICE, BrokerProcess, free_port, machine, update_docs
 from transactions import PARTITIONS, PRODUCER, VALUE_BYTES, run_side, take_turns
 
 sys.path.insert(0, str(ROOT / "tools" / "tests" / "clients"))
@@ -66,6 +70,13 @@ def main():
             address, config = sides[side]
             return run_side(address, "security-bench", False, args.seconds, round_number, config)[0]
         results = take_turns(args.rounds, list(sides), run)
+        bundled_flags = {
+            "PLAINTEXT": ["-b", broker.address],
+            "SASL_SSL": ["-b", f"127.0.0.1:{sasl_ssl_port}", "--security-protocol", "SASL_SSL", "--sasl-mechanism",
+                         "SCRAM-SHA-512", "--sasl-username", "bench", "--tls-ca", str(certs / "ca.pem")],
+        }
+        bundled = take_turns(args.rounds, list(sides),
+                             lambda side, _round: bundled_produce(bundled_flags[side], args.seconds))
         cpu = {side: [] for side in sides}
         for round_number in range(2):
             for side in sides if round_number == 0 else reversed(list(sides)):
@@ -80,6 +91,10 @@ def main():
     ratio = secured / plaintext
     verdict = "meets" if ratio >= 0.7 else "misses"
     rounds = lambda side: ", ".join(f"{r:.1f}" for r in results[side])  # noqa: E731
+    bundled_plaintext, bundled_secured = (statistics.median(bundled[s]) for s in ("PLAINTEXT", "SASL_SSL"))
+    bundled_ratio = bundled_secured / bundled_plaintext
+    bundled_verdict = "meets" if bundled_ratio >= 0.7 else "misses"
+    bundled_rounds = lambda side: ", ".join(f"{r:.1f}" for r in bundled[side])  # noqa: E731
     markdown = "\n".join([
         f"Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {machine()}; broker and producer share "
         "the machine's cores.",
@@ -97,6 +112,17 @@ def main():
         "",
         f"Ratio SASL_SSL / PLAINTEXT: **{ratio:.2f}** ({verdict} the ≥ 0.7 target).",
         "",
+        f"The bundled load generator on the same broker (`sluice bench produce {' '.join(LOAD)} "
+        f"--duration {args.seconds}`, over SASL_SSL with `--security-protocol SASL_SSL --sasl-mechanism "
+        "SCRAM-SHA-512`), rounds taking turns as above:",
+        "",
+        "| listener | acknowledged MB/s (median) | rounds |",
+        "|---|---|---|",
+        f"| PLAINTEXT | {bundled_plaintext:.1f} | {bundled_rounds('PLAINTEXT')} |",
+        f"| SASL_SSL | {bundled_secured:.1f} | {bundled_rounds('SASL_SSL')} |",
+        "",
+        f"Ratio SASL_SSL / PLAINTEXT: **{bundled_ratio:.2f}** ({bundled_verdict} the ≥ 0.7 target).",
+        "",
         f"At a fixed {args.fixed_rate:.0f} MB/s (same producers, paced; mean of 2 runs per side), CPU-seconds per GB:",
         "",
         "| listener | broker | producer process (Python + librdkafka) |",
@@ -108,6 +134,16 @@ def main():
     (OUT / "security.md").write_text(markdown)
     print(markdown)
     update_docs(markdown, BEGIN, END, "Security: SASL_SSL against PLAINTEXT (`make bench`)")
+
+
+def bundled_produce(connection_flags, seconds):
+    """`sluice bench produce` with the suite's load for `seconds`: acknowledged MB/s."""
+    report = OUT / "security-bundled.json"
+    env = {**os.environ, "SLUICE_SASL_PASSWORD": PASSWORD}
+    subprocess.run([str(SLUICE), "bench", "produce", *connection_flags, "-t", "security-bench-bundled", *LOAD,
+                    "--duration", str(seconds), "--json", str(report)], env=env, check=True, capture_output=True,
+                   timeout=seconds + 120)
+    return json.loads(report.read_text())["report"]["produce"]["mb_per_s"]
 
 
 def cpu_per_gb(broker_pid, address, client_config, rate_mb, seconds):

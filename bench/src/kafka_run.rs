@@ -18,7 +18,7 @@ use crate::stats::{Tally, Volume, Window};
 use crate::workload::unix_nanos;
 use kafka_protocol::ResponseError;
 use sluice_client::ops::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use sluice_client::{ClientError, KafkaConnection};
+use sluice_client::{ClientError, ConnectionSecurity, KafkaConnection};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -54,6 +54,8 @@ pub struct KafkaBenchSpec {
     pub mode: BenchMode,
     /// Bootstrap broker, HOST:PORT.
     pub brokers: String,
+    /// How connections are secured (TLS, SASL; PLAINTEXT by default).
+    pub security: ConnectionSecurity,
     /// Partitions of the topic when it is created.
     pub partitions: i32,
     /// Topic configs when it is created.
@@ -194,8 +196,9 @@ pub fn run(spec: &KafkaBenchSpec, progress: &mut dyn FnMut(&str)) -> Result<Kafk
             let (starts, ends) = on_executor("bench-setup", move || async move {
                 let offsets = async {
                     let (brokers, topic) = (&spec_for_offsets.brokers, &spec_for_offsets.producer.topic);
-                    let starts = list_offsets_from_leaders(brokers, topic, EARLIEST_TIMESTAMP).await?;
-                    let ends = list_offsets_from_leaders(brokers, topic, LATEST_TIMESTAMP).await?;
+                    let security = &spec_for_offsets.security;
+                    let starts = list_offsets_from_leaders(brokers, security, topic, EARLIEST_TIMESTAMP).await?;
+                    let ends = list_offsets_from_leaders(brokers, security, topic, LATEST_TIMESTAMP).await?;
                     Ok::<_, ClientError>((by_partition(starts, partitions), by_partition(ends, partitions)))
                 };
                 offsets.await.map_err(|e| e.to_string())
@@ -241,7 +244,7 @@ struct Prepared {
 
 async fn prepare_topic(spec: &KafkaBenchSpec) -> Result<Prepared, ClientError> {
     let topic = &spec.producer.topic;
-    let mut connection = KafkaConnection::connect(&spec.brokers, "sluice-bench").await?;
+    let mut connection = KafkaConnection::connect_with_security(&spec.brokers, "sluice-bench", &spec.security).await?;
     let outcomes = connection
         .create_topics(std::slice::from_ref(topic), spec.partitions, -1, &spec.topic_configs, Duration::from_secs(30))
         .await?;
@@ -271,7 +274,7 @@ async fn prepare_topic(spec: &KafkaBenchSpec) -> Result<Prepared, ClientError> {
             reason: format!("topic {topic} has no partitions after creation"),
         });
     }
-    let ends = list_offsets_from_leaders(&spec.brokers, topic, LATEST_TIMESTAMP).await?;
+    let ends = list_offsets_from_leaders(&spec.brokers, &spec.security, topic, LATEST_TIMESTAMP).await?;
     Ok(Prepared { partitions, end_offsets: by_partition(ends, partitions) })
 }
 
@@ -557,10 +560,12 @@ async fn worker_main(context: WorkerContext) {
     let mut consumer_routes = Vec::new();
     let connected: Result<(), ClientError> = async {
         for id in &producer_ids {
-            producer_routes.push((*id, TopicRoute::connect(&spec.brokers, &topic, "sluice-bench", in_flight).await?));
+            let route = TopicRoute::connect(&spec.brokers, &spec.security, &topic, "sluice-bench", in_flight).await?;
+            producer_routes.push((*id, route));
         }
         for id in &consumer_ids {
-            consumer_routes.push((*id, TopicRoute::connect(&spec.brokers, &topic, "sluice-bench", 1).await?));
+            let route = TopicRoute::connect(&spec.brokers, &spec.security, &topic, "sluice-bench", 1).await?;
+            consumer_routes.push((*id, route));
         }
         Ok(())
     }

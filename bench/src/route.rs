@@ -3,7 +3,7 @@
 //! serves each partition (as real clients do), whether the cluster has one broker or many.
 
 use kafka_protocol::messages::MetadataResponse;
-use sluice_client::{ClientError, KafkaConnection, PipelinedConnection};
+use sluice_client::{ClientError, ConnectionSecurity, KafkaConnection, PipelinedConnection};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -17,14 +17,15 @@ pub struct TopicRoute {
 
 impl TopicRoute {
     /// Asks `bootstrap` for the topic's leaders and connects to each (client id
-    /// `client_id`, `max_in_flight` requests per connection).
+    /// `client_id`, `max_in_flight` requests per connection), secured as `security` says.
     pub async fn connect(
         bootstrap: &str,
+        security: &ConnectionSecurity,
         topic: &str,
         client_id: &str,
         max_in_flight: usize,
     ) -> Result<TopicRoute, ClientError> {
-        let mut first = KafkaConnection::connect(bootstrap, client_id).await?;
+        let mut first = KafkaConnection::connect_with_security(bootstrap, client_id, security).await?;
         let metadata = first.metadata(Some(&[topic]), false).await?;
         let leaders = partition_leaders(&metadata, topic, first.address())?;
         let brokers: HashMap<i32, String> =
@@ -42,7 +43,7 @@ impl TopicRoute {
             // A single-broker cluster (the usual case here) reuses the bootstrap connection.
             let connection = match first.take() {
                 Some(connection) if by_node.len() == 1 => connection,
-                _ => KafkaConnection::connect(address, client_id).await?,
+                _ => KafkaConnection::connect_with_security(address, client_id, security).await?,
             };
             connections.push(Rc::new(connection.into_pipelined(max_in_flight)));
         }
@@ -62,12 +63,13 @@ impl TopicRoute {
 /// topic's metadata or leadership is still reaching the brokers.
 pub async fn list_offsets_from_leaders(
     bootstrap: &str,
+    security: &ConnectionSecurity,
     topic: &str,
     timestamp: i64,
 ) -> Result<Vec<(i32, i64)>, ClientError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match list_offsets_once(bootstrap, topic, timestamp).await {
+        match list_offsets_once(bootstrap, security, topic, timestamp).await {
             Err(ClientError::Kafka { .. }) if std::time::Instant::now() < deadline => {
                 glommio::timer::sleep(std::time::Duration::from_millis(100)).await
             }
@@ -76,8 +78,13 @@ pub async fn list_offsets_from_leaders(
     }
 }
 
-async fn list_offsets_once(bootstrap: &str, topic: &str, timestamp: i64) -> Result<Vec<(i32, i64)>, ClientError> {
-    let mut first = KafkaConnection::connect(bootstrap, "sluice-bench").await?;
+async fn list_offsets_once(
+    bootstrap: &str,
+    security: &ConnectionSecurity,
+    topic: &str,
+    timestamp: i64,
+) -> Result<Vec<(i32, i64)>, ClientError> {
+    let mut first = KafkaConnection::connect_with_security(bootstrap, "sluice-bench", security).await?;
     let metadata = first.metadata(Some(&[topic]), false).await?;
     let leaders = partition_leaders(&metadata, topic, first.address())?;
     let brokers: HashMap<i32, String> =
@@ -92,7 +99,7 @@ async fn list_offsets_once(bootstrap: &str, topic: &str, timestamp: i64) -> Resu
             address: bootstrap.to_string(),
             reason: format!("metadata names leader {leader} but not its address"),
         })?;
-        let mut connection = KafkaConnection::connect(address, "sluice-bench").await?;
+        let mut connection = first.connect_to_another(address).await?;
         offsets.extend(connection.list_offsets(topic, &partitions, timestamp).await?);
     }
     Ok(offsets)

@@ -444,13 +444,15 @@ mod tests {
         let AclCommand::Delete(args) = parse(&["delete"]).unwrap() else { panic!() };
         let brokers = BrokerArgs {
             brokers: "127.0.0.1:1".into(),
-            security_protocol: sluice_security::listeners::SecurityProtocol::Plaintext,
-            sasl_mechanism: None,
-            sasl_username: None,
-            sasl_password_file: None,
-            tls_ca: None,
-            tls_cert: None,
-            tls_key: None,
+            security: crate::client_args::SecurityArgs {
+                security_protocol: sluice_security::listeners::SecurityProtocol::Plaintext,
+                sasl_mechanism: None,
+                sasl_username: None,
+                sasl_password_file: None,
+                tls_ca: None,
+                tls_cert: None,
+                tls_key: None,
+            },
         };
         let error = run(brokers, AclCommand::Delete(args)).unwrap_err();
         assert!(error.contains("would delete every ACL"), "{error}");

@@ -58,6 +58,10 @@ pub struct KafkaArgs {
     /// Bootstrap broker, HOST:PORT (any Kafka-compatible broker).
     #[arg(short = 'b', long, default_value = "127.0.0.1:9092", env = "SLUICE_BROKERS")]
     brokers: String,
+    /// How connections are secured (the client commands' flags).
+    #[command(flatten)]
+    #[serde(skip)]
+    security: crate::client_args::SecurityArgs,
     /// Topic (created if missing).
     #[arg(short = 't', long, default_value = "sluice-bench")]
     topic: String,
@@ -237,6 +241,7 @@ fn kafka_spec(mode: BenchMode, args: &KafkaArgs) -> Result<KafkaBenchSpec, Strin
     Ok(KafkaBenchSpec {
         mode,
         brokers: args.brokers.clone(),
+        security: args.security.connection_security()?,
         partitions: args.partitions,
         topic_configs: args.topic_configs.clone(),
         producer: ProducerSettings {

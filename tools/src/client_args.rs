@@ -24,6 +24,15 @@ pub struct BrokerArgs {
     /// answers (the bootstrap list of a cluster).
     #[arg(short = 'b', long = "brokers", default_value = "127.0.0.1:9092", env = "SLUICE_BROKERS", global = true)]
     pub brokers: String,
+    /// How connections to it are secured.
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// How connections to brokers are secured (Kafka's `security.protocol`, `sasl.*` and
+/// `ssl.*` client settings); shared by the client commands and the load generator.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SecurityArgs {
     /// How connections are secured: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, as the
     /// broker's listener at that address expects.
     #[arg(long, default_value = "PLAINTEXT", env = "SLUICE_SECURITY_PROTOCOL", global = true)]
@@ -64,7 +73,7 @@ impl BrokerArgs {
     /// flags say. Other brokers (coordinators, leaders) are reached with
     /// [`KafkaConnection::connect_to_another`], which keeps the same settings.
     pub async fn connect(&self) -> Result<KafkaConnection, String> {
-        let security = self.security()?;
+        let security = self.security.connection_security()?;
         let mut last_error = None;
         for address in self.brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
             match KafkaConnection::connect_with_security(address, "sluice-cli", &security).await {
@@ -74,11 +83,13 @@ impl BrokerArgs {
         }
         Err(last_error.unwrap_or_else(|| "--brokers names no broker".into()))
     }
+}
 
+impl SecurityArgs {
     /// The connection settings the flags describe; refuses flags that the protocol would
     /// ignore, since a forgotten `--security-protocol` would otherwise fail much later and
     /// less clearly.
-    pub fn security(&self) -> Result<ConnectionSecurity, String> {
+    pub fn connection_security(&self) -> Result<ConnectionSecurity, String> {
         self.security_with(std::env::var(PASSWORD_ENV).ok())
     }
 
@@ -189,22 +200,24 @@ mod tests {
 
     #[test]
     fn plaintext_is_the_default_and_needs_nothing() {
-        let security = args(&[]).security_with(None).unwrap();
+        let security = args(&[]).security.security_with(None).unwrap();
         assert_eq!(security.protocol_name(), "PLAINTEXT");
     }
 
     #[test]
     fn sasl_needs_a_mechanism_a_user_and_a_password() {
         let base = ["--security-protocol", "sasl_plaintext"];
-        let error = args(&base).security_with(None).unwrap_err();
+        let error = args(&base).security.security_with(None).unwrap_err();
         assert!(error.contains("--sasl-mechanism"), "{error}");
-        let error =
-            args(&[&base[..], &["--sasl-mechanism", "SCRAM-SHA-512"]].concat()).security_with(None).unwrap_err();
+        let error = args(&[&base[..], &["--sasl-mechanism", "SCRAM-SHA-512"]].concat())
+            .security
+            .security_with(None)
+            .unwrap_err();
         assert!(error.contains("--sasl-username"), "{error}");
         let full = [&base[..], &["--sasl-mechanism", "SCRAM-SHA-512", "--sasl-username", "admin"]].concat();
-        let error = args(&full).security_with(None).unwrap_err();
+        let error = args(&full).security.security_with(None).unwrap_err();
         assert!(error.contains(PASSWORD_ENV) && error.contains("--sasl-password-file"), "{error}");
-        let security = args(&full).security_with(Some("secret".into())).unwrap();
+        let security = args(&full).security.security_with(Some("secret".into())).unwrap();
         assert_eq!(security.protocol_name(), "SASL_PLAINTEXT");
         let sasl = security.sasl.unwrap();
         assert_eq!((sasl.mechanism, sasl.username.as_str()), (Mechanism::ScramSha512, "admin"));
@@ -228,18 +241,18 @@ mod tests {
         ];
         assert_eq!(read_password_file(&path).unwrap(), "from-file");
         // No environment variable needed when the file is given.
-        assert!(args(&flags).security_with(None).unwrap().sasl.is_some());
+        assert!(args(&flags).security.security_with(None).unwrap().sasl.is_some());
         std::fs::write(&path, "\n").unwrap();
-        assert!(args(&flags).security_with(None).unwrap_err().contains("first line is empty"));
+        assert!(args(&flags).security.security_with(None).unwrap_err().contains("first line is empty"));
     }
 
     #[test]
     fn flags_the_protocol_would_ignore_are_refused() {
-        let error = args(&["--sasl-username", "admin"]).security_with(None).unwrap_err();
+        let error = args(&["--sasl-username", "admin"]).security.security_with(None).unwrap_err();
         assert!(error.contains("--sasl-username is given") && error.contains("PLAINTEXT"), "{error}");
-        let error = args(&["--tls-ca", "ca.pem"]).security_with(None).unwrap_err();
+        let error = args(&["--tls-ca", "ca.pem"]).security.security_with(None).unwrap_err();
         assert!(error.contains("--tls-ca is given"), "{error}");
-        let error = args(&["--security-protocol", "SSL"]).security_with(None).unwrap_err();
+        let error = args(&["--security-protocol", "SSL"]).security.security_with(None).unwrap_err();
         assert!(error.contains("--tls-ca FILE"), "{error}");
     }
 

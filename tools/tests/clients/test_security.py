@@ -380,6 +380,28 @@ def sluice_sasl_ssl_flags(broker, user="admin", mechanism="SCRAM-SHA-512"):
             "--sasl-username", user, "--tls-ca", str(broker.certs / "ca.pem")]
 
 
+def test_the_load_generator_over_sasl_ssl_and_mutual_tls(secure, tmp_path):
+    """`sluice bench` takes the client commands' security flags: produce over SASL_SSL,
+    consume over mutual TLS, nothing failed and at least what was produced read back;
+    without the password it says what is missing."""
+    mtls = ["-b", secure.address_of("SSL"), "--security-protocol", "SSL", "--tls-ca", str(secure.certs / "ca.pem"),
+            "--tls-cert", str(secure.certs / "alice.pem"), "--tls-key", str(secure.certs / "alice.key")]
+    load = ["-t", "bench-over-tls", "--partitions", "3", "--message-size", "1024", "--acks", "all"]
+    runs = {"produce": (sluice_sasl_ssl_flags(secure), ["--duration", "2"]), "consume": (mtls, [])}
+    for mode, (connection, extra) in runs.items():
+        report = tmp_path / f"{mode}.json"
+        result = run_sluice("bench", mode, *connection, *load, *extra, "--json", str(report), password=ADMIN_PASSWORD)
+        assert result.returncode == 0, result.stderr
+        flow = json.loads(report.read_text())["report"][mode]
+        assert flow["messages"] > 0 and flow["failed"] == 0, flow
+        if mode == "produce":
+            produced = flow["messages"]
+        else:  # the consume run may fill the topic some more before it reads
+            assert flow["messages"] >= produced, (flow, produced)
+    refused = run_sluice("bench", "produce", *sluice_sasl_ssl_flags(secure), *load, "--duration", "1")
+    assert refused.returncode != 0 and "SLUICE_SASL_PASSWORD" in refused.stderr, refused.stderr
+
+
 def test_sluice_user_and_acl_commands_over_sasl_ssl_and_topic_list_over_mutual_tls(secure, tmp_path):
     admin = sluice_sasl_ssl_flags(secure)
 
