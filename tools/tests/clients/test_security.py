@@ -656,7 +656,8 @@ def test_brokers_replicate_over_an_authenticated_inter_broker_listener(tmp_path,
     """Three brokers that reach each other only on their SASL_SSL listener as User:broker,
     or on their SSL listener as their certificate's principal: User:ANONYMOUS is no super
     user, so a follower fetching over PLAINTEXT would be refused. With
-    min.insync.replicas=3 every acknowledged record has been fetched by both followers."""
+    min.insync.replicas=3 every acknowledged record has been fetched by both followers; a
+    committed transaction's markers reach the partitions that other brokers lead."""
     from cluster import Cluster
     password_file = tmp_path / "broker.password"
     password_file.write_text("broker-secret\n")
@@ -700,6 +701,27 @@ def test_brokers_replicate_over_an_authenticated_inter_broker_listener(tmp_path,
         values = produce_and_consume(config, "inter-broker", count=300)
         assert sorted(values) == sorted(f"value-{i}" for i in range(300))
         fully_replicated()
+        # A transaction over the three partitions: the coordinator writes the commit markers
+        # to the partitions other brokers lead through their inter-broker listener
+        # (WriteTxnMarkers needs CLUSTER_ACTION too).
+        leaders = {p.leader for p in admin.list_topics("inter-broker", timeout=5).topics["inter-broker"].partitions.values()}
+        assert len(leaders) > 1, f"the partitions' leaders should differ: {leaders}"
+        producer = Producer({**config, "transactional.id": f"inter-broker-{protocol}"})
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        for i in range(30):
+            producer.produce("inter-broker", f"txn-{i}".encode(), partition=i % 3)
+        producer.commit_transaction(30)
+        consumer = Consumer({**config, "group.id": f"committed-{protocol}", "auto.offset.reset": "earliest",
+                             "isolation.level": "read_committed", "enable.auto.commit": False})
+        consumer.subscribe(["inter-broker"])
+        committed, deadline = [], time.time() + 60
+        while len(committed) < 30 and time.time() < deadline:
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None and message.value().startswith(b"txn-"):
+                committed.append(message.value())
+        consumer.close()
+        assert sorted(committed) == sorted(f"txn-{i}".encode() for i in range(30)), "read_committed sees the commit"
     finally:
         crashed = cluster.crashed()
         cluster.stop()
