@@ -151,9 +151,8 @@ async fn append_at_leader(
 ) -> Result<i64, KafkaError> {
     let failed = |what: String| KafkaError::new(kafka_protocol::ResponseError::NotLeaderOrFollower, what);
     let client_id = format!("sluice-registry-{}", context.broker.node_id);
-    let cluster = context.broker.cluster.as_ref().expect("another broker leads only in a cluster");
-    let mut connection = cluster
-        .inter_broker
+    let mut connection = context
+        .inter_broker()
         .connect(leader, &client_id)
         .await
         .map_err(|e| failed(format!("cannot reach {TOPIC}-{PARTITION}'s leader at {leader}: {e}")))?;

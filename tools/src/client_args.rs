@@ -104,11 +104,11 @@ impl SecurityArgs {
             let identity = self.tls_cert.clone().zip(self.tls_key.clone());
             Some(load_client_config(&ClientTlsFiles { ca, identity }).map_err(|e| e.to_string())?)
         } else {
-            if let Some(flag) =
-                [("--tls-ca", &self.tls_ca), ("--tls-cert", &self.tls_cert), ("--tls-key", &self.tls_key)]
-                    .into_iter()
-                    .find_map(|(flag, value)| value.as_ref().map(|_| flag))
-            {
+            if let Some(flag) = first_given(&[
+                ("--tls-ca", self.tls_ca.is_some()),
+                ("--tls-cert", self.tls_cert.is_some()),
+                ("--tls-key", self.tls_key.is_some()),
+            ]) {
                 return Err(format!(
                     "{flag} is given, but --security-protocol {protocol} has no TLS (use SSL or SASL_SSL)"
                 ));
@@ -134,12 +134,11 @@ impl SecurityArgs {
             };
             Some(SaslCredentials::new(mechanism, username, password))
         } else {
-            let given = [
+            if let Some(flag) = first_given(&[
                 ("--sasl-mechanism", self.sasl_mechanism.is_some()),
                 ("--sasl-username", self.sasl_username.is_some()),
                 ("--sasl-password-file", self.sasl_password_file.is_some()),
-            ];
-            if let Some((flag, _)) = given.into_iter().find(|(_, given)| *given) {
+            ]) {
                 return Err(format!(
                     "{flag} is given, but --security-protocol {protocol} has no SASL (use SASL_PLAINTEXT or SASL_SSL)"
                 ));
@@ -148,6 +147,12 @@ impl SecurityArgs {
         };
         Ok(ConnectionSecurity { tls, sasl })
     }
+}
+
+/// The first of `flags` (its name, whether it was given) that was given: flags the chosen
+/// protocol would ignore are refused by name.
+pub(crate) fn first_given(flags: &[(&'static str, bool)]) -> Option<&'static str> {
+    flags.iter().find_map(|(flag, given)| given.then_some(*flag))
 }
 
 /// The first line of a password file, without its line ending.

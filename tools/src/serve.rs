@@ -3,6 +3,7 @@
 //! the broker until one arrives (then: stop accepting, finish requests in progress, flush
 //! and close every log).
 
+use crate::client_args::first_given;
 use crate::data_dir_lock::DataDirLock;
 use sluice_client::{ConnectionSecurity, SaslCredentials};
 use sluice_engine::shard::RuntimeConfig;
@@ -560,12 +561,7 @@ fn inter_broker_connections(
         }
         Some(SaslCredentials::new(mechanism, username, password))
     } else {
-        let given = [
-            ("--inter-broker-sasl-mechanism", settings.inter_broker_sasl_mechanism.is_some()),
-            ("--inter-broker-sasl-username", settings.inter_broker_sasl_username.is_some()),
-            ("--inter-broker-sasl-password-file", settings.inter_broker_sasl_password_file.is_some()),
-        ];
-        if let Some((flag, _)) = given.into_iter().find(|(_, given)| *given) {
+        if let Some(flag) = first_given(&inter_broker_sasl_flags(settings)) {
             return Err(format!("{flag} is given, but brokers reach each other over {protocol}, without SASL"));
         }
         None
@@ -582,17 +578,22 @@ fn inter_broker_connections(
     Ok(InterBrokerConnections { protocol, security: ConnectionSecurity { tls, sasl } })
 }
 
-/// Whether any inter-broker setting is given (they mean something only in a cluster).
-fn names_inter_broker_settings(settings: &ServeSettings) -> Option<&'static str> {
+/// The inter-broker SASL flags, each with whether it is given.
+fn inter_broker_sasl_flags(settings: &ServeSettings) -> [(&'static str, bool); 3] {
     [
-        ("--inter-broker-listener-name", settings.inter_broker_listener_name.is_some()),
         ("--inter-broker-sasl-mechanism", settings.inter_broker_sasl_mechanism.is_some()),
         ("--inter-broker-sasl-username", settings.inter_broker_sasl_username.is_some()),
         ("--inter-broker-sasl-password-file", settings.inter_broker_sasl_password_file.is_some()),
-        ("--inter-broker-tls-ca", settings.inter_broker_tls_ca.is_some()),
     ]
-    .into_iter()
-    .find_map(|(flag, given)| given.then_some(flag))
+}
+
+/// An inter-broker setting that is given, if any (they mean something only in a cluster).
+fn names_inter_broker_settings(settings: &ServeSettings) -> Option<&'static str> {
+    first_given(&[
+        ("--inter-broker-listener-name", settings.inter_broker_listener_name.is_some()),
+        ("--inter-broker-tls-ca", settings.inter_broker_tls_ca.is_some()),
+    ])
+    .or_else(|| first_given(&inter_broker_sasl_flags(settings)))
 }
 
 /// Principals as Kafka writes them, `Type:name`; anything else would silently match nobody.

@@ -249,10 +249,6 @@ impl ShardContext {
         let registered = metadata.cluster.as_ref()?.image.brokers.get(&broker)?;
         Some(self.inter_broker().address_of(registered))
     }
-
-    fn inter_broker(&self) -> &super::InterBrokerConnections {
-        &self.broker.cluster.as_ref().expect("fetchers run in a cluster").inter_broker
-    }
 }
 
 /// The record data of a fetch response, batch by batch (a partial batch at the end, cut

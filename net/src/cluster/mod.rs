@@ -264,6 +264,11 @@ impl ShardContext {
         self.broker.cluster.is_some()
     }
 
+    /// How this broker reaches the others; only code that runs in a cluster asks.
+    pub(crate) fn inter_broker(&self) -> &InterBrokerConnections {
+        &self.broker.cluster.as_ref().expect("inter-broker connections exist only in a cluster").inter_broker
+    }
+
     /// Shard 0 of a cluster node: starts the quorum (on a voter) and the link, then
     /// follows the link's images, pushing each to every shard.
     pub(crate) async fn start_cluster(self: &Rc<Self>, stopping: crate::broker::Stopping) -> Result<(), String> {

@@ -406,9 +406,8 @@ fn marker_route(context: &ShardContext, topic: &str, partition: i32) -> MarkerRo
     if leader == context.broker.node_id {
         return MarkerRoute::Here;
     }
-    let inter_broker = &context.broker.cluster.as_ref().expect("a cluster view comes with a cluster").inter_broker;
     match view.image.brokers.get(&leader).filter(|b| !b.fenced) {
-        Some(broker) => MarkerRoute::Broker(inter_broker.address_of(broker)),
+        Some(broker) => MarkerRoute::Broker(context.inter_broker().address_of(broker)),
         None => MarkerRoute::Nowhere,
     }
 }
@@ -529,10 +528,7 @@ async fn send_markers(
     let sent = async {
         let mut connection = match idle {
             Some(connection) => connection,
-            None => {
-                let cluster = context.broker.cluster.as_ref().expect("markers go to other brokers only in a cluster");
-                cluster.inter_broker.connect(address, "sluice-transaction-coordinator").await?
-            }
+            None => context.inter_broker().connect(address, "sluice-transaction-coordinator").await?,
         };
         let response = connection.send(&request).await?;
         Ok::<_, sluice_client::ClientError>((response, connection))
